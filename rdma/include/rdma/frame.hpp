@@ -1,0 +1,80 @@
+// A frame: a fixed 64-byte header + an optional payload of at most 4 KiB
+// (one guest page). The header layout is the wire format of every backend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "base/ids.hpp"
+
+namespace ssi::rdma {
+
+inline constexpr std::uint32_t kFrameMagic = 0x31495353;  // "SSI1" little-endian
+inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::size_t kMaxPayload = 4096;
+
+// Frame types: 0x0000-0x00ff transport-internal, 0x0100-0x01ff DSM,
+// 0x0200-0x02ff machine I/O forwarding + IPIs, 0xf000-0xffff tests/benchmarks.
+using FrameType = std::uint16_t;
+
+enum FrameFlag : std::uint16_t {
+  kFlagReply = 1u << 0,  // answers the request with the same request_id
+  kFlagError = 1u << 1,  // reply carries an error (arg0 = ssi::Errc)
+};
+
+struct FrameHeader {
+  std::uint32_t magic = kFrameMagic;
+  std::uint16_t version = kProtocolVersion;
+  FrameType type = 0;
+  std::uint16_t flags = 0;
+  std::uint16_t reserved = 0;
+  std::uint32_t payload_len = 0;
+  std::uint64_t request_id = 0;  // set by rpc(); echoed by reply()
+  std::uint32_t src = 0;         // NodeId of the sender (set by the transport)
+  std::uint32_t dst = 0;         // NodeId of the receiver
+  std::uint64_t page = 0;        // PageNo for DSM frames
+  std::uint64_t page_version = 0;
+  std::uint64_t arg0 = 0;        // message-specific
+  std::uint64_t arg1 = 0;
+};
+static_assert(sizeof(FrameHeader) == 64, "wire format");
+
+// Payload bytes: either borrowed (the sender's memory, e.g. a guest page,
+// which must stay valid and unchanged until send() returns: backends that
+// queue copy it) or owned (a pooled buffer, e.g. everything received).
+class Payload {
+ public:
+  Payload() = default;
+  static Payload borrow(std::span<const std::byte> bytes);
+  static Payload copy_of(std::span<const std::byte> bytes);
+  static Payload allocate(std::size_t size);  // owned, zeroed
+
+  std::span<const std::byte> bytes() const;
+  std::span<std::byte> mutable_bytes();  // empty unless owned
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  bool owned() const { return owned_ != nullptr; }
+  Payload to_owned() &&;  // copies a borrowed payload, moves an owned one
+
+ private:
+  struct Deleter {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte[], Deleter> owned_;
+  const std::byte* borrowed_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+struct Frame {
+  FrameHeader header;
+  Payload payload;
+
+  static Frame make(FrameType type, PageNo page = PageNo{0}, std::uint64_t arg0 = 0,
+                    std::uint64_t arg1 = 0);
+  bool is_reply() const { return header.flags & kFlagReply; }
+  NodeId src() const { return NodeId{header.src}; }
+};
+
+}  // namespace ssi::rdma
