@@ -4,20 +4,10 @@
 
 namespace ssi::machine {
 
-bool ExitLatch::set(int code) {
-  // One atomic word holds both "set?" and the code, so no reader sees half.
-  int expected = kUnset;
-  if (code < 0 || !code_.compare_exchange_strong(expected, code, std::memory_order_acq_rel)) {
-    return false;
-  }
-  if (on_exit_) on_exit_(code);
-  return true;
-}
-
-std::optional<int> ExitLatch::code() const {
-  int c = code_.load(std::memory_order_acquire);
-  if (c == kUnset) return std::nullopt;
-  return c;
+int DebugExit::exit_code(Convention convention, std::uint64_t value) {
+  // A process exit status has 8 bits; QEMU's exit((v << 1) | 1) truncates the same way.
+  return convention == Convention::kQemu ? static_cast<int>(((value << 1) | 1) & 0xFF)
+                                         : static_cast<int>(value & 0xFF);
 }
 
 void DebugExit::read(std::uint64_t /*offset*/, std::span<std::uint8_t> data) {
@@ -25,10 +15,7 @@ void DebugExit::read(std::uint64_t /*offset*/, std::span<std::uint8_t> data) {
 }
 
 void DebugExit::write(std::uint64_t /*offset*/, std::span<const std::uint8_t> data) {
-  std::uint64_t v = io_value(data);
-  int code = convention_ == Convention::kQemu ? static_cast<int>(((v << 1) | 1) & 0xFF)
-                                              : static_cast<int>(v & 0xFF);
-  latch_.set(code);
+  exit_.request(exit_code(convention_, io_value(data)));
 }
 
 }  // namespace ssi::machine

@@ -2,16 +2,15 @@
 //  - 0xf4 (QEMU isa-debug-exit, iosize 4): writing v exits with (v << 1) | 1,
 //    so a kernel written for QEMU behaves the same under ssi.
 //  - 0xf8 (ssi): writing v exits with v & 0xff, for a direct code (0 = pass).
-// The first write wins; later writes (other vCPUs racing) are ignored.
+// The code goes to the machine-wide vcpu::ExitRequest (first request wins),
+// which stops every vCPU.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <functional>
-#include <optional>
 
 #include "ssi/boot_info.h"
 #include "ssi/devices/io_bus.hpp"
+#include "vcpu/io.hpp"
 
 namespace ssi::machine {
 
@@ -20,34 +19,20 @@ inline constexpr std::uint64_t kQemuDebugExitPorts = 4;
 inline constexpr std::uint64_t kSsiExitPort = SSI_PORT_EXIT;
 inline constexpr std::uint64_t kSsiExitPorts = 1;
 
-// The machine's exit status: set once, by a guest port write or the VMM.
-class ExitLatch {
- public:
-  // Called (once, on the setting thread) when the status is first set: the
-  // machine uses it to stop every vCPU.
-  explicit ExitLatch(std::function<void(int)> on_exit = {}) : on_exit_(std::move(on_exit)) {}
-
-  // Returns true if this call set the status (codes are >= 0).
-  bool set(int code);
-  std::optional<int> code() const;
-
- private:
-  std::function<void(int)> on_exit_;
-  static constexpr int kUnset = -1;
-  std::atomic<int> code_{kUnset};
-};
-
 class DebugExit : public IoDevice {
  public:
   enum class Convention { kQemu, kDirect };
-  DebugExit(Convention convention, ExitLatch& latch) : convention_(convention), latch_(latch) {}
+  DebugExit(Convention convention, vcpu::ExitRequest& exit) : convention_(convention), exit_(exit) {}
 
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
 
+  // Pure: the process exit code a guest write of `value` asks for.
+  static int exit_code(Convention convention, std::uint64_t value);
+
  private:
   Convention convention_;
-  ExitLatch& latch_;
+  vcpu::ExitRequest& exit_;
 };
 
 }  // namespace ssi::machine
