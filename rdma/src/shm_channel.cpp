@@ -229,7 +229,11 @@ Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
   ack.kind = HelloKind::kAck;
   ack.src = self.value();
   ack.dst = h->src;
-  SSI_TRY(send_hello(sock.get(), ack, {}));
+  if (auto r = send_hello(sock.get(), ack, {}); !r.ok()) {
+    // A connector that already left may still have published frames: keep
+    // the channel; the closed socket reports the departure right after.
+    if (r.error().sys_errno != EPIPE && r.error().sys_errno != ECONNRESET) return r.error();
+  }
   ch.sock_ = std::move(sock);
   ch.self_ = self;
   ch.peer_ = NodeId{h->src};
