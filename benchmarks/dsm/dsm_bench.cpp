@@ -52,17 +52,25 @@ std::unique_ptr<LocalCluster> setup(benchmark::State& state, const std::string& 
   return std::move(*c);
 }
 
-// Node 0 reads a page last written by its home (node 1): ReadReq, the home
-// downgrades its own M copy, Grant with 4 KiB, UFFDIO_COPY|WP.
+// Node 0 reads a page of node 1 (its home). source=owner: last written by
+// the home itself, so the home first downgrades its own M copy (write-protect)
+// and then grants 4 KiB. source=memory: node 2 read it after that write, so
+// the home serves its memory copy at once (request + 4 KiB grant, the
+// floor's shape). Either way node 0 installs with UFFDIO_COPY|WP.
 void BM_RemoteReadFault(benchmark::State& state, std::string transport) {
+  const bool from_memory = state.range(0) == 1;
   constexpr std::uint64_t kPages = 256;
-  auto c = setup(state, transport, 2, kPages, all_on(kPages, 1));
+  auto c = setup(state, transport, from_memory ? 3 : 2, kPages, all_on(kPages, 1));
   if (!c) return;
   Floor floor = measure_floor(*c);
   auto rewrite = [&] {
     on_host_of(1, [&] {
       for (std::uint64_t p = 0; p < kPages; ++p) write_word(c->node(1), p, p + 1);
     });
+    if (from_memory)
+      on_host_of(2, [&] {
+        for (std::uint64_t p = 0; p < kPages; ++p) benchmark::DoNotOptimize(read_word(c->node(2), p));
+      });
   };
   rewrite();
   Samples s;
@@ -225,7 +233,7 @@ int main(int argc, char** argv) {
   using namespace ssi::dsm::bench;
   for (const auto& t : transports()) {
     benchmark::RegisterBenchmark(("BM_RemoteReadFault/" + t).c_str(), BM_RemoteReadFault, t)
-        ->UseRealTime();
+        ->ArgName("from_memory")->Arg(0)->Arg(1)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_WriteFault/" + t).c_str(), BM_WriteFault, t)
         ->ArgName("sharers")->Arg(0)->Arg(1)->Arg(3)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_ZeroFillFirstTouch/" + t).c_str(), BM_ZeroFillFirstTouch, t)
