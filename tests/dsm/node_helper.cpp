@@ -119,7 +119,6 @@ int main(int argc, char** argv) {
     tc.kind = kind;
     tc.self = NodeId{self};
     if (kind == "tcp") tc.listen = "tcp:127.0.0.1:0";
-    if (kind == "shm") tc.listen = "shm:" + dir.filename().string() + "-" + std::to_string(self);
     auto t = rdma::make_transport(tc, *r.reactor);
     if (!t.ok()) status = std::move(t).error();
     else r.transport = std::move(*t);
