@@ -81,6 +81,10 @@ inline Result<std::unique_ptr<testing::LocalCluster>> make_bench_cluster(
 struct Floor {
   double uffd_us = 0;  // median local MISSING fault resolved by UFFDIO_COPY
   double rpc_us = 0;   // median 64 B -> 4 KiB rpc round trip, node 0 -> 1
+  // Not part of the floor, but what a downgrade / invalidation adds on top
+  // of it on this kernel: one UFFDIO_WRITEPROTECT / MADV_DONTNEED of a
+  // populated page (each needs a TLB flush).
+  double wp_us = 0, drop_us = 0;
   double total() const { return uffd_us + rpc_us; }
 };
 
@@ -110,6 +114,18 @@ inline Floor measure_floor(testing::LocalCluster& c, int samples = 300) {
   }
   (void)c.run_on(0, [&] { c.reactor(0).unwatch(r.uffd()); });
   f.uffd_us = uffd.median();
+  Samples wp, drop;
+  for (int i = 0; i < samples; ++i) {
+    PageNo p{static_cast<std::uint64_t>(i)};
+    auto t0 = Clock::now();
+    (void)r.write_protect(p, true);
+    wp.add(us_since(t0));
+    t0 = Clock::now();
+    (void)r.drop(p);
+    drop.add(us_since(t0));
+  }
+  f.wp_us = wp.median();
+  f.drop_us = drop.median();
   Samples rpc;
   (void)c.run_on(0, [&] {
     for (int i = 0; i < samples; ++i) {

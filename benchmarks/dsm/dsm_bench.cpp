@@ -37,6 +37,8 @@ void report(benchmark::State& state, Samples& s, const Floor& f) {
   state.counters["floor_us"] = f.total();
   state.counters["floor_uffd_us"] = f.uffd_us;
   state.counters["floor_rpc_us"] = f.rpc_us;
+  state.counters["wp_us"] = f.wp_us;
+  state.counters["drop_us"] = f.drop_us;
   state.counters["ratio"] = f.total() > 0 ? s.median() / f.total() : 0;
 }
 
