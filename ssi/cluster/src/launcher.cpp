@@ -89,6 +89,8 @@ int run_local_cluster(const LocalClusterOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", outcome.error().to_string().c_str());
     return 2;
   }
+  for (const auto& n : outcome->nodes)
+    if (!n.last.message.empty()) std::printf("node %u: %s\n", n.info.id.value(), n.last.message.c_str());
   std::string table = coord::format_stats_table(outcome->nodes);
   if (!table.empty()) std::printf("\nper-node stats:\n%s", table.c_str());
   if (outcome->exit_code != 0)
