@@ -42,6 +42,7 @@ pid_t spawn_node(std::uint16_t port, std::uint32_t id, const LocalClusterOptions
 void reap(std::vector<pid_t>& pids) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (pid_t pid : pids) {
+    if (pid <= 0) continue;
     while (waitpid(pid, nullptr, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() > deadline) {
         kill(pid, SIGKILL);
@@ -81,6 +82,17 @@ int run_local_cluster(const LocalClusterOptions& options) {
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.timing = options.timing;
   co.interrupted = &install_interrupt_flag();
+  co.watchdog = [&pids]() -> std::optional<std::string> {
+    for (std::size_t id = 0; id < pids.size(); ++id) {
+      int status = 0;
+      if (pids[id] <= 0 || waitpid(pids[id], &status, WNOHANG) != pids[id]) continue;
+      pids[id] = -1;  // reaped
+      if (WIFSIGNALED(status))
+        return fmt::format("node {} process died: killed by signal {}", id, WTERMSIG(status));
+      return fmt::format("node {} process exited early with code {}", id, WEXITSTATUS(status));
+    }
+    return std::nullopt;
+  };
   if (options.verbose)
     co.on_event = [](const std::string& line) { std::fprintf(stderr, "[ssi] %s\n", line.c_str()); };
   auto outcome = coord::run_coordinator(co);
