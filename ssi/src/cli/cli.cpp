@@ -1,33 +1,93 @@
 // Command-line front end. Only this TU includes CLI11 (it is slow to
 // compile); each subcommand fills a plain options struct and calls into the
-// library code that does the work.
+// library code that does the work. Every user error is one line on stderr
+// and exit code 2.
 #include "cli.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "ssi/run.hpp"
 #include "ssi/version.hpp"
 
 namespace ssi::cli {
 
+namespace {
+
+constexpr int kUsageError = 2;
+
+// QEMU habits: single-dash long options become their ssi spelling.
+std::vector<std::string> qemu_aliases(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-smp") {
+      args.emplace_back("--vcpus");
+    } else if (a == "-kernel") {
+      args.emplace_back("--kernel");
+    } else {
+      args.emplace_back(a);
+    }
+  }
+  return args;
+}
+
+void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
+  auto* run = app.add_subcommand("run", "Run a guest kernel on this host");
+  run->add_option("--vcpus,--smp", opts.vcpus, "Number of virtual CPUs")
+      ->capture_default_str();
+  run->add_option("-m,--mem", opts.mem, "Guest RAM size (e.g. 64M, 1G; a multiple of 2 MiB)")
+      ->capture_default_str();
+  run->add_option("--kernel", opts.kernel, "ELF64 test kernel to boot")->required();
+  run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
+  run->callback([&opts, &rc] {
+    // For tests on hosts with or without KVM: point ssi at another device node.
+    if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
+    auto result = machine::run(opts);
+    if (!result.ok()) {
+      std::fprintf(stderr, "ssi: error: %s\n", result.error().message.c_str());
+      rc = kUsageError;
+      return;
+    }
+    rc = *result;
+  });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"ssi: one virtual machine across many hosts (KVM + distributed shared memory)"};
+  app.name("ssi");
   app.set_version_flag("--version", std::string(ssi::version()));
   app.require_subcommand(1);
-  app.failure_message(CLI::FailureMessage::help);
 
+  int rc = 0;
   auto* version_cmd = app.add_subcommand("version", "Print the version");
   version_cmd->callback([] { std::printf("ssi %s\n", std::string(ssi::version()).c_str()); });
+  machine::RunOptions run_opts;
+  add_run(app, run_opts, rc);
 
+  std::vector<std::string> args = qemu_aliases(argc, argv);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
   try {
-    app.parse(argc, argv);
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    std::fprintf(stderr, "ssi: error: %s (see ssi --help)\n", e.what());
+    return kUsageError;
   }
-  return 0;
+  return rc;
 }
 
 }  // namespace ssi::cli

@@ -4,6 +4,7 @@
 #include <compare>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 
 #include <fmt/format.h>
 
@@ -29,6 +30,11 @@ using Gpa = StrongId<struct GpaTag, std::uint64_t>;  // guest-physical address
 
 inline constexpr std::uint64_t kPageSize = 4096;
 inline constexpr unsigned kPageShift = 12;
+
+template <typename Tag, typename Rep>
+std::ostream& operator<<(std::ostream& os, const StrongId<Tag, Rep>& id) {
+  return os << id.value();
+}
 
 constexpr PageNo page_of(Gpa a) { return PageNo{a.value() >> kPageShift}; }
 constexpr Gpa gpa_of(PageNo p) { return Gpa{p.value() << kPageShift}; }

@@ -1,0 +1,51 @@
+// The coordinator: waits for N nodes to join, broadcasts the machine
+// config, runs the phase barriers, watches heartbeats, stops everything on
+// failure, and collects per-node stats.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "coordinator/types.hpp"
+
+namespace ssi::coord {
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 = any
+  // Or an already listening socket (taken over): lets a launcher fork
+  // nodes before the coordinator's event loop exists. See listen_socket().
+  int listen_fd = -1;
+  MachineConfig config;                // peers are filled in from the joins
+  std::string version;                 // nodes with another version are refused
+  Timing timing;
+  std::function<void(std::uint16_t port)> on_listening;  // e.g. to spawn nodes
+  std::function<void(const std::string& line)> on_event;  // progress lines
+  const std::atomic<bool>* interrupted = nullptr;        // Ctrl-C: stop cleanly
+};
+
+struct NodeReport {
+  NodeInfo info;
+  PhaseResult last;  // result of the last phase the node finished
+};
+
+struct Outcome {
+  int exit_code = 0;  // 0 = every phase succeeded on every node
+  std::string message;
+  std::vector<NodeReport> nodes;
+};
+
+// Runs on the calling thread (its own kj event loop) until the machine
+// finished, failed or was interrupted. Errors only for setup problems
+// (cannot listen); a failed machine is an Outcome with exit_code != 0.
+Result<Outcome> run_coordinator(const CoordinatorOptions& options);
+
+// A listening TCP socket on HOST:PORT (port 0 = any) and its port.
+Result<std::pair<int, std::uint16_t>> listen_socket(const std::string& host, std::uint16_t port);
+
+// Renders the per-node stats table printed at exit.
+std::string format_stats_table(const std::vector<NodeReport>& nodes);
+
+}  // namespace ssi::coord

@@ -1,0 +1,26 @@
+// The node side of the control plane: joins the coordinator, serves its
+// orders into a NodeRuntime, answers heartbeats, and notices when the
+// coordinator disappears.
+#pragma once
+
+#include <string>
+
+#include "coordinator/types.hpp"
+
+namespace ssi::coord {
+
+struct NodeOptions {
+  std::string coordinator;  // HOST:PORT
+  NodeInfo info;
+  Timing timing;
+};
+
+struct NodeExit {
+  int exit_code = 0;  // 0 = stopped normally; 2 = refused; 3 = failure
+  std::string message;
+};
+
+// Runs on the calling thread until the coordinator stops this node or is lost.
+NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime);
+
+}  // namespace ssi::coord

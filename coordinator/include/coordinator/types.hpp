@@ -1,0 +1,73 @@
+// Plain C++ values exchanged over the control plane (the Cap'n Proto
+// schema in schema/coordinator.capnp mirrors them), and the interface a
+// node process implements to be driven by the coordinator.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/ids.hpp"
+#include "base/result.hpp"
+
+namespace ssi::coord {
+
+struct NodeInfo {
+  NodeId id;
+  std::string host;
+  std::string version;
+  std::string transport_address;
+  std::uint32_t pid = 0;
+  std::vector<std::string> capabilities;
+};
+
+struct MachineConfig {
+  std::uint32_t nodes = 1;
+  std::uint32_t vcpus = 1;
+  std::uint64_t mem_bytes = 0;
+  std::string transport = "tcp";
+  std::vector<NodeInfo> peers;          // index = node id (filled by the coordinator)
+  std::vector<std::uint32_t> vcpu_node;  // node of each vCPU
+  std::string workload;
+  std::uint64_t workload_arg = 0;
+  std::uint32_t phases = 1;
+};
+
+using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
+
+struct PhaseResult {
+  int exit_code = 0;
+  std::string message;
+  Counters stats;
+};
+
+// What the coordinator drives in each node process (the machine, the
+// host-level DSM demo, or a fake in tests). Called on the control thread.
+class NodeRuntime {
+ public:
+  using Done = std::function<void(PhaseResult)>;
+  virtual ~NodeRuntime() = default;
+  // Connect the data path to the peers etc. Called once, before any phase.
+  virtual Result<void> configure(const MachineConfig& config) = 0;
+  // Start phase `phase`; call `done` (from any thread, exactly once) when
+  // this node has finished it. Phase i+1 starts only after every node
+  // finished phase i: a cluster-wide barrier.
+  virtual void run_phase(std::uint32_t phase, Done done) = 0;
+  // Stop everything (machine finished, a peer died, Ctrl-C).
+  virtual void stop(const std::string& reason, bool failed) = 0;
+  virtual Result<void> move_vcpu(VcpuId, NodeId) {
+    return make_error(Errc::kUnsupported, "vCPU migration is not implemented yet");
+  }
+};
+
+struct Timing {
+  std::chrono::milliseconds heartbeat{250};
+  std::chrono::milliseconds failure_timeout{2000};  // no heartbeat reply for this long = dead
+  std::chrono::milliseconds join_timeout{30000};
+  std::chrono::milliseconds phase_timeout{600000};
+};
+
+}  // namespace ssi::coord

@@ -1,0 +1,53 @@
+@0xec99c2f1b0c44a95;
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("ssi::coord::capnp_schema");
+# ssi control plane: node join, machine config, phase barriers, heartbeats,
+# stop, stats. The data path (DSM, I/O forwarding) never goes through here.
+
+struct NodeInfo {
+  id @0 :UInt32;
+  host @1 :Text;
+  version @2 :Text;              # must equal the coordinator's
+  transportAddress @3 :Text;     # where peers reach this node's data path
+  pid @4 :UInt32;
+  capabilities @5 :List(Text);   # e.g. "kvm", "uffd", "verbs"
+}
+
+struct MachineConfig {
+  nodes @0 :UInt32;
+  vcpus @1 :UInt32;
+  memBytes @2 :UInt64;
+  transport @3 :Text;
+  peers @4 :List(NodeInfo);      # index = node id
+  vcpuNode @5 :List(UInt32);     # node of each vCPU
+  workload @6 :Text;
+  workloadArg @7 :UInt64;
+  phases @8 :UInt32;             # barriers: every node finishes phase i before i+1 starts
+}
+
+struct Counter {
+  name @0 :Text;
+  value @1 :UInt64;
+}
+
+struct PhaseResult {
+  exitCode @0 :Int32;
+  message @1 :Text;
+  stats @2 :List(Counter);
+}
+
+# Served by every node; the coordinator calls it.
+interface Node {
+  configure @0 (config :MachineConfig) -> (ok :Bool, error :Text);
+  runPhase @1 (phase :UInt32) -> ();          # returns at once; node reports with finished()
+  stop @2 (reason :Text, failed :Bool) -> ();
+  ping @3 () -> ();
+  moveVcpu @4 (vcpu :UInt32, toNode :UInt32) -> (ok :Bool, error :Text);
+}
+
+# Served by the coordinator.
+interface Coordinator {
+  join @0 (info :NodeInfo, node :Node) -> (ok :Bool, error :Text);
+  finished @1 (id :UInt32, phase :UInt32, result :PhaseResult) -> ();
+  ping @2 () -> ();
+}

@@ -1,0 +1,273 @@
+#include "coordinator/coordinator.hpp"
+
+#include <optional>
+
+#include <capnp/ez-rpc.h>
+#include <kj/async-io.h>
+#include <kj/timer.h>
+#include <fmt/format.h>
+#include <kj/async.h>
+
+#include "convert.hpp"
+
+namespace ssi::coord {
+namespace {
+
+using capnp_schema::Coordinator;
+using capnp_schema::Node;
+using SteadyTime = std::chrono::steady_clock::time_point;
+constexpr long kPollMs = 20;
+constexpr int kExitNodeDied = 3;
+constexpr int kExitInterrupted = 130;
+
+SteadyTime now() { return std::chrono::steady_clock::now(); }
+
+struct Member {
+  NodeInfo info;
+  std::optional<Node::Client> client;
+  bool dead = false;
+  bool ping_in_flight = false;
+  SteadyTime ping_sent{};
+  int finished_phase = -1;
+  PhaseResult last;
+};
+
+// Everything the RPC handlers and the driver loop share (one thread).
+struct State {
+  const CoordinatorOptions& opt;
+  std::vector<Member> members;
+  std::uint32_t joined = 0;
+  bool configuring = false;  // joins are refused from here on
+  std::optional<std::string> failure;
+  int failure_code = 0;
+
+  explicit State(const CoordinatorOptions& o) : opt(o), members(o.config.nodes) {}
+
+  void event(const std::string& line) const {
+    if (opt.on_event) opt.on_event(line);
+  }
+  void fail(int code, std::string why) {
+    if (failure) return;
+    event(why);
+    failure = std::move(why);
+    failure_code = code;
+  }
+  void node_died(Member& m, const std::string& why) {
+    if (m.dead) return;
+    m.dead = true;
+    fail(kExitNodeDied, fmt::format("node {} ({}, pid {}) died: {}", m.info.id, m.info.host,
+                                    m.info.pid, why));
+  }
+};
+
+class CoordinatorImpl final : public Coordinator::Server {
+ public:
+  explicit CoordinatorImpl(State& s) : s_(s) {}
+
+  kj::Promise<void> join(JoinContext context) override {
+    auto params = context.getParams();
+    NodeInfo info = from_capnp(params.getInfo());
+    std::string error = validate(info);
+    auto results = context.getResults();
+    results.setOk(error.empty());
+    results.setError(error);
+    if (!error.empty()) {
+      s_.event(fmt::format("refused node {} from {}: {}", info.id, info.host, error));
+      return kj::READY_NOW;
+    }
+    Member& m = s_.members[info.id.value()];
+    m.info = info;
+    m.client = params.getNode();
+    ++s_.joined;
+    s_.event(fmt::format("node {} joined from {} (pid {}), {}/{}", info.id, info.host, info.pid,
+                         s_.joined, s_.members.size()));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> finished(FinishedContext context) override {
+    auto params = context.getParams();
+    std::uint32_t id = params.getId();
+    if (id >= s_.members.size() || !s_.members[id].client) return kj::READY_NOW;
+    Member& m = s_.members[id];
+    m.finished_phase = static_cast<int>(params.getPhase());
+    m.last = from_capnp(params.getResult());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> ping(PingContext) override { return kj::READY_NOW; }
+
+ private:
+  std::string validate(const NodeInfo& info) const {
+    if (info.version != s_.opt.version)
+      return fmt::format("version mismatch: node has ssi {}, coordinator has ssi {}",
+                         info.version, s_.opt.version);
+    if (info.id.value() >= s_.members.size())
+      return fmt::format("node id {} out of range: this machine has {} nodes", info.id,
+                         s_.members.size());
+    if (s_.members[info.id.value()].client)
+      return fmt::format("node id {} has already joined", info.id);
+    if (s_.configuring) return "the machine has already started";
+    return {};
+  }
+
+  State& s_;
+};
+
+class ErrorSink final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&&) override {}  // each task reports its own errors
+};
+
+// Drives the machine: joins, config, phases, stop. One kj event loop.
+class Driver {
+ public:
+  Driver(State& s, capnp::EzRpcServer& server)
+      : s_(s), ws_(server.getWaitScope()), timer_(server.getIoProvider().getTimer()),
+        tasks_(sink_) {}
+
+  // Pumps the event loop (with heartbeats) until pred() or a failure / deadline.
+  bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit,
+                  const char* what) {
+    auto deadline = now() + limit;
+    while (!pred()) {
+      if (s_.failure) return false;
+      if (s_.opt.interrupted && s_.opt.interrupted->load()) {
+        s_.fail(kExitInterrupted, "interrupted: stopping every node");
+        return false;
+      }
+      if (now() > deadline) {
+        s_.fail(kExitNodeDied, fmt::format("timed out after {} ms waiting for {}",
+                                           limit.count(), what));
+        return false;
+      }
+      heartbeat();
+      timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
+    }
+    return true;
+  }
+
+  void configure_all() {
+    s_.configuring = true;
+    MachineConfig config = s_.opt.config;
+    config.peers.clear();
+    for (auto& m : s_.members) config.peers.push_back(m.info);
+    auto replies = std::make_shared<std::uint32_t>(0);
+    for (auto& m : s_.members) {
+      auto req = m.client->configureRequest();
+      to_capnp(config, req.initConfig());
+      tasks_.add(req.send().then(
+          [this, &m, replies](capnp::Response<Node::ConfigureResults>&& r) {
+            if (!r.getOk())
+              s_.fail(2, fmt::format("node {} refused the config: {}", m.info.id,
+                                     r.getError().cStr()));
+            ++*replies;
+          },
+          [this, &m](kj::Exception&& e) { s_.node_died(m, e.getDescription().cStr()); }));
+    }
+    wait_until([&] { return *replies == s_.members.size(); }, s_.opt.timing.join_timeout,
+               "every node to apply the config");
+  }
+
+  void run_phase(std::uint32_t phase) {
+    for (auto& m : s_.members) {
+      auto req = m.client->runPhaseRequest();
+      req.setPhase(phase);
+      tasks_.add(req.send().ignoreResult().catch_(
+          [this, &m](kj::Exception&& e) { s_.node_died(m, e.getDescription().cStr()); }));
+    }
+    bool ok = wait_until(
+        [&] {
+          for (auto& m : s_.members)
+            if (m.finished_phase < static_cast<int>(phase)) return false;
+          return true;
+        },
+        s_.opt.timing.phase_timeout, "every node to finish the phase");
+    if (!ok) return;
+    for (auto& m : s_.members)
+      if (m.last.exit_code != 0)
+        s_.fail(m.last.exit_code,
+                fmt::format("node {} failed phase {}: {}", m.info.id, phase, m.last.message));
+  }
+
+  void stop_all(const std::string& reason, bool failed) {
+    auto replies = std::make_shared<std::uint32_t>(0);
+    std::uint32_t expected = 0;
+    for (auto& m : s_.members) {
+      if (!m.client || m.dead) continue;
+      ++expected;
+      auto req = m.client->stopRequest();
+      req.setReason(reason);
+      req.setFailed(failed);
+      tasks_.add(req.send().then([replies](auto&&) { ++*replies; },
+                                 [replies](kj::Exception&&) { ++*replies; }));
+    }
+    // Bounded: a node that does not answer is gone anyway.
+    auto deadline = now() + std::chrono::seconds(3);
+    while (*replies < expected && now() < deadline)
+      timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
+  }
+
+ private:
+  void heartbeat() {
+    auto t = now();
+    for (auto& m : s_.members) {
+      if (!m.client || m.dead) continue;
+      if (m.ping_in_flight) {
+        if (t - m.ping_sent > s_.opt.timing.failure_timeout)
+          s_.node_died(m, fmt::format("no heartbeat for {} ms", s_.opt.timing.failure_timeout.count()));
+        continue;
+      }
+      if (t - m.ping_sent < s_.opt.timing.heartbeat) continue;
+      m.ping_in_flight = true;
+      m.ping_sent = t;
+      tasks_.add(m.client->pingRequest().send().then(
+          [&m](auto&&) { m.ping_in_flight = false; },
+          [this, &m](kj::Exception&& e) { s_.node_died(m, e.getDescription().cStr()); }));
+    }
+  }
+
+  State& s_;
+  kj::WaitScope& ws_;
+  kj::Timer& timer_;
+  ErrorSink sink_;
+  kj::TaskSet tasks_;
+};
+
+}  // namespace
+
+Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
+  if (options.config.nodes == 0) return make_error(Errc::kInvalidArgument, "nodes must be >= 1");
+  State state(options);
+  try {
+    auto server_ptr =
+        options.listen_fd >= 0
+            ? kj::heap<capnp::EzRpcServer>(kj::heap<CoordinatorImpl>(state), options.listen_fd, 0)
+            : kj::heap<capnp::EzRpcServer>(kj::heap<CoordinatorImpl>(state), options.listen.c_str());
+    auto& server = *server_ptr;
+    std::uint16_t port = static_cast<std::uint16_t>(server.getPort().wait(server.getWaitScope()));
+    if (port != 0) state.event(fmt::format("coordinator listening on port {}", port));
+    if (options.on_listening) options.on_listening(port);
+    {
+      Driver driver(state, server);
+      bool ok = driver.wait_until([&] { return state.joined == state.members.size(); },
+                                  options.timing.join_timeout, "every node to join");
+      if (ok) driver.configure_all();
+      for (std::uint32_t p = 0; p < options.config.phases && !state.failure; ++p)
+        driver.run_phase(p);
+      driver.stop_all(state.failure.value_or("machine finished"), state.failure.has_value());
+    }
+    // Capabilities must go before the event loop that owns their connections.
+    for (auto& m : state.members) m.client.reset();
+    server.getWaitScope().poll();
+  } catch (const kj::Exception& e) {
+    return make_error(Errc::kSystem, fmt::format("coordinator on {}: {}", options.listen,
+                                                 e.getDescription().cStr()));
+  }
+  Outcome out;
+  out.exit_code = state.failure ? state.failure_code : 0;
+  out.message = state.failure.value_or("machine finished");
+  for (auto& m : state.members) out.nodes.push_back({m.info, m.last});
+  return out;
+}
+
+}  // namespace ssi::coord

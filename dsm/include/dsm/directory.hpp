@@ -1,0 +1,95 @@
+// Home side of the MSI protocol for the pages homed on one node: per page
+// {state, owner, sharers, version, zero, memory copy} plus a FIFO of waiting
+// requests, so requests for one page are served one at a time while other
+// pages proceed independently. Pure logic: messages in, messages out, no
+// syscalls, no transport; the node agent drives it on its reactor thread.
+//
+// A transaction: request -> (Inv to sharers | Fetch from owner) -> acks ->
+// Grant -> GrantAck. The next request for the page starts only after the
+// GrantAck, so an Inv or Fetch can never overtake the grant it follows.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <unordered_map>
+
+#include "base/ids.hpp"
+#include "base/result.hpp"
+#include "dsm/home_map.hpp"
+#include "dsm/outbox.hpp"
+#include "rdma/frame.hpp"
+
+namespace ssi::dsm {
+
+enum class DirState : std::uint8_t { kUncached, kShared, kModified };
+
+// A snapshot of one page's directory entry (for tests and debugging).
+struct DirView {
+  DirState state = DirState::kUncached;
+  NodeId owner;
+  std::uint64_t sharers = 0;  // bit n = node n holds S
+  std::uint64_t version = 0;
+  bool zero = true;  // never written: no data anywhere yet
+  bool busy = false;
+  std::size_t queued = 0;
+};
+
+class Directory {
+ public:
+  static constexpr std::uint32_t kMaxNodes = 64;  // sharer bitmap width
+
+  Directory(NodeId self, const HomeMap& map);
+
+  // Handles one DSM frame addressed to the home (ReadReq, WriteReq, InvAck,
+  // FetchAck, GrantAck). Bad input (page not homed here, unknown node,
+  // unexpected or stale message) returns an error and changes nothing.
+  Result<void> on_message(const rdma::FrameHeader& h, std::span<const std::byte> payload,
+                          Outbox& out);
+
+  DirView view(PageNo p) const;
+
+ private:
+  struct Request {
+    NodeId from;
+    bool write = false;
+    bool upgrade = false;
+  };
+  struct Txn {
+    Txn(Request r, std::uint64_t v) : req(r), version(v) {}
+    Request req;
+    std::uint64_t version = 0;     // the version this transaction grants
+    std::uint64_t inv_waiting = 0;  // sharers whose InvAck is outstanding
+    std::optional<NodeId> fetch_from;
+    bool granted = false;  // waiting for GrantAck
+  };
+  using PageBuf = std::array<std::byte, kPageSize>;
+  struct Entry {
+    DirState state = DirState::kUncached;
+    NodeId owner;
+    std::uint64_t sharers = 0;
+    std::uint64_t version = 0;
+    bool zero = true;
+    std::unique_ptr<PageBuf> copy;  // valid when !zero and state != kModified
+    std::optional<Txn> txn;
+    std::deque<Request> queue;
+  };
+
+  Result<void> on_request(PageNo p, const rdma::FrameHeader& h, Outbox& out);
+  Result<void> on_inv_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out);
+  Result<void> on_fetch_ack(PageNo p, NodeId from, std::uint64_t version,
+                            std::span<const std::byte> payload, Outbox& out);
+  Result<void> on_grant_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out);
+  void start(PageNo p, Entry& e, Outbox& out);
+  void maybe_grant(PageNo p, Entry& e, Outbox& out);
+  Result<Entry*> active_txn(PageNo p, NodeId from, std::uint64_t version, const char* what);
+
+  NodeId self_;
+  const HomeMap& map_;
+  std::unordered_map<std::uint64_t, Entry> entries_;  // created on first request
+};
+
+}  // namespace ssi::dsm

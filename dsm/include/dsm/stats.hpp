@@ -1,0 +1,45 @@
+// Per-node DSM statistics. Written on the reactor thread, read from any
+// thread (tests, benchmarks, the coordinator's stats export): relaxed atomics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ssi::dsm {
+
+// Latencies in power-of-two nanosecond buckets: bucket b counts samples in
+// [2^b, 2^(b+1)) ns. Coarse, lock-free, and enough to see a tail.
+class Log2Histogram {
+ public:
+  static constexpr int kBuckets = 48;
+  void record(std::chrono::nanoseconds d);
+  std::uint64_t count() const;
+  // Upper bound of the bucket holding quantile q (0..1); 0 if empty.
+  std::chrono::nanoseconds quantile(double q) const;
+  std::string summary() const;  // "n=.. p50<=.. p99<=.. max<=.."
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
+};
+
+struct NodeStats {
+  using Counter = std::atomic<std::uint64_t>;
+  // Faults by kind: a request sent to the home.
+  Counter read_faults{0}, write_faults{0}, upgrade_faults{0};
+  Counter zero_fills{0};  // grants installed from a local zero page (no transfer)
+  Counter coalesced_faults{0};  // joined a request already in flight
+  Counter spurious_faults{0};   // already satisfied when handled: just woken
+  Counter bytes_sent{0}, bytes_received{0};  // page payload bytes
+  Counter invalidations_sent{0}, invalidations_received{0};
+  Counter fetches_sent{0}, fetches_received{0};
+  Counter bad_messages{0};   // rejected input: state unchanged
+  Counter local_errors{0};   // failed ioctls / sends on this node
+  Log2Histogram read_latency, write_latency, upgrade_latency;  // fault -> installed
+
+  std::string summary() const;
+};
+
+}  // namespace ssi::dsm

@@ -1,0 +1,19 @@
+#include "dsm/messages.hpp"
+
+namespace ssi::dsm {
+
+std::string_view msg_name(rdma::FrameType t) {
+  switch (t) {
+    case kReadReq: return "ReadReq";
+    case kWriteReq: return "WriteReq";
+    case kGrant: return "Grant";
+    case kGrantAck: return "GrantAck";
+    case kInv: return "Inv";
+    case kInvAck: return "InvAck";
+    case kFetch: return "Fetch";
+    case kFetchAck: return "FetchAck";
+    default: return "unknown";
+  }
+}
+
+}  // namespace ssi::dsm

@@ -1,0 +1,28 @@
+// Private pieces shared by the node agent's source files.
+#pragma once
+
+#include <boost/fiber/future.hpp>
+#include <chrono>
+#include <memory>
+
+#include "base/log.hpp"
+#include "dsm/node.hpp"
+
+namespace ssi::dsm {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// One outstanding request of this node: its start time for the latency
+// histogram and the promise its fault fiber waits on.
+struct Node::Inflight {
+  SteadyTime start;
+  FaultAction action;
+  boost::fibers::promise<void> done;
+};
+
+inline std::shared_ptr<spdlog::logger> dsm_log() {
+  static auto log = ssi::log::get("dsm");
+  return log;
+}
+
+}  // namespace ssi::dsm

@@ -1,0 +1,140 @@
+// Node agent, requester side: uffd faults, grants, invalidations, fetches.
+#include <array>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "dsm/messages.hpp"
+#include "node_internal.hpp"
+
+namespace ssi::dsm {
+
+void Node::on_uffd_ready() {
+  if (stopping_) return;
+  std::array<FaultEvent, 32> events;
+  // Drain without yielding: the fd is level-triggered, and handling an event
+  // never blocks (sending happens in the request's own fiber).
+  for (;;) {
+    auto n = region_.read_events(events);
+    if (!n.ok()) return local_error(n.error());
+    if (*n == 0) return;
+    for (std::size_t i = 0; i < *n; ++i) on_fault(events[i]);
+  }
+}
+
+void Node::on_fault(const FaultEvent& ev) {
+  FaultAction a = table_.on_fault(ev.page, ev.write);
+  switch (a) {
+    case FaultAction::kWait:
+      ++stats_.coalesced_faults;
+      return;
+    case FaultAction::kWake:
+      // The page was installed after the kernel queued this event; the
+      // install already woke the thread, unless it faulted again since.
+      ++stats_.spurious_faults;
+      if (auto r = region_.wake(ev.page); !r.ok()) local_error(r.error());
+      return;
+    default:
+      start_request(ev.page, a);
+  }
+}
+
+void Node::start_request(PageNo p, FaultAction action) {
+  auto inf = std::make_shared<Inflight>();
+  inf->start = std::chrono::steady_clock::now();
+  inf->action = action;
+  auto done = std::make_shared<boost::fibers::future<void>>(inf->done.get_future());
+  inflight_[p.value()] = inf;
+  if (action == FaultAction::kSendRead) ++stats_.read_faults;
+  if (action == FaultAction::kSendWrite) ++stats_.write_faults;
+  if (action == FaultAction::kSendUpgrade) ++stats_.upgrade_faults;
+  reactor_.spawn([this, p, action, done] {
+    send_out({map_.home_of(p), action == FaultAction::kSendRead ? kReadReq : kWriteReq, p, 0,
+              action == FaultAction::kSendUpgrade ? kUpgrade : 0, {}});
+    auto waited = std::chrono::milliseconds{0};
+    while (done->wait_for(config_.request_timeout) == boost::fibers::future_status::timeout) {
+      waited += config_.request_timeout;
+      dsm_log()->error("node {}: request for page {} outstanding for {} ms", config_.self, p,
+                       waited.count());
+    }
+  });
+}
+
+void Node::finish_request(PageNo p, std::uint64_t grant_flags) {
+  auto it = inflight_.find(p.value());
+  if (it == inflight_.end()) return;
+  auto inf = std::move(it->second);
+  inflight_.erase(it);
+  auto took = std::chrono::steady_clock::now() - inf->start;
+  if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
+  if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
+  if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
+  if (grant_flags & kGrantZero) ++stats_.zero_fills;
+  inf->done.set_value();
+}
+
+void Node::on_grant(const rdma::Frame& f) {
+  const auto& h = f.header;
+  PageNo p{h.page};
+  auto action = table_.on_grant(p, h.page_version, h.arg0, !f.payload.empty());
+  if (!action.ok()) return bad_message(h, action.error());
+  if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
+  finish_request(p, h.arg0);
+  send_out({NodeId{h.src}, kGrantAck, p, h.page_version, 0, {}});
+}
+
+Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::byte> data) {
+  if (action == InstallAction::kUnprotect) return region_.write_protect(p, false);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Result<Install> r = Install::kInstalled;
+    switch (action) {
+      case InstallAction::kCopyWp: r = region_.install_copy(p, data, true); break;
+      case InstallAction::kCopy: r = region_.install_copy(p, data, false); break;
+      case InstallAction::kZeroWp: r = region_.install_copy(p, zero_page_, true); break;
+      case InstallAction::kZero: r = region_.install_zero(p); break;
+      case InstallAction::kUnprotect: break;
+    }
+    if (!r.ok()) return std::move(r).error();
+    if (*r == Install::kInstalled) return ok();
+    // EEXIST: something is mapped where our table says I. Our mapping must
+    // follow the protocol's decision, so replace it.
+    dsm_log()->warn("node {}: page {} unexpectedly present at install; replacing", config_.self, p);
+    SSI_TRY(region_.drop(p));
+  }
+  return make_error(Errc::kInternal, fmt::format("page {} stays present after drop", p));
+}
+
+void Node::on_inv(const rdma::Frame& f) {
+  const auto& h = f.header;
+  PageNo p{h.page};
+  auto drop = table_.on_inv(p, h.page_version);
+  if (!drop.ok()) return bad_message(h, drop.error());
+  ++stats_.invalidations_received;
+  if (*drop) {
+    if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
+  }
+  send_out({NodeId{h.src}, kInvAck, p, h.page_version, 0, {}});
+}
+
+void Node::on_fetch(const rdma::Frame& f) {
+  const auto& h = f.header;
+  PageNo p{h.page};
+  const bool invalidate = h.arg0 & kFetchInvalidate;
+  if (auto r = table_.on_fetch(p, h.page_version, invalidate); !r.ok())
+    return bad_message(h, r.error());
+  ++stats_.fetches_received;
+  // Freeze the page first: a write after this point faults (and becomes a
+  // new request), so the data sent is the last write this node made.
+  if (auto r = region_.write_protect(p, true); !r.ok()) local_error(r.error());
+  if (!invalidate) {
+    send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, region_.page_bytes(p)});
+    return;
+  }
+  // Copy before dropping: the send may yield and the mapping is gone after.
+  std::array<std::byte, kPageSize> copy;
+  std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
+  if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
+  send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, copy});
+}
+
+}  // namespace ssi::dsm

@@ -1,0 +1,101 @@
+#include "dsm/page_table.hpp"
+
+#include <fmt/format.h>
+
+#include "dsm/messages.hpp"
+
+namespace ssi::dsm {
+namespace {
+
+Error protocol(std::string msg) { return make_error(Errc::kProtocol, std::move(msg)); }
+
+}  // namespace
+
+PageView& PageTable::at(PageNo p) { return table_[p.value()]; }
+
+PageView PageTable::view(PageNo p) const {
+  return p.value() < pages_ ? table_[p.value()] : PageView{};
+}
+
+Result<PageView*> PageTable::checked(PageNo p, const char* what) {
+  if (p.value() >= pages_)
+    return make_error(Errc::kOutOfRange,
+                      fmt::format("{} for page {} beyond {} pages", what, p, pages_));
+  return &at(p);
+}
+
+FaultAction PageTable::on_fault(PageNo p, bool write) {
+  PageView& v = at(p);
+  // One request per page: later faults are woken by the install that ends it
+  // (a read install leaves S, so a blocked writer faults again and upgrades).
+  if (v.pending != Pending::kNone) return FaultAction::kWait;
+  switch (v.state) {
+    case PageState::kI:
+      v.pending = write ? Pending::kWrite : Pending::kRead;
+      return write ? FaultAction::kSendWrite : FaultAction::kSendRead;
+    case PageState::kS:
+      if (!write) return FaultAction::kWake;
+      v.pending = Pending::kUpgrade;
+      return FaultAction::kSendUpgrade;
+    case PageState::kM:
+      break;
+  }
+  return FaultAction::kWake;
+}
+
+Result<InstallAction> PageTable::on_grant(PageNo p, std::uint64_t version, std::uint64_t flags,
+                                          bool has_payload) {
+  SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "Grant"));
+  if (v->pending == Pending::kNone)
+    return protocol(fmt::format("Grant for page {} with no request in flight", p));
+  if (version <= v->version)
+    return protocol(fmt::format("stale Grant for page {}: version {} <= {}", p, version, v->version));
+  const bool writable = flags & kGrantWritable, zero = flags & kGrantZero,
+             keep = flags & kGrantKeep;
+  if (writable != (v->pending != Pending::kRead))
+    return protocol(fmt::format("Grant for page {} is {} but we asked for {}", p,
+                                writable ? "M" : "S", writable ? "S" : "M"));
+  InstallAction action;
+  if (keep) {
+    if (v->pending != Pending::kUpgrade || v->state != PageState::kS || has_payload || !writable)
+      return protocol(fmt::format("Grant keep for page {} we do not hold in S", p));
+    action = InstallAction::kUnprotect;
+  } else if (zero) {
+    if (has_payload) return protocol(fmt::format("zero Grant for page {} with a payload", p));
+    action = writable ? InstallAction::kZero : InstallAction::kZeroWp;
+  } else {
+    if (!has_payload) return protocol(fmt::format("Grant for page {} without data", p));
+    action = writable ? InstallAction::kCopy : InstallAction::kCopyWp;
+  }
+  v->state = writable ? PageState::kM : PageState::kS;
+  v->pending = Pending::kNone;
+  v->version = version;
+  return action;
+}
+
+Result<bool> PageTable::on_inv(PageNo p, std::uint64_t version) {
+  SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "Inv"));
+  if (version <= v->version)
+    return protocol(fmt::format("stale Inv for page {}: version {} <= {}", p, version, v->version));
+  if (v->state == PageState::kM)
+    return protocol(fmt::format("Inv for page {} we hold in M (home must Fetch)", p));
+  const bool drop = v->state == PageState::kS;
+  // An upgrade in flight stays pending: the home no longer counts us as a
+  // sharer, so its grant will carry the data.
+  v->state = PageState::kI;
+  v->version = version;
+  return drop;
+}
+
+Result<void> PageTable::on_fetch(PageNo p, std::uint64_t version, bool invalidate) {
+  SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "Fetch"));
+  if (version <= v->version)
+    return protocol(fmt::format("stale Fetch for page {}: version {} <= {}", p, version, v->version));
+  if (v->state != PageState::kM)
+    return protocol(fmt::format("Fetch for page {} we do not hold in M", p));
+  v->state = invalidate ? PageState::kI : PageState::kS;
+  v->version = version;
+  return ok();
+}
+
+}  // namespace ssi::dsm

@@ -1,0 +1,68 @@
+#include "ssi/run.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "ssi/boot.hpp"
+#include "ssi/elf_loader.hpp"
+#include "ssi/memory_map.hpp"
+
+namespace ssi::machine {
+
+namespace {
+
+constexpr std::uint64_t kMaxKernelFile = 256 * kMiB;
+
+Error bad(std::string msg) { return make_error(Errc::kInvalidArgument, std::move(msg)); }
+
+Error with_prefix(const std::string& prefix, Error e) {
+  e.message = prefix + ": " + e.message;
+  return e;
+}
+
+Result<void> check_counts(const RunOptions& o) {
+  if (o.vcpus == 0) return bad("--vcpus must be at least 1");
+  if (o.vcpus > kMaxVcpus) {
+    return bad(fmt::format("--vcpus {} is above the limit of {}", o.vcpus, kMaxVcpus));
+  }
+  if (o.nodes == 0) return bad("--nodes must be at least 1");
+  if (o.nodes > o.vcpus) {
+    return bad(fmt::format("--nodes {} is more than --vcpus {} (each node runs a vCPU)", o.nodes,
+                           o.vcpus));
+  }
+  if (o.nodes > 1) {
+    return make_error(Errc::kUnsupported, "--nodes above 1 is not supported yet");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<void> check_kvm(const std::string& device) {
+  int fd = ::open(device.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    Error e = Error::from_errno(device);
+    e.message += " (KVM is required to run guests)";
+    return e;
+  }
+  ::close(fd);
+  return ok();
+}
+
+Result<int> run(const RunOptions& o) {
+  SSI_TRY(check_counts(o));
+  auto mem = parse_size(o.mem);
+  if (!mem.ok()) return with_prefix("--mem", std::move(mem).error());
+  auto map = MemoryMap::pc(*mem);
+  if (!map.ok()) return with_prefix("--mem", std::move(map).error());
+  if (o.kernel.empty()) return bad("--kernel is required");
+  SSI_ASSIGN_OR_RETURN(auto file, read_file(o.kernel, kMaxKernelFile));
+  auto image = parse_elf(file, *map);
+  if (!image.ok()) return with_prefix(o.kernel, std::move(image).error());
+  SSI_TRY(check_kvm(o.kvm_device));
+  return make_error(Errc::kUnsupported, "running guests needs the vCPU layer (not wired yet)");
+}
+
+}  // namespace ssi::machine

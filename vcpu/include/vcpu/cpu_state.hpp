@@ -1,0 +1,48 @@
+// A vCPU's complete architectural state as one value: what vCPU migration
+// moves between nodes (DESIGN.md 5, KVM-NOTES #6). Serialised as a
+// versioned, length- and checksum-protected byte string.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/result.hpp"
+#include "vcpu/kvm.hpp"
+#include "vcpu/lapic.hpp"
+
+namespace ssi::vcpu {
+
+struct CpuState {
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  kvm_fpu fpu{};
+  XsaveArea xsave;  // legacy 4 KiB region (XSAVE2 beyond it is not used here)
+  kvm_xcrs xcrs{};
+  kvm_vcpu_events events{};
+  kvm_mp_state mp_state{};
+  kvm_debugregs debugregs{};
+  std::vector<kvm_msr_entry> msrs;
+  CpuidEntries cpuid;
+  LapicState lapic;
+};
+
+bool operator==(const CpuState& a, const CpuState& b);  // bytewise
+
+// MSRs that are saved: SYSENTER, STAR/LSTAR/CSTAR/SFMASK, FS/GS/kernel GS
+// base, TSC, TSC_AUX, PAT, MISC_ENABLE, EFER lives in sregs. No KVM PV MSRs.
+const std::vector<std::uint32_t>& saved_msr_indices();
+
+inline constexpr std::uint32_t kCpuStateVersion = 1;
+
+std::vector<std::uint8_t> serialize(const CpuState& state);
+// Errc::kProtocol with a message saying what is wrong (bad magic, version,
+// truncated, length mismatch, checksum), never a crash.
+Result<CpuState> deserialize(std::span<const std::uint8_t> bytes);
+
+// Before saving, complete any pending I/O or MMIO with a kick + run()
+// (immediate_exit) so no half-done instruction is lost (KVM-NOTES #6).
+Result<CpuState> save_cpu_state(Vcpu& vcpu, const Lapic& lapic);
+Result<void> restore_cpu_state(Vcpu& vcpu, Lapic& lapic, const CpuState& state);
+
+}  // namespace ssi::vcpu

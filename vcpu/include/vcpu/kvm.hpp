@@ -1,0 +1,140 @@
+// KVM behind a small interface (cloud-hypervisor style): the run loop, the
+// LAPIC glue and CPU-state save/restore only talk to Vcpu / Vm, so they run
+// in unit tests against vcpu/testing/vcpu/fake_vcpu.hpp. The real
+// implementation (open_kvm) owns every fd and the kvm_run mapping with RAII.
+//
+// State structs are the kernel's own (linux/kvm.h): they are plain data, and
+// they are what travels when a vCPU migrates between nodes of one cluster.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/ids.hpp"
+#include "base/result.hpp"
+#include "vcpu/exit.hpp"
+
+namespace ssi::vcpu {
+
+using CpuidEntries = std::vector<kvm_cpuid_entry2>;
+
+// The legacy 4 KiB XSAVE region of struct kvm_xsave (KVM_GET/SET_XSAVE).
+// kvm_xsave itself ends in a flexible array and cannot be a plain member.
+struct XsaveArea {
+  std::array<std::uint32_t, 1024> region{};
+};
+
+class Vcpu {
+ public:
+  virtual ~Vcpu() = default;
+  virtual VcpuId id() const = 0;
+
+  // One KVM_RUN. EINTR is not an error: it is ExitKind::kInterrupted. If a
+  // kick is pending, KVM_RUN runs with immediate_exit=1 (this still completes
+  // a pending I/O or MMIO read without running guest code).
+  virtual Result<VcpuExit> run() = 0;
+
+  // Thread-safe, callable from any thread at any time: makes the run() in
+  // progress (or the next one) return kInterrupted soon. Never lost: a
+  // kick-pending flag is set before the signal and checked before KVM_RUN.
+  virtual void kick() = 0;
+
+  // kvm_run in-field: ask for an kIrqWindowOpen exit as soon as the guest
+  // can take an interrupt. Takes effect at the next run().
+  virtual void request_interrupt_window(bool on) = 0;
+  // KVM_INTERRUPT (no in-kernel irqchip): queue `vector` for injection at the
+  // next entry. Only valid when the last exit said ready_for_interrupt_injection.
+  virtual Result<void> inject_interrupt(std::uint8_t vector) = 0;
+  virtual Result<void> inject_nmi() = 0;  // KVM_NMI
+
+  virtual Result<void> set_cpuid(const CpuidEntries& entries) = 0;
+  virtual Result<CpuidEntries> get_cpuid() = 0;
+
+  virtual Result<kvm_regs> get_regs() = 0;
+  virtual Result<void> set_regs(const kvm_regs& regs) = 0;
+  virtual Result<kvm_sregs> get_sregs() = 0;
+  virtual Result<void> set_sregs(const kvm_sregs& sregs) = 0;
+  virtual Result<kvm_fpu> get_fpu() = 0;
+  virtual Result<void> set_fpu(const kvm_fpu& fpu) = 0;
+  virtual Result<XsaveArea> get_xsave() = 0;
+  virtual Result<void> set_xsave(const XsaveArea& xsave) = 0;
+  virtual Result<kvm_xcrs> get_xcrs() = 0;
+  virtual Result<void> set_xcrs(const kvm_xcrs& xcrs) = 0;
+  virtual Result<kvm_vcpu_events> get_events() = 0;
+  virtual Result<void> set_events(const kvm_vcpu_events& events) = 0;
+  virtual Result<kvm_mp_state> get_mp_state() = 0;
+  virtual Result<void> set_mp_state(const kvm_mp_state& mp) = 0;
+  virtual Result<kvm_debugregs> get_debugregs() = 0;
+  virtual Result<void> set_debugregs(const kvm_debugregs& dr) = 0;
+  // Reads the given MSR indices; entries KVM does not know are left out.
+  virtual Result<std::vector<kvm_msr_entry>> get_msrs(
+      const std::vector<std::uint32_t>& indices) = 0;
+  // Sets MSRs one at a time (KVM-NOTES #6: a batch stops at the first one
+  // KVM refuses); returns an error naming the first MSR that failed.
+  virtual Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) = 0;
+};
+
+struct MemorySlot {
+  std::uint32_t slot = 0;
+  Gpa gpa;
+  std::uint64_t size = 0;  // bytes, multiple of 4 KiB
+  void* host = nullptr;    // page-aligned; owned by the caller, must outlive the Vm
+  bool read_only = false;
+};
+
+struct VmOptions {
+  // KVM_CAP_X86_USER_SPACE_MSR (INVAL|UNKNOWN|FILTER) plus a filter that
+  // sends APIC_BASE (0x1b) and TSC_DEADLINE (0x6e0) to userspace; x2APIC
+  // MSRs 0x800-0x8ff exit with reason INVAL anyway (KVM-NOTES #5b).
+  bool userspace_msrs = true;
+};
+
+class Vm {
+ public:
+  virtual ~Vm() = default;
+  virtual Result<void> add_memory(const MemorySlot& slot) = 0;
+  // The new vCPU has no CPUID yet: give it supported_cpuid() passed through
+  // filter_cpuid() and set_cpuid_apic_id() with Vcpu::set_cpuid().
+  virtual Result<std::unique_ptr<Vcpu>> create_vcpu(VcpuId id) = 0;
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+  virtual Result<CpuidEntries> supported_cpuid() = 0;
+  virtual Result<std::unique_ptr<Vm>> create_vm(const VmOptions& options) = 0;
+  // KVM_CAP_NR_VCPUS (recommended maximum) for CLI checks.
+  virtual int max_vcpus() const = 0;
+};
+
+// Opens /dev/kvm (or `path`). Errc::kUnsupported if it does not exist,
+// Errc::kSystem (with errno, e.g. EACCES) if it cannot be opened, or if the
+// KVM API version / a needed capability is missing.
+Result<std::unique_ptr<Hypervisor>> open_kvm(const std::string& path = "/dev/kvm");
+
+// True if /dev/kvm exists and opens (for tests: GTEST_SKIP otherwise).
+bool kvm_available();
+
+// What the guest is told it has. Masks what this machine kind's emulator
+// cannot execute (KVM-NOTES #7) so guest code never tries it.
+struct CpuidPolicy {
+  bool hide_xsave = true;     // XSAVE, OSXSAVE, AVX*, leaf 0xD
+  bool hide_sse42_popcnt = true;  // SSE4.2 (crc32), POPCNT
+  bool hide_cx16 = true;
+  bool hide_rdtscp = true;
+  bool hide_x2apic = false;   // x2APIC works through MSR exits
+  bool hide_kvm_pv = true;    // leaf 0x40000001 features: need in-kernel LAPIC
+  bool tsc_deadline = true;   // keep CPUID.1:ECX[24]; 0x6e0 is filtered to us
+};
+
+// Pure: returns `entries` with the policy applied.
+CpuidEntries filter_cpuid(CpuidEntries entries, const CpuidPolicy& policy);
+// Pure: puts the APIC id into CPUID.1:EBX[31:24] and leaf 0xB EDX.
+CpuidEntries set_cpuid_apic_id(CpuidEntries entries, std::uint32_t apic_id);
+
+}  // namespace ssi::vcpu

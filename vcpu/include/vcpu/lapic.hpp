@@ -1,0 +1,184 @@
+// Userspace local APIC (no in-kernel irqchip, DESIGN.md 5): the guest reaches
+// it through xAPIC MMIO at APIC_BASE (default 0xFEE00000) or x2APIC MSRs
+// 0x800-0x8ff. IPIs leave through an IpiSink, so the machine can route them
+// to a vCPU on this node or to another node as a message. Thread-safe: other
+// vCPUs' threads and timer threads deliver into it while its own vCPU runs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/ids.hpp"
+#include "base/result.hpp"
+
+namespace ssi::vcpu {
+
+inline constexpr std::uint64_t kLapicDefaultBase = 0xFEE00000;
+inline constexpr std::uint32_t kX2apicMsrFirst = 0x800;
+inline constexpr std::uint32_t kX2apicMsrLast = 0x8ff;
+inline constexpr std::uint32_t kMsrApicBase = 0x1b;
+inline constexpr std::uint32_t kMsrTscDeadline = 0x6e0;
+
+// xAPIC register offsets (x2APIC MSR = 0x800 + offset / 16).
+namespace apic_reg {
+inline constexpr std::uint32_t kId = 0x20, kVersion = 0x30, kTpr = 0x80, kApr = 0x90,
+    kPpr = 0xA0, kEoi = 0xB0, kLdr = 0xD0, kDfr = 0xE0, kSvr = 0xF0, kIsr = 0x100,
+    kTmr = 0x180, kIrr = 0x200, kEsr = 0x280, kLvtCmci = 0x2F0, kIcrLow = 0x300,
+    kIcrHigh = 0x310, kLvtTimer = 0x320, kLvtThermal = 0x330, kLvtPerf = 0x340,
+    kLvtLint0 = 0x350, kLvtLint1 = 0x360, kLvtError = 0x370, kTimerInitial = 0x380,
+    kTimerCurrent = 0x390, kTimerDivide = 0x3E0, kSelfIpi = 0x3F0;
+}  // namespace apic_reg
+
+enum class DeliveryMode : std::uint8_t {
+  kFixed = 0, kLowestPriority = 1, kSmi = 2, kNmi = 4, kInit = 5, kStartup = 6, kExtInt = 7
+};
+enum class DestShorthand : std::uint8_t {
+  kNone = 0, kSelf = 1, kAllIncludingSelf = 2, kAllExcludingSelf = 3
+};
+
+// One interprocessor interrupt as written to the ICR.
+struct Ipi {
+  VcpuId source;
+  std::uint32_t source_apic_id = 0;
+  DeliveryMode mode = DeliveryMode::kFixed;
+  std::uint8_t vector = 0;
+  DestShorthand shorthand = DestShorthand::kNone;
+  std::uint32_t destination = 0;  // APIC id (physical) or logical mask
+  bool logical = false;
+  bool level_assert = true;       // INIT level de-assert IPIs are ignored
+  bool level_triggered = false;
+};
+
+// Pure: would a LAPIC with this APIC id / LDR accept `ipi`? Handles the
+// shorthands, physical broadcast (0xFF xAPIC, 0xFFFFFFFF x2APIC) and flat
+// logical mode. The machine uses it to route.
+bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic);
+
+// The machine routes IPIs (to Lapic::deliver on this node, or over the
+// transport). Called without any LAPIC lock held, possibly on a vCPU thread.
+class IpiSink {
+ public:
+  virtual ~IpiSink() = default;
+  virtual void send_ipi(const Ipi& ipi) = 0;
+};
+
+// Asks for Lapic::update_timer(now) to run on the vCPU soon after
+// `deadline` (nullopt: nothing armed). Production: TimerThread (timer.hpp).
+class TimerScheduler {
+ public:
+  virtual ~TimerScheduler() = default;
+  virtual void schedule(VcpuId vcpu, std::optional<Clock::time_point> deadline) = 0;
+};
+
+// Maps host time to the guest's TSC for TSC-deadline mode:
+// tsc(t) = tsc_at_epoch + (t - epoch) * tsc_hz.
+struct TscModel {
+  std::uint64_t tsc_hz = 1'000'000'000;
+  Clock::time_point epoch{};
+  std::uint64_t tsc_at_epoch = 0;
+};
+
+struct LapicConfig {
+  VcpuId vcpu;
+  std::uint32_t apic_id = 0;
+  bool bsp = false;                 // APs start waiting for SIPI
+  std::uint64_t bus_hz = 1'000'000'000;  // timer input clock before divide (QEMU's 1 GHz)
+  TscModel tsc;
+};
+
+// INIT / SIPI taken by the runner (Lapic::take_startup).
+struct StartupEvent {
+  enum class Kind { kInit, kSipi } kind;
+  std::uint8_t vector = 0;  // kSipi: start at CS = vector << 8, RIP 0 (real mode)
+};
+
+// Everything needed to recreate the LAPIC elsewhere (part of CpuState).
+// The timer is stored relative to "now" so another host's clock works.
+struct LapicState {
+  std::array<std::uint32_t, 64> regs{};  // register file, index = offset / 16
+  std::uint64_t apic_base = 0;
+  std::uint64_t tsc_deadline = 0;
+  std::int64_t timer_remaining_ns = -1;  // -1: not armed
+  std::uint32_t apic_id = 0;
+  bool nmi_pending = false;
+  bool wait_for_sipi = false;
+  bool init_pending = false;
+  bool sipi_pending = false;
+  std::uint8_t sipi_vector = 0;
+  bool operator==(const LapicState&) const = default;
+};
+
+class Lapic {
+ public:
+  Lapic(LapicConfig config, const Clock& clock, IpiSink& sink, TimerScheduler* timers);
+
+  // --- guest accesses (on the vCPU thread) ---
+  // Is `gpa` in this LAPIC's xAPIC MMIO page (enabled, not in x2APIC mode)?
+  bool mmio_hit(std::uint64_t gpa) const;
+  // Reads fill `data` (1..8 bytes; odd sizes read within one register).
+  void mmio_read(std::uint64_t gpa, std::span<std::uint8_t> data);
+  void mmio_write(std::uint64_t gpa, std::span<const std::uint8_t> data);
+  // x2APIC MSRs, APIC_BASE, TSC_DEADLINE. Error => the guest gets #GP.
+  static bool handles_msr(std::uint32_t index);
+  Result<std::uint64_t> msr_read(std::uint32_t index);
+  Result<void> msr_write(std::uint32_t index, std::uint64_t value);
+
+  // --- delivery from outside (any thread) ---
+  void deliver(const Ipi& ipi);                     // routed by the machine
+  void raise(std::uint8_t vector, bool level = false);  // device interrupt
+  // Called (without the lock) whenever something became pending that the
+  // vCPU must act on: the runner installs its notify().
+  void set_wakeup(std::function<void()> wakeup);
+
+  // --- the runner (on the vCPU thread) ---
+  // Fires the timer if its deadline is <= now (periodic: re-arms).
+  void update_timer(Clock::time_point now);
+  std::optional<Clock::time_point> timer_deadline() const;
+  // Highest-priority IRR vector above PPR (nullopt if none or SW-disabled).
+  std::optional<std::uint8_t> pending_vector() const;
+  // The vector was injected: IRR -> ISR, PPR rises.
+  void acknowledge(std::uint8_t vector);
+  bool take_nmi();
+  std::optional<StartupEvent> take_startup();
+  // Wake-worthy: an interrupt above PPR, an NMI, INIT or SIPI.
+  bool has_wake_event() const;
+  bool waiting_for_sipi() const;
+
+  std::uint32_t apic_id() const;
+  VcpuId vcpu() const { return config_.vcpu; }
+  std::uint32_t ldr() const;
+  bool x2apic_mode() const;
+
+  LapicState save() const;
+  void restore(const LapicState& state);
+
+ private:
+  struct Locked;  // helpers that run with mu_ held (src/lapic*.cpp)
+  friend struct Locked;
+
+  LapicConfig config_;
+  const Clock& clock_;
+  IpiSink& sink_;
+  TimerScheduler* timers_;
+  std::function<void()> wakeup_;
+
+  mutable std::mutex mu_;
+  std::array<std::uint32_t, 64> regs_{};
+  std::uint64_t apic_base_ = 0;
+  std::uint64_t tsc_deadline_ = 0;
+  std::optional<Clock::time_point> timer_deadline_;
+  Clock::time_point timer_start_{};  // one-shot/periodic: when the count was loaded
+  bool nmi_pending_ = false;
+  bool wait_for_sipi_ = false;
+  bool init_pending_ = false;
+  bool sipi_pending_ = false;
+  std::uint8_t sipi_vector_ = 0;
+};
+
+}  // namespace ssi::vcpu

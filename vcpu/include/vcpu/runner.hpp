@@ -1,0 +1,100 @@
+// The vCPU run loop: one per vCPU, on that vCPU's own OS thread. Each pass:
+// honour stop/pause requests, take INIT/SIPI, fire the LAPIC timer, inject a
+// pending interrupt if the guest is ready (else request a window), KVM_RUN,
+// and dispatch the exit: I/O and non-LAPIC MMIO to the IoHandler, LAPIC MMIO
+// and x2APIC/APIC_BASE/TSC_DEADLINE MSRs to the Lapic, HLT parks the thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include "base/clock.hpp"
+#include "base/result.hpp"
+#include "vcpu/io.hpp"
+#include "vcpu/kvm.hpp"
+#include "vcpu/lapic.hpp"
+#include "vcpu/state.hpp"
+
+namespace ssi::vcpu {
+
+// Pure: the register state an AP starts with after INIT + SIPI(vector):
+// real mode, CS.selector = vector << 8, CS.base = vector << 12, RIP = 0.
+// `base` supplies everything SIPI does not define (e.g. from get_sregs()).
+kvm_sregs sipi_sregs(kvm_sregs base, std::uint8_t vector);
+kvm_regs sipi_regs();
+
+struct RunnerOptions {
+  // HLT parks the thread on a condition variable; it re-checks at least this
+  // often (bounded waits; also catches a missed notify).
+  std::chrono::milliseconds halt_slice{5};
+  // When an interrupt is pending but the guest is not ready, also kick the
+  // vCPU after requesting the window: here a window exit can take 1-2 ms
+  // (KVM-NOTES #3) while an EINTR round trip takes ~20 us.
+  bool kick_for_window = true;
+  // How an AP starts on SIPI. Default: real mode at vector << 12 via
+  // sipi_sregs/sipi_regs. A machine may install a shortcut (e.g. enter long
+  // mode at a prepared entry) for test kernels.
+  std::function<Result<void>(Vcpu&, std::uint8_t vector)> on_sipi;
+};
+
+class VcpuRunner {
+ public:
+  VcpuRunner(Vcpu& vcpu, Lapic& lapic, IoHandler& io, ExitRequest& exit_request,
+             const Clock& clock, RunnerOptions options = {});
+  ~VcpuRunner();
+  VcpuRunner(const VcpuRunner&) = delete;
+  VcpuRunner& operator=(const VcpuRunner&) = delete;
+
+  // Runs on the calling thread until the machine exit request, stop(), or an
+  // error (guest triple fault, failed entry, KVM internal error with the
+  // instruction bytes, an IoHandler error). On error the caller usually
+  // requests machine exit. A BSP starts Runnable, an AP Created (waits for SIPI).
+  Result<void> run();
+
+  // Thread-safe. Something may need the vCPU's attention (interrupt, IPI,
+  // timer due, state change): wake it from HLT or kick it out of KVM_RUN.
+  void notify();
+  // Thread-safe. Pause returns at once; wait_paused() blocks (bounded) until
+  // the vCPU is out of the guest and parked in Paused.
+  void pause();
+  bool wait_paused(std::chrono::milliseconds timeout);
+  void resume();
+  void stop();
+
+  VcpuState state() const;
+  // Counters for tests and stats.
+  struct Stats {
+    std::uint64_t exits = 0, injected = 0, windows_requested = 0, halts = 0, kicks = 0;
+  };
+  Stats stats() const;
+
+ private:
+  Result<bool> step();  // one pass; false = leave run()
+  Result<void> dispatch(VcpuExit& exit);
+  Result<void> handle_msr(VcpuExit& exit);
+  Result<void> handle_startup();
+  void deliver_interrupts(bool ready);
+  void park_halted();
+  void park_paused_or_created();
+  Result<void> set_state(VcpuEvent event);
+
+  Vcpu& vcpu_;
+  Lapic& lapic_;
+  IoHandler& io_;
+  ExitRequest& exit_request_;
+  const Clock& clock_;
+  RunnerOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  VcpuStateMachine sm_;
+  bool wake_ = false;
+  bool pause_requested_ = false;
+  bool stop_requested_ = false;
+  bool last_ready_ = false;  // ready_for_interrupt_injection at the last exit
+  Stats stats_;
+};
+
+}  // namespace ssi::vcpu

@@ -1,0 +1,123 @@
+// A Vcpu that replays scripted exits (crosvm/Firecracker style) and records
+// what the run loop did to it: injected interrupts, window requests, kicks,
+// the data it filled in for reads, and every register set. For unit tests of
+// the run loop, the LAPIC glue and CPU-state save/restore without /dev/kvm.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "vcpu/kvm.hpp"
+
+namespace ssi::vcpu::testing {
+
+struct ScriptedExit {
+  VcpuExit exit;                     // spans/pointers are filled in by FakeVcpu
+  std::vector<std::uint8_t> data;    // I/O or MMIO bytes (writes: what the guest wrote)
+  std::uint64_t msr_data = 0;        // WRMSR value
+  std::function<void()> before;      // runs inside run() just before the exit is returned
+};
+
+// What the run loop answered for a read exit (recorded at the next run()).
+struct CompletedRead {
+  ExitKind kind;
+  std::uint64_t address = 0;          // port, gpa or MSR index
+  std::vector<std::uint8_t> data;     // I/O, MMIO
+  std::uint64_t msr_data = 0;
+  std::uint8_t msr_error = 0;
+};
+
+class FakeVcpu final : public Vcpu {
+ public:
+  explicit FakeVcpu(VcpuId id) : id_(id) {}
+
+  // Script builders. `ready` = ready_for_interrupt_injection (and IF) at that exit.
+  FakeVcpu& push(ScriptedExit e);
+  FakeVcpu& push_io_out(std::uint16_t port, std::vector<std::uint8_t> bytes, bool ready = true);
+  FakeVcpu& push_io_in(std::uint16_t port, std::uint8_t size, bool ready = true);
+  FakeVcpu& push_mmio_write(std::uint64_t gpa, std::vector<std::uint8_t> bytes, bool ready = true);
+  FakeVcpu& push_mmio_read(std::uint64_t gpa, std::uint32_t len, bool ready = true);
+  FakeVcpu& push_rdmsr(std::uint32_t index, MsrExitReason reason, bool ready = true);
+  FakeVcpu& push_wrmsr(std::uint32_t index, std::uint64_t value, MsrExitReason reason,
+                       bool ready = true);
+  FakeVcpu& push_simple(ExitKind kind, bool ready = true);  // HLT, SHUTDOWN, window, EINTR...
+  FakeVcpu& then(std::function<void()> before);  // attach to the last pushed exit
+
+  // --- recordings (read from the test thread after run() returned) ---
+  std::vector<std::uint8_t> injected() const;        // KVM_INTERRUPT vectors in order
+  int nmis() const;
+  std::vector<bool> window_requests() const;         // request_interrupt_window at each run()
+  std::vector<CompletedRead> completed_reads() const;
+  int kicks() const { return kicks_.load(); }
+  int runs() const;
+  // Number of inject_interrupt calls made when the last exit said not ready.
+  int bad_injections() const;
+  std::size_t remaining() const;
+
+  // --- Vcpu ---
+  VcpuId id() const override { return id_; }
+  Result<VcpuExit> run() override;
+  void kick() override;
+  void request_interrupt_window(bool on) override;
+  Result<void> inject_interrupt(std::uint8_t vector) override;
+  Result<void> inject_nmi() override;
+  Result<void> set_cpuid(const CpuidEntries& entries) override;
+  Result<CpuidEntries> get_cpuid() override;
+  Result<kvm_regs> get_regs() override;
+  Result<void> set_regs(const kvm_regs& regs) override;
+  Result<kvm_sregs> get_sregs() override;
+  Result<void> set_sregs(const kvm_sregs& sregs) override;
+  Result<kvm_fpu> get_fpu() override;
+  Result<void> set_fpu(const kvm_fpu& fpu) override;
+  Result<XsaveArea> get_xsave() override;
+  Result<void> set_xsave(const XsaveArea& xsave) override;
+  Result<kvm_xcrs> get_xcrs() override;
+  Result<void> set_xcrs(const kvm_xcrs& xcrs) override;
+  Result<kvm_vcpu_events> get_events() override;
+  Result<void> set_events(const kvm_vcpu_events& events) override;
+  Result<kvm_mp_state> get_mp_state() override;
+  Result<void> set_mp_state(const kvm_mp_state& mp) override;
+  Result<kvm_debugregs> get_debugregs() override;
+  Result<void> set_debugregs(const kvm_debugregs& dr) override;
+  Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
+  Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
+
+  // Direct access to the stored state (tests set it up / inspect it).
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  kvm_fpu fpu{};
+  XsaveArea xsave{};
+  kvm_xcrs xcrs{};
+  kvm_vcpu_events events{};
+  kvm_mp_state mp_state{};
+  kvm_debugregs debugregs{};
+  CpuidEntries cpuid;
+  std::map<std::uint32_t, std::uint64_t> msrs;
+  // An MSR index set_msrs refuses (like 0x4b564d06 without in-kernel LAPIC).
+  std::optional<std::uint32_t> refuse_msr;
+
+ private:
+  void record_completion();
+
+  VcpuId id_;
+  mutable std::mutex mu_;
+  std::deque<ScriptedExit> script_;
+  std::optional<ScriptedExit> current_;  // the exit whose buffers the runner may fill
+  std::atomic<bool> kick_pending_{false};
+  std::atomic<int> kicks_{0};
+  bool window_ = false;
+  bool last_ready_ = true;
+  std::optional<std::uint8_t> queued_vector_;
+  std::vector<std::uint8_t> injected_;
+  int nmis_ = 0;
+  int runs_ = 0;
+  int bad_injections_ = 0;
+  std::vector<bool> window_requests_;
+  std::vector<CompletedRead> completed_;
+};
+
+}  // namespace ssi::vcpu::testing
