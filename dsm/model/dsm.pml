@@ -22,6 +22,7 @@
  * Build switches (cpp, pass as spin -DNAME):
  *   GRANT_ACK      the requester acknowledges every grant and the home keeps
  *                  the page busy until the ack arrives (sketch's open question).
+ *   VERSIONS       per-transaction versions and dsm/src's checks on them.
  *   MAXOPS=n       operations per node (default 2).
  *   TOLERANT       no "expected_ok" asserts (used with the mutants below).
  *   MUTANT_SKIP_INV_ACK   home grants a write while one InvAck is missing.
@@ -84,7 +85,8 @@ mtype = {
 #define P_COLLECT 2     /* write: waiting for InvAcks and/or FetchInvAck */
 #define P_GACK    3     /* GRANT_ACK only: waiting for the requester's GrantAck */
 
-chan ch[NN * NN] = [CAP] of { mtype, byte, byte, byte };  /* kind, page, value, flags */
+/* kind, page, value, flags, version (0 unless VERSIONS) */
+chan ch[NN * NN] = [CAP] of { mtype, byte, byte, byte, byte };
 #define CH(s, d) ch[(s) * NN + (d)]
 
 /* ---- node-local state ---- */
@@ -111,6 +113,15 @@ bool needdata[NP];      /* FetchInvAck still missing */
 byte fval[NP];          /* data received from the previous owner */
 bool fgot[NP];
 
+/* ---- versions (VERSIONS only; else always 0), as in dsm/src: every home
+ * transaction (one served request) gets the next version, all its messages
+ * carry it, acks echo it; a node only applies a Grant/Inv/Fetch whose version
+ * is above the last one it applied for the page ("version_ok"), the home only
+ * accepts an ack of the current transaction. ---- */
+byte hver[NP];          /* home: version of the current/last transaction */
+byte nver[NN * NP];     /* node: last version applied for the page */
+#define NVER(n, p) nver[(n) * NP + (p)]
+
 /* ---- ghosts for the data-value invariant ---- */
 byte last[NP];          /* last value written (= number of writes so far),
                            0 = the initial zero page */
@@ -119,9 +130,9 @@ byte last[NP];          /* last value written (= number of writes so far),
  * step writes them before reading them and no step blocks half-way (sends
  * assert a free slot), so sharing them between processes is safe. */
 hidden mtype k;
-hidden byte p, v, f, src, r, act, ci, cp, cw, cr, gv, gf, kind, si, rot, qi;
+hidden byte p, v, f, mv, src, r, act, ci, cp, cw, cr, gv, gf, kind, si, rot, qi;
 /* Named assertion results: pan prints the name of the one that failed. */
-hidden byte swmr_ok, value_ok, read_ok, write_ok, expected_ok, quiescent_ok;
+hidden byte swmr_ok, value_ok, read_ok, write_ok, expected_ok, version_ok, quiescent_ok;
 
 #define BIT(n) (1 << (n))
 #define READABLE(s) ((s) == S || (s) == SM_A || (s) == M)
@@ -135,17 +146,25 @@ hidden byte swmr_ok, value_ok, read_ok, write_ok, expected_ok, quiescent_ok;
 #define EXPECT(c) expected_ok = (c); assert(expected_ok)
 #endif
 
+#ifdef VERSIONS
+#define NODE_VERSION(n, p) version_ok = (mv > NVER(n, p)); assert(version_ok); NVER(n, p) = mv
+#define HOME_VERSION(p) version_ok = (mv == hver[p]); assert(version_ok)
+#else
+#define NODE_VERSION(n, p) skip
+#define HOME_VERSION(p) skip
+#endif
+
 inline send_grant_ack(s, h, p) {
 #ifdef GRANT_ACK
-  send(s, h, GrantAck, p, 0, 0)
+  send(s, h, GrantAck, p, 0, 0, mv)
 #else
   skip
 #endif
 }
 
-inline send(s, d, k, p, v, f) {
+inline send(s, d, k, p, v, f, ver) {
   assert(nfull(CH(s, d)));
-  CH(s, d)!k, p, v, f
+  CH(s, d)!k, p, v, f, ver
 }
 
 /* Every atomic step ends here: SWMR and data value over the whole system. */
@@ -195,7 +214,7 @@ inline grant_write(h, p) {
   :: !curup[p] && !fgot[p] && zero[p] -> gv = 0; gf = F_ZERO
   :: !curup[p] && !fgot[p] && !zero[p] -> gv = mem[p]; gf = 0
   fi;
-  send(h, cur[p], WriteGrant, p, gv, gf);
+  send(h, cur[p], WriteGrant, p, gv, gf, hver[p]);
   dir[p] = MOD; owner[p] = cur[p]; sharers[p] = 0;
 #ifndef MUTANT_STICKY_ZERO
   zero[p] = 0;
@@ -213,7 +232,7 @@ inline grant_read(h, p, r, v) {
   :: zero[p] -> gv = 0; gf = F_ZERO
   :: else -> gv = v; gf = 0
   fi;
-  send(h, r, ReadGrant, p, gv, gf);
+  send(h, r, ReadGrant, p, gv, gf, hver[p]);
   gv = 0; gf = 0;
   dir[p] = SHD; sharers[p] = sharers[p] | BIT(r);
 #ifdef GRANT_ACK
@@ -236,12 +255,15 @@ inline try_finish_write(h, p) {
 
 /* Start serving the queued request of node r for page p (home h, idle page). */
 inline serve(h, p, r) {
+#ifdef VERSIONS
+  hver[p]++;
+#endif
   kind = Q(p, r); Q(p, r) = Q_NONE; cur[p] = r;
   if
   :: kind == Q_READ ->
        assert(owner[p] != r);            /* a reader is in I, never the owner */
        if
-       :: owner[p] != NONE -> send(h, owner[p], Fetch, p, 0, 0); phase[p] = P_FETCH
+       :: owner[p] != NONE -> send(h, owner[p], Fetch, p, 0, 0, hver[p]); phase[p] = P_FETCH
        :: else -> grant_read(h, p, r, mem[p])
        fi
   :: else ->
@@ -255,13 +277,13 @@ inline serve(h, p, r) {
        for (si : 0 .. NN - 1) {
          if
          :: si != r && (sharers[p] & BIT(si)) != 0 ->
-              send(h, si, Inv, p, 0, 0); acks[p]++
+              send(h, si, Inv, p, 0, 0, hver[p]); acks[p]++
          :: else -> skip
          fi
        }
        sharers[p] = sharers[p] & BIT(r);
        if
-       :: owner[p] != NONE -> send(h, owner[p], FetchInv, p, 0, 0); needdata[p] = 1; owner[p] = NONE
+       :: owner[p] != NONE -> send(h, owner[p], FetchInv, p, 0, 0, hver[p]); needdata[p] = 1; owner[p] = NONE
        :: else -> skip
        fi;
        phase[p] = P_COLLECT   /* try_finish_write follows the step */
@@ -279,9 +301,9 @@ inline serve(h, p, r) {
 inline do_op(n, p) {
   ops[n]++;
   if
-  :: ST(n, p) == I -> ST(n, p) = IS_D; send(n, HOME(p), ReadReq, p, 0, 0)
-  :: ST(n, p) == I -> ST(n, p) = IM_D; send(n, HOME(p), WriteReq, p, 0, 0)
-  :: ST(n, p) == S -> ST(n, p) = SM_A; send(n, HOME(p), UpgradeReq, p, 0, 0)
+  :: ST(n, p) == I -> ST(n, p) = IS_D; send(n, HOME(p), ReadReq, p, 0, 0, 0)
+  :: ST(n, p) == I -> ST(n, p) = IM_D; send(n, HOME(p), WriteReq, p, 0, 0, 0)
+  :: ST(n, p) == S -> ST(n, p) = SM_A; send(n, HOME(p), UpgradeReq, p, 0, 0, 0)
   :: ST(n, p) == M -> do_write(n, p)       /* write hit: no message */
   fi
   /* read hits change nothing; "value_ok" covers them in every state */
@@ -293,16 +315,17 @@ inline receive(n, s) {
   /* rotate the pair's queue 0..len-1 times: any queued message may be next */
   rot = 0;
   do
-  :: rot + 1 < len(CH(s, n)) -> CH(s, n)?k, p, v, f; CH(s, n)!k, p, v, f; rot++
+  :: rot + 1 < len(CH(s, n)) -> CH(s, n)?k, p, v, f, mv; CH(s, n)!k, p, v, f, mv; rot++
   :: break
   od;
   rot = 0;
 #endif
-  CH(s, n)?k, p, v, f;
+  CH(s, n)?k, p, v, f, mv;
   if
   /* ===== cache side: messages from the page's home ===== */
   :: k == ReadGrant ->
        EXPECT(s == HOME(p) && ST(n, p) == IS_D);
+       NODE_VERSION(n, p);
        if
        :: (f & F_ZERO) != 0 -> DAT(n, p) = 0      /* UFFDIO_ZEROPAGE */
        :: else -> DAT(n, p) = v                   /* UFFDIO_COPY | MODE_WP */
@@ -312,6 +335,7 @@ inline receive(n, s) {
        assert(read_ok);
        send_grant_ack(n, s, p)
   :: k == WriteGrant ->
+       NODE_VERSION(n, p);
        if
        :: (f & F_NODATA) != 0 ->
             /* keep the copy: valid only in SM_A (asserted; without the assert
@@ -331,21 +355,24 @@ inline receive(n, s) {
        /* Only S and SM_A are reachable (asserted); the implementation acks
           in every state so that the home can never wait forever. */
        EXPECT(s == HOME(p) && (ST(n, p) == S || ST(n, p) == SM_A));
+       NODE_VERSION(n, p);
        if
        :: ST(n, p) == S -> ST(n, p) = I; DAT(n, p) = 0      /* MADV_DONTNEED */
        :: ST(n, p) == SM_A -> ST(n, p) = IM_D; DAT(n, p) = 0
        :: else -> skip
        fi;
-       send(n, s, InvAck, p, 0, 0)
+       send(n, s, InvAck, p, 0, 0, mv)
   :: k == Fetch ->
        EXPECT(s == HOME(p) && ST(n, p) == M);
+       NODE_VERSION(n, p);
        ST(n, p) = S;                               /* write-protect, then send */
-       send(n, s, FetchAck, p, DAT(n, p), 0)
+       send(n, s, FetchAck, p, DAT(n, p), 0, mv)
   :: k == FetchInv ->
        EXPECT(s == HOME(p) && ST(n, p) == M);
+       NODE_VERSION(n, p);
        v = DAT(n, p);
        ST(n, p) = I; DAT(n, p) = 0;                /* MADV_DONTNEED, then send */
-       send(n, s, FetchInvAck, p, v, 0)
+       send(n, s, FetchInvAck, p, v, 0, mv)
 
   /* ===== home side: messages about a page homed here ===== */
   :: k == ReadReq || k == WriteReq || k == UpgradeReq ->
@@ -357,17 +384,21 @@ inline receive(n, s) {
        fi
   :: k == InvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && acks[p] > 0);
+       HOME_VERSION(p);
        if :: acks[p] > 0 -> acks[p]-- :: else -> skip fi
   :: k == FetchInvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && needdata[p]);
+       HOME_VERSION(p);
        needdata[p] = 0; fgot[p] = 1; fval[p] = v
   :: k == FetchAck ->
        EXPECT(HOME(p) == n && phase[p] == P_FETCH && owner[p] == s);
+       HOME_VERSION(p);
        /* the old owner keeps an S copy; memory is current again */
        mem[p] = v; sharers[p] = BIT(s); owner[p] = NONE;
        grant_read(n, p, cur[p], v)
   :: k == GrantAck ->
        EXPECT(HOME(p) == n && phase[p] == P_GACK && cur[p] == s);
+       HOME_VERSION(p);
        phase[p] = P_IDLE; cur[p] = 0
   fi
 }
@@ -402,7 +433,7 @@ end_idle:
        fi;
        /* a write request completes once nothing is missing */
        if :: HOME(p) == me -> try_finish_write(me, p) :: else -> skip fi;
-       k = 0; p = 0; v = 0; f = 0; src = 0; r = 0; act = 0;
+       k = 0; p = 0; v = 0; f = 0; mv = 0; src = 0; r = 0; act = 0;
        check()
      }
   od
