@@ -107,15 +107,7 @@ class KvmHypervisor final : public Hypervisor {
   explicit KvmHypervisor(Fd kvm) : kvm_(std::move(kvm)) {}
 
   Result<CpuidEntries> supported_cpuid() override {
-    for (std::uint32_t n = 128; n <= 4096; n *= 2) {
-      std::vector<std::uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-      auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-      c->nent = n;
-      if (::ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, c) == 0)
-        return CpuidEntries(c->entries, c->entries + c->nent);
-      if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID");
-    }
-    return make_error(Errc::kInternal, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+    return detail::read_cpuid(kvm_.get(), KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID");
   }
 
   Result<std::unique_ptr<Vm>> create_vm(const VmOptions& options) override {

@@ -5,11 +5,15 @@
 
 #include <atomic>
 #include <mutex>
+#include <string>
 
 #include "fd.hpp"
 #include "vcpu/kvm.hpp"
 
 namespace ssi::vcpu::detail {
+
+// KVM_GET_SUPPORTED_CPUID (system fd) or KVM_GET_CPUID2 (vCPU fd).
+Result<CpuidEntries> read_cpuid(int fd, unsigned long request, const std::string& what);
 
 class KvmVcpu final : public Vcpu {
  public:

@@ -15,6 +15,7 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
+#include "vcpu/cpu_state.hpp"
 #include "vcpu/io.hpp"
 #include "vcpu/kvm.hpp"
 #include "vcpu/lapic.hpp"
@@ -67,6 +68,15 @@ class VcpuRunner {
   void stop();
 
   VcpuState state() const;
+
+  // Migration unit. While Paused (after pause() + wait_paused()): the vCPU's
+  // whole state, with mp_state set from what this runner knows (HALTED,
+  // INIT_RECEIVED = waiting for SIPI, else RUNNABLE); KVM without an
+  // in-kernel LAPIC always reports RUNNABLE (KVM-NOTES #3).
+  Result<CpuState> save_state();
+  // Before run(), on a fresh vCPU: load a saved state; run() then continues
+  // in the saved Halted / waiting-for-SIPI / Runnable state.
+  Result<void> restore_state(const CpuState& state);
   // Counters for tests and stats.
   struct Stats {
     std::uint64_t exits = 0, injected = 0, windows_requested = 0, halts = 0, kicks = 0;
@@ -106,6 +116,7 @@ class VcpuRunner {
   bool last_ready_ = false;      // ready_for_interrupt_injection at the last exit
   bool halted_if_flag_ = false;  // IF when the guest halted: cli;hlt sleeps for good
   bool window_requested_ = false;
+  bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
   std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;
 };
