@@ -9,33 +9,22 @@
 
 #include <cstdio>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "ssi/boot.hpp"
 #include "ssi/elf_loader.hpp"
 #include "ssi/subprocess.hpp"
+#include "kernel_cases.hpp"
 #include "workloads.h"
 
 namespace ssi::machine {
 namespace {
 
-std::vector<std::string> kernels() {
-  std::vector<std::string> out;
-  std::stringstream ss(SSI_GUEST_KERNELS);
-  for (std::string k; std::getline(ss, k, ',');) out.push_back(k);
-  return out;
-}
-
-std::string kernel_path(const std::string& name) {
-  return std::string(SSI_GUEST_KERNEL_DIR) + "/" + name + ".elf";
-}
-
 class GuestKernel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GuestKernel, LoadsWithSsiElfLoaderAndBootBuilder) {
-  auto file = read_file(kernel_path(GetParam()), 64 * kMiB);
+  auto file = read_file(guest_kernel_path(GetParam()), 64 * kMiB);
   ASSERT_TRUE(file.ok()) << file.error().to_string();
   auto map = MemoryMap::pc(16 * kMiB).value();
   auto image = parse_elf(*file, map);
@@ -54,7 +43,7 @@ TEST_P(GuestKernel, LoadsWithSsiElfLoaderAndBootBuilder) {
 // Mnemonics the emulator fails on at CPL0 (KVM-NOTES #7), as objdump prints them.
 TEST_P(GuestKernel, ContainsNoInstructionTheEmulatorRejects) {
   if (::access("/usr/bin/objdump", X_OK) != 0) GTEST_SKIP() << "no objdump";
-  std::string cmd = "/usr/bin/objdump -d --no-show-raw-insn " + kernel_path(GetParam());
+  std::string cmd = "/usr/bin/objdump -d --no-show-raw-insn " + guest_kernel_path(GetParam());
   std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
   ASSERT_NE(p, nullptr);
   const std::vector<std::string> banned{"%xmm", "%ymm", "%mm", "%st", "popcnt", "cmpxchg16b",
@@ -71,29 +60,24 @@ TEST_P(GuestKernel, ContainsNoInstructionTheEmulatorRejects) {
   EXPECT_GT(instructions, 100);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, GuestKernel, ::testing::ValuesIn(kernels()),
+// `ssi run` accepts the kernel: every check before opening KVM passes (the
+// device is pointed at a missing path so the run stops right there).
+TEST_P(GuestKernel, PassesSsiRunChecksUpToKvm) {
+  auto o = ssi::testing::run_process(
+      SSI_BINARY, {"run", "--vcpus", "4", "--mem", "64M", "--kernel", guest_kernel_path(GetParam())},
+      {"SSI_KVM_DEVICE=/nonexistent/kvm"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err,
+            "ssi: error: /nonexistent/kvm: No such file or directory (KVM is required to run "
+            "guests)\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, GuestKernel, ::testing::ValuesIn(guest_kernels()),
                          [](const auto& info) { return info.param; });
 
 // --- under KVM ---
 
-struct RunCase {
-  std::string kernel;
-  unsigned vcpus;
-};
-
 class GuestRun : public ::testing::TestWithParam<RunCase> {};
-
-// What each kernel must print on success (besides exiting with 0).
-std::vector<std::string> expected_output(const RunCase& c) {
-  const std::string n = std::to_string(c.vcpus);
-  if (c.kernel == "hello") return {"hello from cpu 0 of " + n, "all " + n + " cpus said hello"};
-  if (c.kernel == "counter") return {"expected=" + std::to_string(100000 * c.vcpus)};
-  if (c.kernel == "ipi") return {"round trips"};
-  if (c.kernel == "litmus") return {"SB+mfence: rounds=20000 forbidden=0", "MP: rounds=20000 forbidden=0"};
-  if (c.kernel == "timer") return {"timer: 10 ticks"};
-  if (c.kernel == "compute") return {"compute: iterations=100000000"};
-  return {};
-}
 
 TEST_P(GuestRun, ExitsZeroWithExpectedSerialOutput) {
   const RunCase& c = GetParam();
@@ -101,7 +85,7 @@ TEST_P(GuestRun, ExitsZeroWithExpectedSerialOutput) {
   auto o = ssi::testing::run_process(
       SSI_BINARY,
       {"run", "--nodes", "1", "--vcpus", std::to_string(c.vcpus), "--mem", "64M", "--kernel",
-       kernel_path(c.kernel)},
+       guest_kernel_path(c.kernel)},
       {}, std::chrono::seconds(120));
   EXPECT_FALSE(o.timed_out);
   EXPECT_EQ(o.exit_code, 0) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
@@ -120,17 +104,8 @@ TEST_P(GuestRun, ExitsZeroWithExpectedSerialOutput) {
   }
 }
 
-std::vector<RunCase> run_cases() {
-  std::vector<RunCase> out;
-  for (const auto& k : kernels()) {
-    for (unsigned v : {1u, 2u, 4u}) out.push_back({k, v});
-  }
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Kvm, GuestRun, ::testing::ValuesIn(run_cases()), [](const auto& info) {
-  return info.param.kernel + "_" + std::to_string(info.param.vcpus) + "vcpu";
-});
+INSTANTIATE_TEST_SUITE_P(Kvm, GuestRun, ::testing::ValuesIn(guest_run_cases()),
+                         [](const auto& info) { return run_case_name(info.param); });
 
 }  // namespace
 }  // namespace ssi::machine

@@ -4,6 +4,7 @@
 #include "lapic_fixture.hpp"
 #include "vcpu/fake_vcpu.hpp"
 #include "vcpu/runner.hpp"
+#include "vcpu/timer.hpp"
 
 namespace ssi::vcpu::testing {
 namespace {
@@ -319,6 +320,117 @@ TEST_F(RunnerTest, ExitRequestStopsAHaltedVcpu) {
   exit_request.request(3);
   ASSERT_TRUE(finish(1s).ok());
   EXPECT_EQ(runner.state(), VcpuState::kStopped);
+}
+
+TEST_F(RunnerTest, MigratesAHaltedVcpuThatWakesOnTheOtherSide) {
+  enable_apic();
+  vcpu.regs.rflags = 0x202;  // IF=1
+  vcpu.regs.rbx = 0x1234;
+  vcpu.push_simple(ExitKind::kHlt, true);
+  start();
+  for (int i = 0; i < 500 && runner.state() != VcpuState::kHalted; ++i)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(runner.state(), VcpuState::kHalted);
+  runner.pause();
+  ASSERT_TRUE(runner.wait_paused(2s));
+  auto saved = runner.save_state();
+  ASSERT_TRUE(saved.ok()) << saved.error().to_string();
+  EXPECT_EQ(saved->mp_state.mp_state, static_cast<std::uint32_t>(KVM_MP_STATE_HALTED));
+  auto wire = serialize(*saved);
+  runner.stop();
+  ASSERT_TRUE(finish().ok());
+
+  // The other node: fresh vCPU, LAPIC and runner.
+  FakeVcpu v2{VcpuId{0}};
+  LocalRouter router2;
+  Lapic l2(cfg, clock, router2, nullptr);
+  router2.lapics = {&l2};
+  ExitRequest exit2;
+  TestIo io2{exit2};
+  VcpuRunner r2(v2, l2, io2, exit2, clock);
+  auto got = deserialize(wire);
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(r2.restore_state(*got).ok());
+  EXPECT_EQ(v2.regs.rbx, 0x1234u);
+  EXPECT_EQ(v2.mp_state.mp_state, static_cast<std::uint32_t>(KVM_MP_STATE_RUNNABLE))
+      << "KVM without in-kernel LAPIC only takes RUNNABLE";
+  v2.push_io_out(kExitPort, {0});
+  auto done2 = std::async(std::launch::async, [&] { return r2.run(); });
+  for (int i = 0; i < 500 && r2.state() != VcpuState::kHalted; ++i)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(r2.state(), VcpuState::kHalted) << "restored vCPU must still be in its HLT";
+  EXPECT_EQ(v2.runs(), 0);
+  l2.raise(0x70);
+  ASSERT_EQ(done2.wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(done2.get().ok());
+  EXPECT_EQ(v2.injected(), std::vector<std::uint8_t>{0x70});
+}
+
+TEST_F(RunnerTest, SaveStateNeedsAPausedVcpu) {
+  auto r = runner.save_state();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("Paused"), std::string::npos) << r.error().message;
+}
+
+// End to end with host time: TimerThread + SteadyClock drive a periodic
+// LAPIC timer into a vCPU that halts between ticks (the timer-tick kernel).
+TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
+  const Clock& steady = SteadyClock::instance();
+  std::atomic<VcpuRunner*> target{nullptr};
+  TimerThread timers([&](VcpuId) {
+    if (auto* r = target.load()) r->notify();
+  });
+  LocalRouter router;
+  LapicConfig c;
+  c.bsp = true;
+  Lapic lapic(c, steady, router, &timers);
+  router.lapics = {&lapic};
+  ExitRequest exit;
+  TestIo io{exit};
+  FakeVcpu vcpu{VcpuId{0}};
+  auto eoi = [&] { mmio_write32(lapic, apic_reg::kEoi, 0); };  // the guest's handler
+  constexpr int kTicks = 5;
+  vcpu.push_simple(ExitKind::kHlt, true);
+  for (int i = 1; i < kTicks; ++i) vcpu.push_simple(ExitKind::kHlt, true).then(eoi);
+  vcpu.push_io_out(kExitPort, {0}).then(eoi);
+  VcpuRunner runner(vcpu, lapic, io, exit, steady);
+  target = &runner;
+  mmio_write32(lapic, apic_reg::kSvr, 0x1FF);
+  mmio_write32(lapic, apic_reg::kTimerDivide, 0xB);
+  mmio_write32(lapic, apic_reg::kLvtTimer, (1u << 17) | 0xEC);
+  auto t0 = steady.now();
+  mmio_write32(lapic, apic_reg::kTimerInitial, 2'000'000);  // 2 ms at 1 GHz
+  auto done = std::async(std::launch::async, [&] { return runner.run(); });
+  if (done.wait_for(5s) != std::future_status::ready) {
+    exit.request(99);
+    FAIL() << "timer ticks did not arrive within 5 s";
+  }
+  ASSERT_TRUE(done.get().ok());
+  auto took = steady.now() - t0;
+  EXPECT_EQ(vcpu.injected(), std::vector<std::uint8_t>(kTicks, 0xEC));
+  EXPECT_GE(took, 2ms * kTicks) << "ticks came faster than the period";
+  target = nullptr;
+}
+
+TEST(TscModelTest, ReadFromTheVcpuDrivesTscDeadline) {
+  ssi::testing::FakeClock clock;
+  clock.advance(5s);
+  FakeVcpu v{VcpuId{0}};
+  v.tsc_khz = 3'000'000;  // 3 GHz
+  v.msrs[0x10] = 77'000'000;
+  auto m = read_tsc_model(v, clock);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_EQ(m->tsc_hz, 3'000'000'000u);
+  EXPECT_EQ(m->tsc_at_epoch, 77'000'000u);
+  EXPECT_EQ(m->epoch, clock.now());
+  RecordingSink sink;
+  LapicConfig c;
+  c.bsp = true;
+  Lapic l(c, clock, sink, nullptr);
+  l.set_tsc_model(*m);
+  mmio_write32(l, apic_reg::kLvtTimer, (2u << 17) | 0x40);
+  ASSERT_TRUE(l.msr_write(kMsrTscDeadline, 77'000'000 + 3'000'000).ok());  // +1 ms of TSC
+  EXPECT_EQ(*l.timer_deadline(), clock.now() + 1ms);
 }
 
 TEST(SipiTest, RealModeStateAtVector) {

@@ -198,7 +198,17 @@ const std::vector<std::uint32_t>& saved_msr_indices() {
   return indices;
 }
 
+Result<void> complete_pending_io(Vcpu& v) {
+  v.kick();  // sets the pending flag: the next run() uses immediate_exit
+  SSI_ASSIGN_OR_RETURN(VcpuExit e, v.run());
+  if (e.kind != ExitKind::kInterrupted)
+    return make_error(Errc::kInternal,
+                      "completing pending I/O: KVM_RUN with immediate_exit gave " + describe(e));
+  return ok();
+}
+
 Result<CpuState> save_cpu_state(Vcpu& v, const Lapic& lapic) {
+  SSI_TRY(complete_pending_io(v));
   CpuState s;
   SSI_ASSIGN_OR_RETURN(s.regs, v.get_regs());
   SSI_ASSIGN_OR_RETURN(s.sregs, v.get_sregs());
@@ -224,7 +234,9 @@ Result<void> restore_cpu_state(Vcpu& v, Lapic& lapic, const CpuState& s) {
   SSI_TRY(v.set_xcrs(s.xcrs));
   SSI_TRY(v.set_msrs(s.msrs));
   SSI_TRY(v.set_events(s.events));  // after regs: carries a queued KVM_INTERRUPT
-  SSI_TRY(v.set_mp_state(s.mp_state));
+  kvm_mp_state runnable{};
+  runnable.mp_state = KVM_MP_STATE_RUNNABLE;
+  SSI_TRY(v.set_mp_state(runnable));
   SSI_TRY(v.set_debugregs(s.debugregs));
   lapic.restore(s.lapic);
   return ok();

@@ -64,7 +64,8 @@ class KvmVm final : public Vm {
                         "KVM_ENABLE_CAP X86_USER_SPACE_MSR"));
     // Without the filter KVM answers APIC_BASE itself and silently drops
     // TSC_DEADLINE writes (KVM-NOTES #5b); a zero bit denies = exits to us.
-    std::uint8_t deny = 0;
+    // KVM copies BITS_TO_LONGS(nmsrs) longs of bitmap: give it a whole one.
+    std::uint64_t deny = 0;
     kvm_msr_filter filter{};
     filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
     const std::uint32_t bases[] = {kMsrApicBase, kMsrTscDeadline};
@@ -72,7 +73,7 @@ class KvmVm final : public Vm {
       filter.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
       filter.ranges[i].nmsrs = 1;
       filter.ranges[i].base = bases[i];
-      filter.ranges[i].bitmap = &deny;
+      filter.ranges[i].bitmap = reinterpret_cast<std::uint8_t*>(&deny);
     }
     SSI_TRY(check_ioctl(::ioctl(vm_.get(), KVM_X86_SET_MSR_FILTER, &filter),
                         "KVM_X86_SET_MSR_FILTER (APIC_BASE, TSC_DEADLINE)"));
@@ -107,15 +108,7 @@ class KvmHypervisor final : public Hypervisor {
   explicit KvmHypervisor(Fd kvm) : kvm_(std::move(kvm)) {}
 
   Result<CpuidEntries> supported_cpuid() override {
-    for (std::uint32_t n = 128; n <= 4096; n *= 2) {
-      std::vector<std::uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-      auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-      c->nent = n;
-      if (::ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, c) == 0)
-        return CpuidEntries(c->entries, c->entries + c->nent);
-      if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID");
-    }
-    return make_error(Errc::kInternal, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+    return detail::read_cpuid(kvm_.get(), KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID");
   }
 
   Result<std::unique_ptr<Vm>> create_vm(const VmOptions& options) override {

@@ -182,16 +182,20 @@ Result<void> KvmVcpu::set_cpuid(const CpuidEntries& entries) {
   return ok();
 }
 
-Result<CpuidEntries> KvmVcpu::get_cpuid() {
+Result<CpuidEntries> read_cpuid(int fd, unsigned long request, const std::string& what) {
+  // The caller cannot know the entry count: grow until KVM stops saying E2BIG.
   for (std::uint32_t n = 128; n <= 4096; n *= 2) {
     std::vector<std::uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
     auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
     c->nent = n;
-    if (::ioctl(fd_.get(), KVM_GET_CPUID2, c) == 0)
-      return CpuidEntries(c->entries, c->entries + c->nent);
-    if (errno != E2BIG) return Error::from_errno(fmt::format("KVM_GET_CPUID2 vCPU {}", id_));
+    if (::ioctl(fd, request, c) == 0) return CpuidEntries(c->entries, c->entries + c->nent);
+    if (errno != E2BIG) return Error::from_errno(what);
   }
-  return make_error(Errc::kInternal, "KVM_GET_CPUID2: more than 4096 entries");
+  return make_error(Errc::kInternal, what + ": more than 4096 entries");
+}
+
+Result<CpuidEntries> KvmVcpu::get_cpuid() {
+  return read_cpuid(fd_.get(), KVM_GET_CPUID2, fmt::format("KVM_GET_CPUID2 vCPU {}", id_));
 }
 
 Result<kvm_regs> KvmVcpu::get_regs() { return get<kvm_regs>(KVM_GET_REGS, "KVM_GET_REGS"); }
@@ -262,6 +266,12 @@ Result<void> KvmVcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
                                     e.index, e.data, id_));
   }
   return ok();
+}
+
+Result<std::uint64_t> KvmVcpu::get_tsc_khz() {
+  int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (khz <= 0) return Error::from_errno(fmt::format("KVM_GET_TSC_KHZ vCPU {}", id_));
+  return static_cast<std::uint64_t>(khz);
 }
 
 }  // namespace ssi::vcpu::detail

@@ -5,11 +5,15 @@
 
 #include <atomic>
 #include <mutex>
+#include <string>
 
 #include "fd.hpp"
 #include "vcpu/kvm.hpp"
 
 namespace ssi::vcpu::detail {
+
+// KVM_GET_SUPPORTED_CPUID (system fd) or KVM_GET_CPUID2 (vCPU fd).
+Result<CpuidEntries> read_cpuid(int fd, unsigned long request, const std::string& what);
 
 class KvmVcpu final : public Vcpu {
  public:
@@ -41,6 +45,7 @@ class KvmVcpu final : public Vcpu {
   Result<void> set_debugregs(const kvm_debugregs& dr) override;
   Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
   Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
+  Result<std::uint64_t> get_tsc_khz() override;
 
  private:
   template <typename T>

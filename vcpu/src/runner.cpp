@@ -41,6 +41,14 @@ kvm_regs sipi_regs() {
   return r;
 }
 
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock) {
+  SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
+  auto now = clock.now();
+  SSI_ASSIGN_OR_RETURN(auto msrs, vcpu.get_msrs({0x10}));
+  if (msrs.empty()) return make_error(Errc::kUnsupported, "KVM did not return the TSC MSR");
+  return TscModel{khz * 1000, now, msrs[0].data};
+}
+
 struct VcpuRunner::Alive {
   std::mutex mu;
   VcpuRunner* self;
@@ -142,8 +150,45 @@ bool VcpuRunner::should_leave() const {
   return stop_requested_ || exit_request_.requested();
 }
 
+Result<CpuState> VcpuRunner::save_state() {
+  VcpuState from;
+  {
+    std::lock_guard lock(mu_);
+    if (sm_.state() != VcpuState::kPaused)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("vCPU {}: save_state needs Paused, not {}", vcpu_.id(),
+                                    state_name(sm_.state())));
+    from = sm_.paused_from();
+  }
+  SSI_ASSIGN_OR_RETURN(CpuState s, save_cpu_state(vcpu_, lapic_));
+  s.mp_state.mp_state = from == VcpuState::kHalted    ? KVM_MP_STATE_HALTED
+                        : from == VcpuState::kCreated ? KVM_MP_STATE_INIT_RECEIVED
+                                                      : KVM_MP_STATE_RUNNABLE;
+  return s;
+}
+
+Result<void> VcpuRunner::restore_state(const CpuState& s) {
+  {
+    std::lock_guard lock(mu_);
+    if (sm_.state() != VcpuState::kCreated)
+      return make_error(Errc::kInvalidArgument, "restore_state must come before run()");
+  }
+  SSI_TRY(restore_cpu_state(vcpu_, lapic_, s));
+  std::lock_guard lock(mu_);
+  resume_halted_ = s.mp_state.mp_state == KVM_MP_STATE_HALTED;
+  halted_if_flag_ = (s.regs.rflags & 0x200) != 0;  // IF decides what wakes it
+  // A guest sitting in HLT with IF=1 can take an interrupt at once, as its
+  // HLT exit said on the old node; otherwise wait for the first exit.
+  last_ready_ = resume_halted_ && halted_if_flag_;
+  return ok();
+}
+
 Result<void> VcpuRunner::run() {
   if (!lapic_.waiting_for_sipi()) SSI_TRY(apply(VcpuEvent::kStart));
+  if (std::exchange(resume_halted_, false)) {  // the guest is still in its HLT
+    SSI_TRY(apply(VcpuEvent::kEnterGuest));
+    SSI_TRY(apply(VcpuEvent::kHalt));
+  }
   Result<void> result;
   while (true) {
     auto more = step();

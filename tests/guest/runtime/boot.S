@@ -19,12 +19,67 @@ _start:
 2:  hlt
     jmp 2b
 
-/* Copied to the trampoline page: an AP enters it in long mode (ssi SIPI
- * convention) and jumps to the linked _start. */
-    .globl rt_ap_stub, rt_ap_stub_end
+/* Copied to the trampoline page (SIPI vector V = page >> 12). Works under
+ * both AP start conventions:
+ *  - ssi: the AP enters in 64-bit mode at the page (rdi/rsi already set);
+ *  - real hardware / QEMU: the AP enters in real mode at V:0000; the 16-bit
+ *    path goes straight to long mode with the boot page tables and GDT.
+ * The first bytes decode in both modes and branch on which one runs:
+ * 64-bit: xor eax; REX.W test rax,rax -> ZF=1; 16-bit: xor ax; dec ax;
+ * test ax,ax -> ZF=0. The BSP patches the data fields before SIPI. */
+    .globl rt_ap_stub, rt_ap_stub_end, rt_ap_gdtr, rt_ap_cr3, rt_ap_far, rt_ap_boot_info
+    .globl rt_ap_long_real
+    .code64
 rt_ap_stub:
+    .byte 0x31, 0xC0              /* xor %eax,%eax  |  xor %ax,%ax */
+    .byte 0x48                    /* REX.W          |  dec %ax */
+    .byte 0x85, 0xC0              /* test %rax,%rax |  test %ax,%ax */
+    .byte 0x74, (ap_long_ssi - 1f) /* jz: taken only in 64-bit mode */
+1:  .byte 0xEB, (ap_real - 2f)     /* jmp short (real mode) */
+2:
+ap_long_ssi:
     movabs $_start, %rax
     jmp *%rax
+
+    .code16
+ap_real:
+    cli
+    mov %cs, %ax
+    mov %ax, %ds
+    lgdtl (rt_ap_gdtr - rt_ap_stub)
+    mov $0x20, %eax               /* CR4.PAE */
+    mov %eax, %cr4
+    movl (rt_ap_cr3 - rt_ap_stub), %eax
+    mov %eax, %cr3
+    mov $0xC0000080, %ecx         /* EFER.LME */
+    rdmsr
+    or $0x100, %eax
+    wrmsr
+    mov %cr0, %eax                /* PE and PG at once: real -> long mode */
+    or $0x80000001, %eax
+    mov %eax, %cr0
+    ljmpl *(rt_ap_far - rt_ap_stub)
+
+    .code64
+rt_ap_long_real:                  /* runs at the trampoline page, CS = 0x08 */
+    mov $0x10, %eax
+    mov %eax, %ds
+    mov %eax, %es
+    mov %eax, %ss
+    mov rt_ap_boot_info(%rip), %rdi
+    movabs $0xFEE00020, %rax      /* LAPIC ID = cpu index (boot_info.h) */
+    mov (%rax), %esi
+    shr $24, %esi
+    movabs $_start, %rax
+    jmp *%rax
+
+    .align 8
+rt_ap_boot_info: .quad 0
+rt_ap_far: .long 0                /* trampoline + (rt_ap_long_real - rt_ap_stub) */
+    .word 0x08
+rt_ap_gdtr: .word 0
+    .long 0
+rt_ap_cr3: .long 0
 rt_ap_stub_end:
 
     .text

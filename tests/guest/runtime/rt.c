@@ -38,7 +38,8 @@ struct __attribute__((packed)) table_ptr {
 };
 
 extern char rt_stubs[];
-extern char rt_ap_stub[], rt_ap_stub_end[];
+extern char rt_ap_stub[], rt_ap_stub_end[], rt_ap_long_real[];
+extern char rt_ap_gdtr[], rt_ap_cr3[], rt_ap_far[], rt_ap_boot_info[];
 extern uint64_t rt_enter_user(rt_user_fn fn, uint64_t arg, uint64_t user_stack_top,
                               uint64_t* tss_rsp0);
 
@@ -55,6 +56,8 @@ unsigned rt_cpu_count(void) { return g_info->cpu_count; }
 void rt_exit(int code) {
   for (;;) {
     rt_outb(SSI_PORT_EXIT, (uint8_t)code);
+    /* Not under ssi (QEMU with isa-debug-exit): exit status (code << 1) | 1. */
+    __asm__ volatile("outl %0, %1" : : "a"((uint32_t)code), "Nd"((uint16_t)SSI_PORT_DEBUG_EXIT));
     __asm__ volatile("cli; hlt");
   }
 }
@@ -125,9 +128,24 @@ static void set_gate(unsigned v, unsigned dpl) {
   g_idt[v].zero = 0;
 }
 
-static void load_cpu_tables(void) {
+static uint16_t gdt_limit(void) { return (uint16_t)(8 * (8 + 2 * g_info->cpu_count) - 1); }
+
+/* Under ssi the VMM loaded TR already. A CPU that came up through real mode
+ * (QEMU, hardware) has none: load this CPU's TSS, which ssi marked busy. */
+static void load_task_register(unsigned cpu) {
+  uint16_t tr;
+  __asm__ volatile("str %0" : "=r"(tr));
+  if (tr != 0) return;
+  uint16_t sel = (uint16_t)(SSI_SEL_TSS0 + 16 * cpu);
+  volatile uint64_t* desc = (volatile uint64_t*)(uintptr_t)(g_info->gdt_base + sel);
+  *desc &= ~(2ull << 40); /* busy (0xB) -> available (0x9) */
+  __asm__ volatile("ltr %0" : : "r"(sel));
+}
+
+static void load_cpu_tables(unsigned cpu) {
   struct table_ptr idtr = {sizeof(g_idt) - 1, (uint64_t)(uintptr_t)g_idt};
   __asm__ volatile("lidt %0" : : "m"(idtr));
+  load_task_register(cpu);
   /* User page tables everywhere: ring-3 tasks need the U bit on every level. */
   __asm__ volatile("mov %0, %%cr3" : : "r"(g_info->user_cr3) : "memory");
   *lapic(LAPIC_SVR) = 0x1FF; /* software-enable, spurious vector 0xFF */
@@ -153,7 +171,18 @@ uint64_t rt_run_user(unsigned cpu, rt_user_fn fn, uint64_t arg) {
 static void start_aps(void) {
   unsigned n = g_info->cpu_count;
   unsigned long len = (unsigned long)(rt_ap_stub_end - rt_ap_stub);
-  memcpy((void*)(uintptr_t)g_info->trampoline_gpa, rt_ap_stub, len);
+  char* page = (char*)(uintptr_t)g_info->trampoline_gpa;
+  memcpy(page, rt_ap_stub, len);
+  /* Data for the real-mode path (boot.S); the ssi path ignores it. */
+  uint64_t boot_info = (uint64_t)(uintptr_t)g_info;
+  uint32_t far_offset = (uint32_t)(g_info->trampoline_gpa + (uint64_t)(rt_ap_long_real - rt_ap_stub));
+  uint16_t limit = gdt_limit();
+  uint32_t gdt_base = (uint32_t)g_info->gdt_base, cr3 = (uint32_t)g_info->user_cr3;
+  memcpy(page + (rt_ap_boot_info - rt_ap_stub), &boot_info, 8);
+  memcpy(page + (rt_ap_far - rt_ap_stub), &far_offset, 4);
+  memcpy(page + (rt_ap_gdtr - rt_ap_stub), &limit, 2);
+  memcpy(page + (rt_ap_gdtr - rt_ap_stub) + 2, &gdt_base, 4);
+  memcpy(page + (rt_ap_cr3 - rt_ap_stub), &cr3, 4);
   uint32_t vector = (uint32_t)(g_info->trampoline_gpa >> 12);
   for (unsigned cpu = 1; cpu < n; ++cpu) {
     icr_send(cpu, ICR_INIT);
@@ -176,7 +205,7 @@ void rt_start_cpu(const struct ssi_boot_info* info, unsigned cpu) {
     }
     for (unsigned v = 0; v < 256; ++v) set_gate(v, v == 3 ? 3 : 0); /* int3 allowed from CPL3 */
   }
-  load_cpu_tables();
+  load_cpu_tables(cpu);
   rt_fetch_add(&g_online, 1);
   if (cpu == 0) start_aps();
   int rc = kernel_main(cpu);

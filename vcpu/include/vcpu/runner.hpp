@@ -15,6 +15,7 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
+#include "vcpu/cpu_state.hpp"
 #include "vcpu/io.hpp"
 #include "vcpu/kvm.hpp"
 #include "vcpu/lapic.hpp"
@@ -27,6 +28,10 @@ namespace ssi::vcpu {
 // `base` supplies everything SIPI does not define (e.g. from get_sregs()).
 kvm_sregs sipi_sregs(kvm_sregs base, std::uint8_t vector);
 kvm_regs sipi_regs();
+
+// Samples the guest TSC (MSR 0x10) and its rate (KVM_GET_TSC_KHZ) against
+// `clock`, for Lapic::set_tsc_model. Call on a vCPU that is not running.
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock);
 
 struct RunnerOptions {
   // HLT parks the thread on a condition variable; it re-checks at least this
@@ -67,6 +72,15 @@ class VcpuRunner {
   void stop();
 
   VcpuState state() const;
+
+  // Migration unit. While Paused (after pause() + wait_paused()): the vCPU's
+  // whole state, with mp_state set from what this runner knows (HALTED,
+  // INIT_RECEIVED = waiting for SIPI, else RUNNABLE); KVM without an
+  // in-kernel LAPIC always reports RUNNABLE (KVM-NOTES #3).
+  Result<CpuState> save_state();
+  // Before run(), on a fresh vCPU: load a saved state; run() then continues
+  // in the saved Halted / waiting-for-SIPI / Runnable state.
+  Result<void> restore_state(const CpuState& state);
   // Counters for tests and stats.
   struct Stats {
     std::uint64_t exits = 0, injected = 0, windows_requested = 0, halts = 0, kicks = 0;
@@ -106,6 +120,7 @@ class VcpuRunner {
   bool last_ready_ = false;      // ready_for_interrupt_injection at the last exit
   bool halted_if_flag_ = false;  // IF when the guest halted: cli;hlt sleeps for good
   bool window_requested_ = false;
+  bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
   std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;
 };
