@@ -60,6 +60,18 @@ TEST_P(GuestKernel, ContainsNoInstructionTheEmulatorRejects) {
   EXPECT_GT(instructions, 100);
 }
 
+// `ssi run` accepts the kernel: every check before opening KVM passes (the
+// device is pointed at a missing path so the run stops right there).
+TEST_P(GuestKernel, PassesSsiRunChecksUpToKvm) {
+  auto o = ssi::testing::run_process(
+      SSI_BINARY, {"run", "--vcpus", "4", "--mem", "64M", "--kernel", guest_kernel_path(GetParam())},
+      {"SSI_KVM_DEVICE=/nonexistent/kvm"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err,
+            "ssi: error: /nonexistent/kvm: No such file or directory (KVM is required to run "
+            "guests)\n");
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, GuestKernel, ::testing::ValuesIn(guest_kernels()),
                          [](const auto& info) { return info.param; });
 
