@@ -1,1 +1,8 @@
-set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/frame.cpp)
+# Core of ssi_rdma: frames, codec, reactor, the rpc base, loopback, tcp, factory.
+set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES}
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/frame.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/codec.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/reactor.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/transport_base.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/loopback.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/factory.cpp)

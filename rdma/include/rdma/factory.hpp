@@ -1,0 +1,24 @@
+// make_transport(): one entry point for every backend, chosen by name.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "rdma/transport.hpp"
+
+namespace ssi::rdma {
+
+class LoopbackNetwork;
+
+struct TransportConfig {
+  std::string kind = "tcp";  // "tcp", "loopback", "shm", "verbs"
+  NodeId self{0};
+  // Where this node listens: "tcp:127.0.0.1:0" (port 0 = any), "shm:NAME";
+  // empty = backend default. Unused by loopback.
+  Address listen;
+  LoopbackNetwork* loopback = nullptr;  // required for "loopback"
+};
+
+Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config, Reactor& reactor);
+
+}  // namespace ssi::rdma
