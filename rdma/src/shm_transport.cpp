@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <boost/fiber/operations.hpp>
+
 #include <fmt/format.h>
 
 #include "base/log.hpp"
@@ -126,24 +128,34 @@ void ShmTransport::on_bell(NodeId peer, const std::weak_ptr<Conn>& weak) {
   if (!conn || conn->closed) return;
   conn->channel.bell().drain();
   conn->channel.rx().woke_up();
+  auto poll_until = std::chrono::steady_clock::now() + options_.spin;
   for (;;) {
-    if (auto r = drain(*conn); !r.ok()) {
-      drop_peer(peer, r.error());
+    auto n = drain(*conn);
+    if (!n.ok()) {
+      drop_peer(peer, n.error());
       return;
     }
     if (conn->closed) return;
     // The same doorbell also says "the peer freed tx space".
     if (auto it = peers_.find(peer); it != peers_.end()) it->second->space.notify_all();
+    auto now = std::chrono::steady_clock::now();
+    if (*n > 0) poll_until = now + options_.spin;
+    if (now < poll_until) {
+      boost::this_fiber::yield();  // other fibers (and, every few picks, epoll) run
+      if (conn->closed) return;
+      continue;
+    }
     if (conn->channel.rx().prepare_sleep()) return;
   }
 }
 
-Result<void> ShmTransport::drain(Conn& conn) {
+Result<std::size_t> ShmTransport::drain(Conn& conn) {
   ShmRing& rx = conn.channel.rx();
   const std::uint32_t peer = conn.channel.peer().value();
+  std::size_t delivered = 0;
   while (!conn.closed) {
     SSI_ASSIGN_OR_RETURN(auto record, rx.peek());
-    if (!record) return ok();
+    if (!record) break;
     std::span<const std::byte> rec = *record;
     if (rec.size() < kHeaderSize) {
       return make_error(Errc::kProtocol, fmt::format("shm record of {} bytes is shorter than a "
@@ -168,8 +180,9 @@ Result<void> ShmTransport::drain(Conn& conn) {
     rx.pop();
     if (rx.take_waiting_producer()) SSI_TRY(conn.channel.ring_peer());
     deliver(std::move(f));
+    ++delivered;
   }
-  return ok();
+  return delivered;
 }
 
 void ShmTransport::on_socket(NodeId peer, const std::weak_ptr<Conn>& weak) {
