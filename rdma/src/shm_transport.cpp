@@ -79,7 +79,10 @@ Result<void> ShmTransport::add_channel(ShmChannel channel) {
   NodeId peer = channel.peer();
   auto conn = std::make_shared<Conn>(Conn{std::move(channel)});
   std::weak_ptr<Conn> weak = conn;
-  SSI_TRY(reactor().watch(conn->channel.bell().fd(), EPOLLIN,
+  // Edge-triggered: every doorbell write is one event, so the bell is never
+  // read (one syscall less per message than draining it); its counter just
+  // grows (2^64 writes would take millennia).
+  SSI_TRY(reactor().watch(conn->channel.bell().fd(), EPOLLIN | EPOLLET,
                           [this, peer, weak](std::uint32_t) { on_bell(peer, weak); }));
   if (auto r = reactor().watch(conn->channel.socket_fd(), EPOLLIN | EPOLLRDHUP,
                                [this, peer, weak](std::uint32_t) { on_socket(peer, weak); });
@@ -126,7 +129,6 @@ Result<void> ShmTransport::send_frame(NodeId peer, Frame&& frame) {
 void ShmTransport::on_bell(NodeId peer, const std::weak_ptr<Conn>& weak) {
   auto conn = weak.lock();
   if (!conn || conn->closed) return;
-  conn->channel.bell().drain();
   conn->channel.rx().woke_up();
   auto poll_until = std::chrono::steady_clock::now() + options_.spin;
   for (;;) {
