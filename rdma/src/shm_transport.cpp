@@ -94,8 +94,9 @@ Result<void> ShmTransport::add_channel(ShmChannel channel) {
   if (!p) p = std::make_shared<Peer>();
   p->conns.push_back(std::move(conn));
   // The connector may have pushed frames before we attached (it needs no
-  // ack), and it rings only after we announce sleep: look now.
-  on_bell(peer, weak);
+  // ack), and it rings only after we announce sleep: look soon, in a fiber
+  // of its own so connect() never waits out a poll window.
+  reactor().spawn([this, peer, weak] { on_bell(peer, weak); });
   return ok();
 }
 
