@@ -135,6 +135,12 @@ class Driver {
         s_.fail(kExitInterrupted, "interrupted: stopping every node");
         return false;
       }
+      if (s_.opt.watchdog) {
+        if (auto why = s_.opt.watchdog()) {
+          s_.fail(kExitNodeDied, *why);
+          return false;
+        }
+      }
       if (now() > deadline) {
         s_.fail(kExitNodeDied, fmt::format("timed out after {} ms waiting for {}",
                                            limit.count(), what));

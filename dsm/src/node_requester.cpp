@@ -60,7 +60,7 @@ void Node::start_request(PageNo p, FaultAction action) {
   });
 }
 
-void Node::finish_request(PageNo p, std::uint64_t grant_flags) {
+void Node::finish_request(PageNo p) {
   auto it = inflight_.find(p.value());
   if (it == inflight_.end()) return;
   auto inf = std::move(it->second);
@@ -69,7 +69,6 @@ void Node::finish_request(PageNo p, std::uint64_t grant_flags) {
   if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
-  if (grant_flags & kGrantZero) ++stats_.zero_fills;
   inf->done.set_value();
 }
 
@@ -78,8 +77,10 @@ void Node::on_grant(const rdma::Frame& f) {
   PageNo p{h.page};
   auto action = table_.on_grant(p, h.page_version, h.arg0, !f.payload.empty());
   if (!action.ok()) return bad_message(h, action.error());
+  // Counted before the install wakes the faulting threads, so they see it.
+  if (h.arg0 & kGrantZero) ++stats_.zero_fills;
   if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
-  finish_request(p, h.arg0);
+  finish_request(p);
   send_out({NodeId{h.src}, kGrantAck, p, h.page_version, 0, {}});
 }
 

@@ -115,7 +115,8 @@ Result<ElfImage> parse_elf(std::span<const std::uint8_t> file, const MemoryMap& 
   image.entry = eh.e_entry;
   for (unsigned i = 0; i < eh.e_phnum; ++i) {
     auto ph = read_struct<Elf64_Phdr>(file, eh.e_phoff + std::uint64_t{i} * sizeof(Elf64_Phdr));
-    if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
+    // An empty PT_LOAD loads nothing; a non-empty one with memsz 0 is malformed.
+    if (ph.p_type != PT_LOAD || (ph.p_memsz == 0 && ph.p_filesz == 0)) continue;
     SSI_ASSIGN_OR_RETURN(ElfSegment seg, check_segment(i, ph, file.size(), map));
     image.segments.push_back(seg);
   }

@@ -7,6 +7,7 @@
 
 #include "ssi/boot.hpp"
 #include "ssi/elf_loader.hpp"
+#include "ssi/machine.hpp"
 #include "ssi/memory_map.hpp"
 
 namespace ssi::machine {
@@ -62,7 +63,10 @@ Result<int> run(const RunOptions& o) {
   auto image = parse_elf(file, *map);
   if (!image.ok()) return with_prefix(o.kernel, std::move(image).error());
   SSI_TRY(check_kvm(o.kvm_device));
-  return make_error(Errc::kUnsupported, "running guests needs the vCPU layer (not wired yet)");
+  SSI_ASSIGN_OR_RETURN(auto hv, vcpu::open_kvm(o.kvm_device));
+  MachineConfig cfg{.vcpus = o.vcpus, .map = *map, .kernel_file = file, .kernel = *image};
+  SSI_ASSIGN_OR_RETURN(auto machine, Machine::create(*hv, cfg));
+  return machine->run();
 }
 
 }  // namespace ssi::machine

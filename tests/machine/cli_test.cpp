@@ -1,90 +1,24 @@
 // Runs the built `ssi` binary with bad input: every case must exit with code
 // 2 and exactly one line on stderr, never a signal (core dump).
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "elf_builder.hpp"
-
-extern char** environ;
+#include "ssi/subprocess.hpp"
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  int signal = 0;
-  std::string out, err;
-};
+using Outcome = ssi::testing::ProcessOutcome;
 
-// Runs SSI_BINARY with `args` (and extra environment), bounded by 20 s.
 Outcome run_ssi(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv_s{SSI_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s(env);
-  for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  int out_pipe[2], err_pipe[2];
-  Outcome o;
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return o;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (rc != 0) {
-    ::close(out_pipe[0]);
-    ::close(err_pipe[0]);
-    return o;
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0 && std::chrono::steady_clock::now() < deadline) {
-    if (::poll(fds, 2, 100) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      char buf[4096];
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? o.out : o.err).append(buf, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  for (auto& f : fds) {
-    if (f.fd >= 0) ::close(f.fd);
-  }
-  if (open_fds > 0) ::kill(pid, SIGKILL);  // a hang is a failure, not a stuck suite
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) o.signal = WTERMSIG(status);
-  return o;
+  return ssi::testing::run_process(SSI_BINARY, args, env);
 }
 
 class CliTest : public ::testing::Test {

@@ -110,6 +110,18 @@ TEST_F(ElfLoaderTest, RejectsFileSizeAboveMemorySize) {
   expect_error(b.build(), "exceeds memory size");
 }
 
+TEST_F(ElfLoaderTest, RejectsFileDataWithZeroMemorySize) {
+  ElfBuilder b;
+  b.segments.push_back({0x200000, {1, 2}, 0, PF_R});
+  expect_error(b.build(), "exceeds memory size");
+}
+
+TEST_F(ElfLoaderTest, IgnoresEmptyLoadSegments) {
+  ElfBuilder b;
+  b.segments.push_back({0x8000, {}, 0, PF_R});  // in the boot area, but loads nothing
+  EXPECT_TRUE(parse_elf(b.build(), map_).ok());
+}
+
 TEST_F(ElfLoaderTest, RejectsSegmentInBootArea) {
   ElfBuilder b;
   b.segments[0].paddr = 0x8000;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct CoordinatorOptions {
   std::function<void(std::uint16_t port)> on_listening;  // e.g. to spawn nodes
   std::function<void(const std::string& line)> on_event;  // progress lines
   const std::atomic<bool>* interrupted = nullptr;        // Ctrl-C: stop cleanly
+  // Polled while waiting: a launcher reports here a node process that
+  // exited early (e.g. before it could join), so nobody waits for it.
+  std::function<std::optional<std::string>()> watchdog;
 };
 
 struct NodeReport {

@@ -83,7 +83,7 @@ class Node {
   void on_inv(const rdma::Frame& f);
   void on_fetch(const rdma::Frame& f);
   Result<void> install(PageNo p, InstallAction action, std::span<const std::byte> data);
-  void finish_request(PageNo p, std::uint64_t grant_flags);
+  void finish_request(PageNo p);
   void send_out(const OutMsg& m);
   void bad_message(const rdma::FrameHeader& h, const Error& why);
   void local_error(const Error& why);

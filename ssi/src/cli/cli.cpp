@@ -13,6 +13,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster/launcher.hpp"
+#include "cluster/node_command.hpp"
+#include "cluster/workload.hpp"
 #include "ssi/run.hpp"
 #include "ssi/version.hpp"
 
@@ -59,6 +62,34 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   });
 }
 
+void add_cluster_commands(CLI::App& app, int& rc) {
+  auto* node = app.add_subcommand("node", "Run one node process of a machine (real hosts)");
+  static cluster::NodeCommandOptions node_opts;
+  node->add_option("--coordinator", node_opts.coordinator, "Coordinator HOST:PORT")->required();
+  node->add_option("--id", node_opts.id, "This node's id (0..N-1)")->required();
+  node->add_option("--transport", node_opts.transport, "tcp | shm | verbs")->capture_default_str();
+  node->add_option("--listen", node_opts.listen, "Transport listen address (e.g. tcp:0.0.0.0:7000)");
+  node->callback([&rc] { rc = cluster::run_node_command(node_opts); });
+
+  auto* demo = app.add_subcommand(
+      "demo", "Start N node processes on this host and run a built-in host-level workload");
+  static cluster::LocalClusterOptions demo_opts;
+  demo_opts.config.nodes = 2;
+  demo_opts.config.workload = "dsm-demo";
+  demo->add_option("--nodes", demo_opts.config.nodes, "Node processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  demo->add_option("--transport", demo_opts.config.transport, "tcp | shm | verbs")
+      ->capture_default_str();
+  demo->add_option("--workload", demo_opts.config.workload, "dsm-demo | ping")
+      ->capture_default_str();
+  demo->add_option("--rounds", demo_opts.config.workload_arg, "Workload size (0 = default)");
+  demo->callback([&rc] {
+    demo_opts.config.phases = cluster::workload_phases(demo_opts.config.workload);
+    rc = cluster::run_local_cluster(demo_opts);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +103,7 @@ int main(int argc, char** argv) {
   version_cmd->callback([] { std::printf("ssi %s\n", std::string(ssi::version()).c_str()); });
   machine::RunOptions run_opts;
   add_run(app, run_opts, rc);
+  add_cluster_commands(app, rc);
 
   std::vector<std::string> args = qemu_aliases(argc, argv);
   std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector

@@ -40,9 +40,15 @@ std::vector<std::uint8_t> serialize(const CpuState& state);
 // truncated, length mismatch, checksum), never a crash.
 Result<CpuState> deserialize(std::span<const std::uint8_t> bytes);
 
-// Before saving, complete any pending I/O or MMIO with a kick + run()
-// (immediate_exit) so no half-done instruction is lost (KVM-NOTES #6).
+// Finishes an I/O or MMIO read whose data the run loop has filled in but the
+// guest has not received yet (KVM_RUN with immediate_exit: no guest code
+// runs; at a read exit RIP still points at the load, KVM-NOTES #2).
+Result<void> complete_pending_io(Vcpu& vcpu);
+
+// Call on a vCPU that is out of KVM_RUN (paused). Completes pending I/O first.
 Result<CpuState> save_cpu_state(Vcpu& vcpu, const Lapic& lapic);
+// KVM is always given mp_state RUNNABLE: without an in-kernel LAPIC it
+// refuses anything else; the runner keeps HALTED / wait-for-SIPI itself.
 Result<void> restore_cpu_state(Vcpu& vcpu, Lapic& lapic, const CpuState& state);
 
 }  // namespace ssi::vcpu

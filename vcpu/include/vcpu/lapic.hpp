@@ -124,7 +124,8 @@ class Lapic {
   // Reads fill `data` (1..8 bytes; odd sizes read within one register).
   void mmio_read(std::uint64_t gpa, std::span<std::uint8_t> data);
   void mmio_write(std::uint64_t gpa, std::span<const std::uint8_t> data);
-  // x2APIC MSRs, APIC_BASE, TSC_DEADLINE. Error => the guest gets #GP.
+  // x2APIC MSRs (only in x2APIC mode, as on hardware), APIC_BASE,
+  // TSC_DEADLINE. Error => the guest gets #GP.
   static bool handles_msr(std::uint32_t index);
   Result<std::uint64_t> msr_read(std::uint32_t index);
   Result<void> msr_write(std::uint32_t index, std::uint64_t value);
@@ -148,6 +149,7 @@ class Lapic {
   std::optional<StartupEvent> take_startup();
   // Wake-worthy: an interrupt above PPR, an NMI, INIT or SIPI.
   bool has_wake_event() const;
+  bool has_nmi_or_startup() const;
   bool waiting_for_sipi() const;
 
   std::uint32_t apic_id() const;
@@ -159,8 +161,31 @@ class Lapic {
   void restore(const LapicState& state);
 
  private:
-  struct Locked;  // helpers that run with mu_ held (src/lapic*.cpp)
-  friend struct Locked;
+  // Everything below runs with mu_ held. IPIs produced while locked are
+  // collected in `out` and sent to the sink after unlocking (a self-IPI
+  // comes straight back into deliver()).
+  std::uint32_t read_reg(std::uint32_t offset, Clock::time_point now) const;
+  // Returns false for a write the guest may not do (x2APIC: #GP).
+  bool write_reg(std::uint32_t offset, std::uint32_t value, std::vector<Ipi>& out);
+  void send_icr(std::uint64_t icr, std::vector<Ipi>& out);
+  bool accept(const Ipi& ipi);  // true: the vCPU should be notified
+  void reset_registers();       // power-on / INIT values
+  void eoi();
+  std::uint32_t ppr() const;
+  std::optional<std::uint8_t> pending_vector_locked() const;
+  bool has_wake_event_locked() const;
+  std::uint32_t& reg(std::uint32_t offset) { return regs_[offset >> 4]; }
+  std::uint32_t reg(std::uint32_t offset) const { return regs_[offset >> 4]; }
+  bool x2apic_locked() const;
+  std::uint32_t ldr_locked() const;
+  // Timer (lapic_timer.cpp).
+  unsigned timer_mode() const;  // 0 one-shot, 1 periodic, 2 TSC deadline
+  Clock::duration timer_period() const;
+  void start_count(Clock::time_point now);  // initial-count write
+  void set_tsc_deadline(std::uint64_t tsc);
+  std::uint32_t current_count(Clock::time_point now) const;
+  void publish_timer();  // tell the TimerScheduler about timer_deadline_
+  void sink_and_wake(std::vector<Ipi>& out, bool wake);
 
   LapicConfig config_;
   const Clock& clock_;
@@ -173,7 +198,6 @@ class Lapic {
   std::uint64_t apic_base_ = 0;
   std::uint64_t tsc_deadline_ = 0;
   std::optional<Clock::time_point> timer_deadline_;
-  Clock::time_point timer_start_{};  // one-shot/periodic: when the count was loaded
   bool nmi_pending_ = false;
   bool wait_for_sipi_ = false;
   bool init_pending_ = false;

@@ -5,13 +5,17 @@
 // and x2APIC/APIC_BASE/TSC_DEADLINE MSRs to the Lapic, HLT parks the thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
+#include "vcpu/cpu_state.hpp"
 #include "vcpu/io.hpp"
 #include "vcpu/kvm.hpp"
 #include "vcpu/lapic.hpp"
@@ -29,10 +33,10 @@ struct RunnerOptions {
   // HLT parks the thread on a condition variable; it re-checks at least this
   // often (bounded waits; also catches a missed notify).
   std::chrono::milliseconds halt_slice{5};
-  // When an interrupt is pending but the guest is not ready, also kick the
-  // vCPU after requesting the window: here a window exit can take 1-2 ms
-  // (KVM-NOTES #3) while an EINTR round trip takes ~20 us.
-  bool kick_for_window = true;
+  // notify() also kicks the vCPU out of KVM_RUN, so an interrupt from
+  // another thread is injected at the EINTR exit (~20 us) instead of waiting
+  // for the guest's next exit or a window exit (1-2 ms here, KVM-NOTES #3).
+  bool kick_on_notify = true;
   // How an AP starts on SIPI. Default: real mode at vector << 12 via
   // sipi_sregs/sipi_regs. A machine may install a shortcut (e.g. enter long
   // mode at a prepared entry) for test kernels.
@@ -64,6 +68,15 @@ class VcpuRunner {
   void stop();
 
   VcpuState state() const;
+
+  // Migration unit. While Paused (after pause() + wait_paused()): the vCPU's
+  // whole state, with mp_state set from what this runner knows (HALTED,
+  // INIT_RECEIVED = waiting for SIPI, else RUNNABLE); KVM without an
+  // in-kernel LAPIC always reports RUNNABLE (KVM-NOTES #3).
+  Result<CpuState> save_state();
+  // Before run(), on a fresh vCPU: load a saved state; run() then continues
+  // in the saved Halted / waiting-for-SIPI / Runnable state.
+  Result<void> restore_state(const CpuState& state);
   // Counters for tests and stats.
   struct Stats {
     std::uint64_t exits = 0, injected = 0, windows_requested = 0, halts = 0, kicks = 0;
@@ -71,14 +84,21 @@ class VcpuRunner {
   Stats stats() const;
 
  private:
+  struct Alive;  // lets ExitRequest / Lapic callbacks outlive this runner safely
+
   Result<bool> step();  // one pass; false = leave run()
+  Result<void> enter_guest();
+  bool work_arrived() const;
+  Result<void> handle_hlt(const VcpuExit& exit);
   Result<void> dispatch(VcpuExit& exit);
-  Result<void> handle_msr(VcpuExit& exit);
+  Result<void> handle_io(const IoExit& io);
+  void handle_msr(VcpuExit& exit);
   Result<void> handle_startup();
-  void deliver_interrupts(bool ready);
-  void park_halted();
-  void park_paused_or_created();
-  Result<void> set_state(VcpuEvent event);
+  Result<void> deliver_interrupts();
+  bool halt_wake_condition() const;
+  void park(const std::function<bool()>& done);  // bounded waits until done()
+  Result<void> apply(VcpuEvent event);
+  bool should_leave() const;
 
   Vcpu& vcpu_;
   Lapic& lapic_;
@@ -86,14 +106,18 @@ class VcpuRunner {
   ExitRequest& exit_request_;
   const Clock& clock_;
   RunnerOptions options_;
+  std::shared_ptr<Alive> alive_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   VcpuStateMachine sm_;
-  bool wake_ = false;
-  bool pause_requested_ = false;
-  bool stop_requested_ = false;
-  bool last_ready_ = false;  // ready_for_interrupt_injection at the last exit
+  std::atomic<bool> pause_requested_{false};
+  std::atomic<bool> stop_requested_{false};
+  bool last_ready_ = false;      // ready_for_interrupt_injection at the last exit
+  bool halted_if_flag_ = false;  // IF when the guest halted: cli;hlt sleeps for good
+  bool window_requested_ = false;
+  bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
+  std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;
 };
 

@@ -47,6 +47,7 @@ Result<VcpuState> transition(VcpuState from, VcpuEvent event,
 class VcpuStateMachine {
  public:
   VcpuState state() const { return state_; }
+  VcpuState paused_from() const { return paused_from_; }
   Result<void> apply(VcpuEvent event);
 
  private:

@@ -18,7 +18,8 @@ namespace ssi::vcpu::testing {
 struct ScriptedExit {
   VcpuExit exit;                     // spans/pointers are filled in by FakeVcpu
   std::vector<std::uint8_t> data;    // I/O or MMIO bytes (writes: what the guest wrote)
-  std::uint64_t msr_data = 0;        // WRMSR value
+  std::uint64_t msr_data = 0;        // WRMSR value; RDMSR: what the run loop answered
+  std::uint8_t msr_error = 0;        // the run loop set 1: the guest gets #GP
   std::function<void()> before;      // runs inside run() just before the exit is returned
 };
 

@@ -1,0 +1,30 @@
+// Starts a machine on this host: the coordinator in this process and N
+// `ssi node` processes (fork + exec of this binary), wired over loopback.
+// The embedded default behind `ssi run --nodes N` and `ssi demo`.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "coordinator/coordinator.hpp"
+
+namespace ssi::cluster {
+
+struct LocalClusterOptions {
+  coord::MachineConfig config;     // nodes, transport, workload ...
+  std::vector<std::string> node_args;  // extra arguments for every `ssi node`
+  coord::Timing timing;
+  bool verbose = true;             // progress lines on stderr
+};
+
+// Runs until the machine finishes or fails; returns the process exit code
+// (0 ok, the failing node's code, 3 node died, 130 interrupted). Prints the
+// per-node stats table at exit.
+int run_local_cluster(const LocalClusterOptions& options);
+
+// Installs SIGINT/SIGTERM handlers that set the returned flag (Ctrl-C
+// stops the machine cleanly instead of killing the process).
+const std::atomic<bool>& install_interrupt_flag();
+
+}  // namespace ssi::cluster

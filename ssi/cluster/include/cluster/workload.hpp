@@ -1,0 +1,28 @@
+// What a node runs once the machine is configured: a guest, or a
+// host-level workload (transport ping, DSM demo). One phase at a time;
+// the coordinator puts a cluster-wide barrier between phases.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cluster/node_host.hpp"
+#include "coordinator/types.hpp"
+
+namespace ssi::cluster {
+
+class Workload {
+ public:
+  virtual ~Workload() = default;
+  // Blocking; runs on a worker thread (not the reactor thread).
+  virtual coord::PhaseResult run_phase(std::uint32_t phase) = 0;
+  virtual void stop() {}
+};
+
+// Known names: "ping" (rpc round trips to every peer), "dsm-demo".
+Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config);
+
+// Phases each workload needs (the coordinator's barrier count).
+std::uint32_t workload_phases(const std::string& name);
+
+}  // namespace ssi::cluster

@@ -1,0 +1,89 @@
+#include "cluster/node_command.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "cluster/node_host.hpp"
+#include "cluster/workload.hpp"
+#include "coordinator/node_client.hpp"
+
+namespace ssi::cluster {
+namespace {
+
+// Glue between the coordinator's orders and this node's host + workload.
+class ClusterRuntime final : public coord::NodeRuntime {
+ public:
+  explicit ClusterRuntime(NodeHost& host) : host_(host) {}
+  ~ClusterRuntime() override { join_worker(); }
+
+  Result<void> configure(const coord::MachineConfig& config) override {
+    std::vector<std::string> addresses;
+    for (const auto& p : config.peers) addresses.push_back(p.transport_address);
+    SSI_TRY(host_.connect_all(addresses));
+    SSI_ASSIGN_OR_RETURN(workload_, make_workload(host_, config));
+    return ok();
+  }
+
+  void run_phase(std::uint32_t phase, Done done) override {
+    join_worker();
+    worker_ = std::thread([this, phase, done = std::move(done)] {
+      coord::PhaseResult r = workload_ ? workload_->run_phase(phase)
+                                       : coord::PhaseResult{2, "not configured", {}};
+      done(std::move(r));
+    });
+  }
+
+  void stop(const std::string& reason, bool failed) override {
+    if (failed) std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
+    if (workload_) workload_->stop();
+  }
+
+ private:
+  void join_worker() {
+    if (worker_.joinable()) worker_.join();
+  }
+  NodeHost& host_;
+  std::unique_ptr<Workload> workload_;
+  std::thread worker_;
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+int run_node_command(const NodeCommandOptions& options) {
+  NodeId self{options.id};
+  log::set_node(self);
+  auto host = NodeHost::create(self, options.transport, options.listen);
+  if (!host.ok()) {
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
+    return 2;
+  }
+  coord::NodeOptions no;
+  no.coordinator = options.coordinator;
+  no.info = coord::NodeInfo{self, hostname(), SSI_CLUSTER_VERSION,
+                            (*host)->transport().local_address(),
+                            static_cast<std::uint32_t>(getpid()), {options.transport}};
+  int code = 0;
+  {
+    ClusterRuntime runtime(**host);
+    coord::NodeExit e = coord::run_node(no, runtime);
+    if (e.exit_code != 0)
+      std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, e.message.c_str());
+    code = e.exit_code;
+    (*host)->shutdown();
+  }
+  return code;
+}
+
+}  // namespace ssi::cluster

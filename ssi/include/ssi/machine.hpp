@@ -1,0 +1,39 @@
+// A single-node ssi machine: guest RAM, the loaded test kernel and boot
+// structures, devices (COM1, debug-exit ports), one userspace LAPIC and one
+// run-loop thread per vCPU, IPIs routed between the LAPICs of this node.
+// Multi-node runs will replace the RAM with the DSM region and route IPIs and
+// device I/O over the transport; the pieces here stay the same.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/result.hpp"
+#include "ssi/elf_loader.hpp"
+#include "ssi/memory_map.hpp"
+#include "vcpu/kvm.hpp"
+
+namespace ssi::machine {
+
+struct MachineConfig {
+  std::uint32_t vcpus = 1;
+  MemoryMap map;
+  std::span<const std::uint8_t> kernel_file;  // must outlive create()
+  ElfImage kernel;                            // parse_elf(kernel_file, map)
+  int console_fd = 1;                         // COM1 output
+};
+
+class Machine {
+ public:
+  // Builds everything (memory, boot area, vCPUs in their start state).
+  static Result<std::unique_ptr<Machine>> create(vcpu::Hypervisor& hv, const MachineConfig& config);
+  virtual ~Machine() = default;
+
+  // Runs every vCPU until the guest writes a debug-exit port (its code is
+  // returned) or a vCPU fails (the error names the vCPU; the others stop).
+  virtual Result<int> run() = 0;
+};
+
+}  // namespace ssi::machine

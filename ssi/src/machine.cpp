@@ -1,0 +1,190 @@
+#include "ssi/machine.hpp"
+
+#include <sys/mman.h>
+
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "base/clock.hpp"
+#include "base/log.hpp"
+#include "ssi/boot.hpp"
+#include "ssi/devices/debug_exit.hpp"
+#include "ssi/devices/serial.hpp"
+#include "ssi/kvm_entry.hpp"
+#include "ssi/machine_io.hpp"
+#include "vcpu/lapic.hpp"
+#include "vcpu/runner.hpp"
+#include "vcpu/timer.hpp"
+
+namespace ssi::machine {
+
+namespace {
+
+// Exit code when a vCPU fails (the Error carries the reason).
+constexpr int kVcpuFailed = 1;
+
+// Anonymous guest RAM (the DSM region takes this place in multi-node runs).
+class AnonymousRam {
+ public:
+  static Result<AnonymousRam> map(std::uint64_t bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return Error::from_errno(fmt::format("mmap {} bytes of guest RAM", bytes));
+    return AnonymousRam(static_cast<std::uint8_t*>(p), bytes);
+  }
+  AnonymousRam(AnonymousRam&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
+  AnonymousRam& operator=(AnonymousRam&&) = delete;
+  ~AnonymousRam() {
+    if (p_) ::munmap(p_, n_);
+  }
+  std::span<std::uint8_t> span() const { return {p_, n_}; }
+
+ private:
+  AnonymousRam(std::uint8_t* p, std::uint64_t n) : p_(p), n_(n) {}
+  std::uint8_t* p_;
+  std::uint64_t n_;
+};
+
+// Delivers an IPI to every LAPIC of this node it targets.
+class LocalIpiRouter final : public vcpu::IpiSink {
+ public:
+  void send_ipi(const vcpu::Ipi& ipi) override {
+    for (vcpu::Lapic* l : lapics) {
+      if (vcpu::ipi_targets(ipi, l->apic_id(), l->ldr(), l->x2apic_mode())) l->deliver(ipi);
+    }
+  }
+  std::vector<vcpu::Lapic*> lapics;  // fixed before any vCPU runs
+};
+
+Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
+  SSI_ASSIGN_OR_RETURN(kvm_sregs base, v.get_sregs());
+  SSI_TRY(v.set_sregs(to_kvm_sregs(st, base)));
+  return v.set_regs(to_kvm_regs(st));
+}
+
+class SingleNodeMachine final : public Machine {
+ public:
+  explicit SingleNodeMachine(AnonymousRam ram, int console_fd)
+      : ram_(std::move(ram)),
+        console_(console_fd),
+        uart_([this](char c) { console_.put(c); }),
+        qemu_exit_(DebugExit::Convention::kQemu, exit_),
+        ssi_exit_(DebugExit::Convention::kDirect, exit_),
+        io_(pio_, mmio_),
+        timers_([this](VcpuId id) { notify(id); }) {}
+
+  Result<void> init(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
+    SSI_TRY(pio_.add("com1", kCom1Port, kUartPorts, &uart_));
+    SSI_TRY(pio_.add("isa-debug-exit", kQemuDebugExitPort, kQemuDebugExitPorts, &qemu_exit_));
+    SSI_TRY(pio_.add("ssi-exit", kSsiExitPort, kSsiExitPorts, &ssi_exit_));
+
+    SSI_ASSIGN_OR_RETURN(GuestRam ram, GuestRam::make(cfg.map, ram_.span()));
+    SSI_TRY(load_elf(cfg.kernel, cfg.kernel_file, ram));
+    SSI_ASSIGN_OR_RETURN(layout_, build_boot_area(ram, {.cpu_count = cfg.vcpus,
+                                                        .kernel_entry = cfg.kernel.entry,
+                                                        .kernel_end = cfg.kernel.end()}));
+    SSI_ASSIGN_OR_RETURN(vm_, hv.create_vm({}));
+    std::uint32_t slot = 0;
+    for (const Region& r : cfg.map.regions()) {
+      if (r.kind != RegionKind::kRam && r.kind != RegionKind::kBootArea) continue;
+      SSI_ASSIGN_OR_RETURN(std::uint64_t off, cfg.map.ram_offset(r.base, r.size));
+      SSI_TRY(vm_->add_memory({.slot = slot++, .gpa = r.base, .size = r.size,
+                               .host = ram_.span().data() + off}));
+    }
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries supported, hv.supported_cpuid());
+    supported = vcpu::filter_cpuid(std::move(supported), vcpu::CpuidPolicy{});
+    for (std::uint32_t i = 0; i < cfg.vcpus; ++i) SSI_TRY(add_vcpu(i, supported));
+    return ok();
+  }
+
+  Result<int> run() override {
+    std::vector<std::thread> threads;
+    std::mutex mu;
+    std::optional<Error> first_error;
+    for (std::size_t i = 0; i < cpus_.size(); ++i) {
+      threads.emplace_back([this, i, &mu, &first_error] {
+        auto r = cpus_[i]->runner->run();
+        if (!r.ok()) {
+          {
+            std::lock_guard lock(mu);
+            if (!first_error) {
+              first_error = std::move(r).error();
+              first_error->message = fmt::format("vcpu {}: {}", i, first_error->message);
+            }
+          }
+          exit_.request(kVcpuFailed);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    console_.flush();
+    if (first_error) return std::move(*first_error);
+    return exit_.exit_code().value_or(0);
+  }
+
+ private:
+  struct Cpu {
+    std::unique_ptr<vcpu::Vcpu> vcpu;
+    std::unique_ptr<vcpu::Lapic> lapic;
+    std::unique_ptr<vcpu::VcpuRunner> runner;
+  };
+
+  Result<void> add_vcpu(std::uint32_t i, const vcpu::CpuidEntries& cpuid) {
+    auto cpu = std::make_unique<Cpu>();
+    SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm_->create_vcpu(VcpuId{i}));
+    SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(cpuid, i)));
+    vcpu::LapicConfig lc;
+    lc.vcpu = VcpuId{i};
+    lc.apic_id = i;
+    lc.bsp = i == 0;
+    cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), router_, &timers_);
+    router_.lapics.push_back(cpu->lapic.get());
+    vcpu::RunnerOptions ro;
+    if (i == 0) {
+      SSI_TRY(enter(*cpu->vcpu, layout_.bsp_state()));
+    } else {
+      // ssi boot convention: SIPI starts the AP in long mode (boot_info.h).
+      ro.on_sipi = [layout = layout_, i](vcpu::Vcpu& v, std::uint8_t vector) -> Result<void> {
+        SSI_ASSIGN_OR_RETURN(EntryState st, layout.ap_state(i, vector));
+        return enter(v, st);
+      };
+    }
+    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, io_, exit_,
+                                                     SteadyClock::instance(), std::move(ro));
+    cpus_.push_back(std::move(cpu));
+    return ok();
+  }
+
+  void notify(VcpuId id) {
+    if (id.value() < cpus_.size()) cpus_[id.value()]->runner->notify();
+  }
+
+  AnonymousRam ram_;
+  LineWriter console_;
+  vcpu::ExitRequest exit_;
+  Serial16550 uart_;
+  DebugExit qemu_exit_;
+  DebugExit ssi_exit_;
+  IoBus pio_{"pio"};
+  IoBus mmio_{"mmio"};
+  MachineIo io_;
+  LocalIpiRouter router_;
+  BootLayout layout_;
+  std::unique_ptr<vcpu::Vm> vm_;
+  std::vector<std::unique_ptr<Cpu>> cpus_;
+  vcpu::TimerThread timers_;  // last: its thread calls notify() until it is destroyed
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Machine>> Machine::create(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
+  SSI_ASSIGN_OR_RETURN(AnonymousRam ram, AnonymousRam::map(cfg.map.ram_bytes()));
+  auto m = std::make_unique<SingleNodeMachine>(std::move(ram), cfg.console_fd);
+  SSI_TRY(m->init(hv, cfg));
+  return std::unique_ptr<Machine>(std::move(m));
+}
+
+}  // namespace ssi::machine

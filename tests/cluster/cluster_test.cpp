@@ -1,0 +1,155 @@
+// End to end: `ssi demo` starts a coordinator and N `ssi node` processes on
+// this host; workloads run over the real transports and the DSM.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "ssi/subprocess.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using ssi::testing::run_process;
+
+TEST(Demo, CounterIsExactAndMemoryCoherentAcrossTwoNodesOverTcp) {
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "2", "--transport", "tcp"}, {}, 120s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("(exact)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("read_faults"), std::string::npos) << r.out;
+}
+
+TEST(Demo, ThreeNodesAgreeOnTheCounter) {
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "3", "--rounds", "2000"}, {}, 120s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("counter = 12000 (exact)"), std::string::npos) << r.out;
+}
+
+TEST(Demo, PingReportsRoundTripsBetweenEveryPair) {
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "3", "--workload", "ping", "--rounds", "200"},
+                       {}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("rtt_median_us"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rpc_round_trips             400"), std::string::npos) << r.out;
+}
+
+TEST(Demo, UnknownWorkloadIsAClearError) {
+  auto r = run_process(SSI_BINARY, {"demo", "--workload", "nope"}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("unknown workload 'nope'"), std::string::npos) << r.err;
+}
+
+// A running `ssi demo` in the background, stderr to a file.
+struct Background {
+  pid_t pid = -1;
+  std::string err_path;
+
+  explicit Background(const std::vector<std::string>& args) {
+    char tmpl[] = "/tmp/ssi-cluster-test-XXXXXX";
+    int fd = mkstemp(tmpl);
+    err_path = tmpl;
+    pid = fork();
+    if (pid == 0) {
+      dup2(fd, 2);
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      std::vector<std::string> a{SSI_BINARY};
+      a.insert(a.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      execv(SSI_BINARY, argv.data());
+      _exit(127);
+    }
+    close(fd);
+  }
+  ~Background() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    unlink(err_path.c_str());
+  }
+  std::vector<pid_t> children() const {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    std::vector<pid_t> out;
+    pid_t c;
+    while (f >> c) out.push_back(c);
+    return out;
+  }
+  // The child running `ssi node ... --id K`.
+  pid_t node(int id) const {
+    for (pid_t c : children()) {
+      std::ifstream f("/proc/" + std::to_string(c) + "/cmdline");
+      std::string cmd((std::istreambuf_iterator<char>(f)), {});
+      std::string needle = std::string("--id") + '\0' + std::to_string(id) + '\0';
+      if (cmd.find(needle) != std::string::npos) return c;
+    }
+    return -1;
+  }
+  // Exit code (128+sig if killed), or -1 if still running after `limit`.
+  int wait(std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+  std::string err() const {
+    std::ifstream f(err_path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  bool wait_for_nodes(std::size_t n) const {
+    for (int i = 0; i < 1000 && children().size() < n; ++i) std::this_thread::sleep_for(10ms);
+    return children().size() >= n;
+  }
+};
+
+bool gone(pid_t p) { return kill(p, 0) != 0 && errno == ESRCH; }
+
+TEST(Demo, KilledNodeIsDetectedNamedAndEverythingStops) {
+  Background demo({"demo", "--nodes", "3", "--workload", "ping", "--rounds", "100000000"});
+  ASSERT_TRUE(demo.wait_for_nodes(3)) << demo.err();
+  std::this_thread::sleep_for(1500ms);  // joined and pinging
+  pid_t victim = demo.node(1);
+  ASSERT_GT(victim, 0);
+  std::vector<pid_t> all = demo.children();
+  auto t0 = std::chrono::steady_clock::now();
+  kill(victim, SIGKILL);
+  int code = demo.wait(10s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(code, 3) << demo.err();
+  EXPECT_LT(took, 5s) << "failure detection must take < 5 s";
+  std::string err = demo.err();
+  EXPECT_NE(err.find("node 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("died"), std::string::npos) << err;
+  for (pid_t p : all) EXPECT_TRUE(gone(p)) << "node process " << p << " outlived the machine";
+}
+
+TEST(Demo, CtrlCStopsEveryNodeCleanly) {
+  Background demo({"demo", "--nodes", "2", "--workload", "ping", "--rounds", "100000000"});
+  ASSERT_TRUE(demo.wait_for_nodes(2)) << demo.err();
+  std::this_thread::sleep_for(1500ms);
+  std::vector<pid_t> all = demo.children();
+  kill(demo.pid, SIGINT);
+  int code = demo.wait(10s);
+  EXPECT_EQ(code, 130) << demo.err();
+  EXPECT_NE(demo.err().find("interrupted"), std::string::npos) << demo.err();
+  for (pid_t p : all) EXPECT_TRUE(gone(p)) << "node process " << p << " outlived the machine";
+}
+
+}  // namespace

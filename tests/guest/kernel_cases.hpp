@@ -1,0 +1,53 @@
+// The guest kernels and what each must print when it passes: shared by the
+// KVM run tests and the QEMU run tests.
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ssi::machine {
+
+inline std::vector<std::string> guest_kernels() {
+  std::vector<std::string> out;
+  std::stringstream ss(SSI_GUEST_KERNELS);
+  for (std::string k; std::getline(ss, k, ',');) out.push_back(k);
+  return out;
+}
+
+inline std::string guest_kernel_path(const std::string& name) {
+  return std::string(SSI_GUEST_KERNEL_DIR) + "/" + name + ".elf";
+}
+
+struct RunCase {
+  std::string kernel;
+  unsigned vcpus;
+};
+
+inline std::vector<RunCase> guest_run_cases() {
+  std::vector<RunCase> out;
+  for (const auto& k : guest_kernels()) {
+    for (unsigned v : {1u, 2u, 4u}) out.push_back({k, v});
+  }
+  return out;
+}
+
+inline std::string run_case_name(const RunCase& c) {
+  return c.kernel + "_" + std::to_string(c.vcpus) + "vcpu";
+}
+
+// Serial output a passing run must contain (besides exiting with 0).
+inline std::vector<std::string> expected_output(const RunCase& c) {
+  const std::string n = std::to_string(c.vcpus);
+  if (c.kernel == "hello") return {"hello from cpu 0 of " + n, "all " + n + " cpus said hello"};
+  if (c.kernel == "counter") return {"expected=" + std::to_string(100000 * c.vcpus)};
+  if (c.kernel == "ipi") return {"round trips"};
+  if (c.kernel == "litmus") {
+    return {"SB+mfence: rounds=20000 forbidden=0", "MP: rounds=20000 forbidden=0"};
+  }
+  if (c.kernel == "timer") return {"timer: ", " ticks after "};  // >= 10: exit code 0
+  if (c.kernel == "compute") return {"compute: iterations=100000000"};
+  return {};
+}
+
+}  // namespace ssi::machine

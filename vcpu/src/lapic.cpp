@@ -1,0 +1,432 @@
+// Userspace LAPIC: registers, MMIO/MSR access, ICR -> IPIs, interrupt
+// acceptance and priority. The timer is in lapic_timer.cpp.
+#include <bit>
+#include <cstring>
+
+#include "base/log.hpp"
+#include "vcpu/lapic.hpp"
+
+namespace ssi::vcpu {
+namespace {
+
+namespace r = apic_reg;
+constexpr std::uint64_t kBaseBsp = 1u << 8, kBaseExtd = 1u << 10, kBaseEnable = 1u << 11;
+constexpr std::uint32_t kSvrEnable = 1u << 8;
+constexpr std::uint32_t kLvtMasked = 1u << 16;
+constexpr std::uint32_t kVersion = 0x14 | (5u << 16);  // integrated APIC, 6 LVT entries
+
+// 256-bit ISR/TMR/IRR: vector v lives in register base + 0x10 * (v / 32), bit v % 32.
+std::uint32_t vec_reg(std::uint32_t base, std::uint8_t v) { return base + 0x10 * (v / 32); }
+std::uint32_t vec_bit(std::uint8_t v) { return 1u << (v % 32); }
+
+}  // namespace
+
+bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic) {
+  bool self = ipi.source_apic_id == apic_id;
+  switch (ipi.shorthand) {
+    case DestShorthand::kSelf: return self;
+    case DestShorthand::kAllIncludingSelf: return true;
+    case DestShorthand::kAllExcludingSelf: return !self;
+    case DestShorthand::kNone: break;
+  }
+  std::uint32_t broadcast = x2apic ? 0xFFFFFFFFu : 0xFFu;
+  if (ipi.destination == broadcast) return true;
+  if (!ipi.logical) return ipi.destination == apic_id;
+  if (x2apic) {  // cluster in bits 31:16, member bitmap in 15:0
+    return (ipi.destination >> 16) == (ldr >> 16) && (ipi.destination & ldr & 0xFFFF) != 0;
+  }
+  return ((ipi.destination & 0xFF) & (ldr >> 24)) != 0;  // flat model
+}
+
+Lapic::Lapic(LapicConfig config, const Clock& clock, IpiSink& sink, TimerScheduler* timers)
+    : config_(config), clock_(clock), sink_(sink), timers_(timers) {
+  apic_base_ = kLapicDefaultBase | kBaseEnable | (config_.bsp ? kBaseBsp : 0);
+  reset_registers();
+  wait_for_sipi_ = !config_.bsp;
+}
+
+void Lapic::reset_registers() {
+  regs_.fill(0);
+  reg(r::kId) = config_.apic_id << 24;
+  reg(r::kVersion) = kVersion;
+  reg(r::kDfr) = 0xFFFFFFFF;
+  reg(r::kSvr) = 0xFF;
+  for (auto lvt : {r::kLvtCmci, r::kLvtTimer, r::kLvtThermal, r::kLvtPerf, r::kLvtLint0,
+                   r::kLvtLint1, r::kLvtError})
+    reg(lvt) = kLvtMasked;
+  timer_deadline_.reset();
+  tsc_deadline_ = 0;
+  nmi_pending_ = false;
+  publish_timer();
+}
+
+void Lapic::set_wakeup(std::function<void()> wakeup) {
+  std::lock_guard lock(mu_);
+  wakeup_ = std::move(wakeup);
+}
+
+bool Lapic::x2apic_locked() const {
+  return (apic_base_ & (kBaseEnable | kBaseExtd)) == (kBaseEnable | kBaseExtd);
+}
+
+std::uint32_t Lapic::ldr_locked() const {
+  if (x2apic_locked()) {  // derived from the id, read-only (SDM 10.12.10.2)
+    std::uint32_t id = config_.apic_id;
+    return ((id >> 4) << 16) | (1u << (id & 0xF));
+  }
+  return reg(r::kLdr);
+}
+
+std::uint32_t Lapic::ppr() const {
+  std::uint32_t tpr = reg(r::kTpr) & 0xFF;
+  std::uint32_t isrv = 0;
+  for (int i = 7; i >= 0; --i) {
+    std::uint32_t bits = reg(r::kIsr + 0x10 * i);
+    if (bits) {
+      isrv = 32 * i + (31 - std::countl_zero(bits));
+      break;
+    }
+  }
+  return (tpr & 0xF0) >= (isrv & 0xF0) ? tpr : (isrv & 0xF0);
+}
+
+std::optional<std::uint8_t> Lapic::pending_vector_locked() const {
+  if (!(reg(r::kSvr) & kSvrEnable) || !(apic_base_ & kBaseEnable)) return std::nullopt;
+  for (int i = 7; i >= 0; --i) {
+    std::uint32_t bits = reg(r::kIrr + 0x10 * i);
+    if (!bits) continue;
+    auto v = static_cast<std::uint8_t>(32 * i + (31 - std::countl_zero(bits)));
+    if ((v & 0xF0) > (ppr() & 0xF0)) return v;
+    return std::nullopt;  // the highest one is masked by PPR, so are all lower
+  }
+  return std::nullopt;
+}
+
+bool Lapic::has_wake_event_locked() const {
+  return nmi_pending_ || init_pending_ || sipi_pending_ || pending_vector_locked().has_value();
+}
+
+std::uint32_t Lapic::read_reg(std::uint32_t offset, Clock::time_point now) const {
+  switch (offset) {
+    case r::kId: return x2apic_locked() ? config_.apic_id : reg(r::kId);
+    case r::kPpr: return ppr();
+    case r::kLdr: return ldr_locked();
+    case r::kTimerCurrent: return current_count(now);
+    case r::kEoi:
+    case r::kSelfIpi: return 0;
+    default: return offset < 0x400 ? reg(offset) : 0;
+  }
+}
+
+bool Lapic::write_reg(std::uint32_t offset, std::uint32_t value, std::vector<Ipi>& out) {
+  bool x2 = x2apic_locked();
+  switch (offset) {
+    case r::kId:
+      if (x2) return false;
+      reg(r::kId) = value & 0xFF000000;
+      config_.apic_id = value >> 24;
+      return true;
+    case r::kTpr: reg(r::kTpr) = value & 0xFF; return true;
+    case r::kEoi: eoi(); return true;
+    case r::kLdr:
+      if (x2) return false;
+      reg(r::kLdr) = value & 0xFF000000;
+      return true;
+    case r::kDfr:
+      if (x2) return false;
+      reg(r::kDfr) = value | 0x0FFFFFFF;
+      return true;
+    case r::kSvr:
+      reg(r::kSvr) = value & 0x13FF;
+      if (!(value & kSvrEnable))  // software disable masks every LVT (SDM 10.4.7.2)
+        for (auto lvt : {r::kLvtCmci, r::kLvtTimer, r::kLvtThermal, r::kLvtPerf,
+                         r::kLvtLint0, r::kLvtLint1, r::kLvtError})
+          reg(lvt) |= kLvtMasked;
+      return true;
+    case r::kEsr: reg(r::kEsr) = 0; return true;
+    case r::kIcrLow:
+      reg(r::kIcrLow) = value & ~(1u << 12);  // delivery status: always idle
+      send_icr((static_cast<std::uint64_t>(reg(r::kIcrHigh)) << 32) | value, out);
+      return true;
+    case r::kIcrHigh:
+      if (x2) return false;
+      reg(r::kIcrHigh) = value & 0xFF000000;
+      return true;
+    case r::kLvtTimer: {
+      std::uint32_t v = value & 0x700FF;
+      if (!(reg(r::kSvr) & kSvrEnable)) v |= kLvtMasked;
+      unsigned old_mode = timer_mode();
+      reg(r::kLvtTimer) = v;
+      if (timer_mode() != old_mode) {  // mode switch disarms (SDM 10.5.4.1)
+        timer_deadline_.reset();
+        tsc_deadline_ = 0;
+        reg(r::kTimerInitial) = 0;
+        publish_timer();
+      }
+      return true;
+    }
+    case r::kLvtCmci: case r::kLvtThermal: case r::kLvtPerf: case r::kLvtLint0:
+    case r::kLvtLint1: case r::kLvtError: {
+      std::uint32_t v = value & 0x1F7FF;
+      if (!(reg(r::kSvr) & kSvrEnable)) v |= kLvtMasked;
+      reg(offset) = v;
+      return true;
+    }
+    case r::kTimerInitial:
+      reg(r::kTimerInitial) = value;
+      if (timer_mode() != 2) start_count(clock_.now());
+      return true;
+    case r::kTimerDivide: reg(r::kTimerDivide) = value & 0xB; return true;
+    case r::kSelfIpi: {
+      if (!x2) return false;
+      Ipi ipi;
+      ipi.source = config_.vcpu;
+      ipi.source_apic_id = config_.apic_id;
+      ipi.vector = static_cast<std::uint8_t>(value);
+      ipi.shorthand = DestShorthand::kSelf;
+      out.push_back(ipi);
+      return true;
+    }
+    default:
+      return false;  // read-only (ID/VER/PPR/ISR/TMR/IRR/current count) or reserved
+  }
+}
+
+void Lapic::send_icr(std::uint64_t icr, std::vector<Ipi>& out) {
+  Ipi ipi;
+  ipi.source = config_.vcpu;
+  ipi.source_apic_id = config_.apic_id;
+  ipi.vector = static_cast<std::uint8_t>(icr & 0xFF);
+  ipi.mode = static_cast<DeliveryMode>((icr >> 8) & 7);
+  ipi.logical = (icr >> 11) & 1;
+  ipi.level_assert = (icr >> 14) & 1;
+  ipi.level_triggered = (icr >> 15) & 1;
+  ipi.shorthand = static_cast<DestShorthand>((icr >> 18) & 3);
+  ipi.destination = x2apic_locked() ? static_cast<std::uint32_t>(icr >> 32)
+                                    : static_cast<std::uint32_t>(icr >> 56);
+  // xAPIC "INIT level de-assert" (level trigger, deassert) is a no-op for
+  // modern CPUs; older SMP bring-up code still sends it.
+  if (ipi.mode == DeliveryMode::kInit && ipi.level_triggered && !ipi.level_assert) return;
+  out.push_back(ipi);
+}
+
+void Lapic::eoi() {
+  for (int i = 7; i >= 0; --i) {
+    std::uint32_t& bits = reg(r::kIsr + 0x10 * i);
+    if (bits) {
+      bits &= ~(1u << (31 - std::countl_zero(bits)));  // highest in service
+      return;
+    }
+  }
+}
+
+bool Lapic::accept(const Ipi& ipi) {
+  switch (ipi.mode) {
+    case DeliveryMode::kFixed:
+    case DeliveryMode::kLowestPriority:  // the machine already picked this LAPIC
+      if (ipi.vector < 16) {
+        reg(r::kEsr) |= 1u << 6;  // receive illegal vector
+        return false;
+      }
+      reg(vec_reg(r::kIrr, ipi.vector)) |= vec_bit(ipi.vector);
+      if (ipi.level_triggered)
+        reg(vec_reg(r::kTmr, ipi.vector)) |= vec_bit(ipi.vector);
+      else
+        reg(vec_reg(r::kTmr, ipi.vector)) &= ~vec_bit(ipi.vector);
+      return pending_vector_locked().has_value();
+    case DeliveryMode::kNmi:
+      nmi_pending_ = true;
+      return true;
+    case DeliveryMode::kInit:
+      reset_registers();  // INIT keeps APIC id and APIC_BASE
+      init_pending_ = true;
+      sipi_pending_ = false;
+      wait_for_sipi_ = true;
+      return true;
+    case DeliveryMode::kStartup:
+      if (!wait_for_sipi_) return false;  // SIPIs count only after INIT
+      wait_for_sipi_ = false;
+      sipi_pending_ = true;
+      sipi_vector_ = ipi.vector;
+      return true;
+    default:
+      log::get("vcpu")->debug("LAPIC {}: ignoring IPI delivery mode {}", config_.apic_id,
+                              static_cast<int>(ipi.mode));
+      return false;
+  }
+}
+
+void Lapic::sink_and_wake(std::vector<Ipi>& out, bool wake) {
+  std::function<void()> wakeup;
+  {
+    std::lock_guard lock(mu_);
+    if (wake) wakeup = wakeup_;
+  }
+  for (const auto& ipi : out) sink_.send_ipi(ipi);
+  if (wakeup) wakeup();
+}
+
+void Lapic::deliver(const Ipi& ipi) {
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    wake = accept(ipi);
+  }
+  std::vector<Ipi> none;
+  sink_and_wake(none, wake);
+}
+
+void Lapic::raise(std::uint8_t vector, bool level) {
+  Ipi ipi;
+  ipi.vector = vector;
+  ipi.level_triggered = level;
+  deliver(ipi);
+}
+
+bool Lapic::mmio_hit(std::uint64_t gpa) const {
+  std::lock_guard lock(mu_);
+  if (!(apic_base_ & kBaseEnable) || x2apic_locked()) return false;
+  std::uint64_t base = apic_base_ & ~0xFFFull;
+  return gpa >= base && gpa < base + 0x1000;
+}
+
+void Lapic::mmio_read(std::uint64_t gpa, std::span<std::uint8_t> data) {
+  std::lock_guard lock(mu_);
+  std::uint32_t off = static_cast<std::uint32_t>(gpa & 0xFFF);
+  std::uint32_t value = read_reg(off & ~0xFu, clock_.now());
+  std::uint32_t shift = 8 * (off & 3);
+  std::uint64_t v = (off & 0xC) ? 0 : (value >> shift);  // bytes 4..15 of a slot read 0
+  std::memset(data.data(), 0, data.size());
+  std::memcpy(data.data(), &v, std::min<std::size_t>(data.size(), 8));
+}
+
+void Lapic::mmio_write(std::uint64_t gpa, std::span<const std::uint8_t> data) {
+  std::vector<Ipi> out;
+  {
+    std::lock_guard lock(mu_);
+    std::uint32_t off = static_cast<std::uint32_t>(gpa & 0xFFF);
+    if (off & 0xC) return;  // only the first dword of each 16-byte slot exists
+    std::uint32_t shift = 8 * (off & 3);
+    std::uint32_t value = reg(off & ~0xFu);
+    std::size_t n = std::min<std::size_t>(data.size(), 4 - (off & 3));
+    for (std::size_t i = 0; i < n; ++i) {  // sub-dword writes merge (guests use 32-bit)
+      value &= ~(0xFFu << (shift + 8 * i));
+      value |= static_cast<std::uint32_t>(data[i]) << (shift + 8 * i);
+    }
+    if (!write_reg(off & ~0xFu, value, out))
+      log::get("vcpu")->debug("LAPIC {}: write to read-only/reserved {:#x} ignored",
+                              config_.apic_id, off);
+  }
+  sink_and_wake(out, false);
+}
+
+bool Lapic::handles_msr(std::uint32_t index) {
+  return index == kMsrApicBase || index == kMsrTscDeadline ||
+         (index >= kX2apicMsrFirst && index <= kX2apicMsrLast);
+}
+
+Result<std::uint64_t> Lapic::msr_read(std::uint32_t index) {
+  std::lock_guard lock(mu_);
+  if (index == kMsrApicBase) return apic_base_;
+  if (index == kMsrTscDeadline) return timer_mode() == 2 ? tsc_deadline_ : 0;
+  if (!x2apic_locked())
+    return make_error(Errc::kInvalidArgument, "x2APIC MSR read while not in x2APIC mode");
+  std::uint32_t off = (index - kX2apicMsrFirst) << 4;
+  if (off == r::kIcrLow) return (static_cast<std::uint64_t>(reg(r::kIcrHigh)) << 32) |
+                                reg(r::kIcrLow);
+  if (off == r::kEoi || off == r::kSelfIpi || off == r::kDfr || off == r::kIcrHigh ||
+      off == r::kApr || off == 0xC0 || off < r::kId)
+    return make_error(Errc::kInvalidArgument, "x2APIC MSR not readable");
+  return read_reg(off, clock_.now());
+}
+
+Result<void> Lapic::msr_write(std::uint32_t index, std::uint64_t value) {
+  std::vector<Ipi> out;
+  {
+    std::lock_guard lock(mu_);
+    if (index == kMsrApicBase) {
+      bool en = value & kBaseEnable, extd = value & kBaseExtd;
+      if (extd && !en) return make_error(Errc::kInvalidArgument, "APIC_BASE: EXTD without EN");
+      if (x2apic_locked() && en && !extd)
+        return make_error(Errc::kInvalidArgument, "APIC_BASE: x2APIC -> xAPIC needs a disable");
+      apic_base_ = (value & 0x000FFFFFFFFFF000ull) | (value & (kBaseEnable | kBaseExtd)) |
+                   (config_.bsp ? kBaseBsp : 0);
+      return ok();
+    }
+    if (index == kMsrTscDeadline) {
+      if (timer_mode() == 2) set_tsc_deadline(value);
+      return ok();
+    }
+    if (!x2apic_locked())
+      return make_error(Errc::kInvalidArgument, "x2APIC MSR write while not in x2APIC mode");
+    std::uint32_t off = (index - kX2apicMsrFirst) << 4;
+    if (off == r::kIcrLow) {
+      reg(r::kIcrHigh) = static_cast<std::uint32_t>(value >> 32);
+      reg(r::kIcrLow) = static_cast<std::uint32_t>(value) & ~(1u << 12);
+      send_icr(value, out);
+    } else if (off == r::kEoi && value != 0) {
+      return make_error(Errc::kInvalidArgument, "x2APIC EOI with a non-zero value");
+    } else if ((value >> 32) != 0 ||
+               !write_reg(off, static_cast<std::uint32_t>(value), out)) {
+      return make_error(Errc::kInvalidArgument, "x2APIC MSR not writable");
+    }
+  }
+  sink_and_wake(out, false);
+  return ok();
+}
+
+std::optional<std::uint8_t> Lapic::pending_vector() const {
+  std::lock_guard lock(mu_);
+  return pending_vector_locked();
+}
+
+void Lapic::acknowledge(std::uint8_t v) {
+  std::lock_guard lock(mu_);
+  reg(vec_reg(r::kIrr, v)) &= ~vec_bit(v);
+  reg(vec_reg(r::kIsr, v)) |= vec_bit(v);
+}
+
+bool Lapic::take_nmi() {
+  std::lock_guard lock(mu_);
+  return std::exchange(nmi_pending_, false);
+}
+
+std::optional<StartupEvent> Lapic::take_startup() {
+  std::lock_guard lock(mu_);
+  if (std::exchange(init_pending_, false)) return StartupEvent{StartupEvent::Kind::kInit, 0};
+  if (std::exchange(sipi_pending_, false))
+    return StartupEvent{StartupEvent::Kind::kSipi, sipi_vector_};
+  return std::nullopt;
+}
+
+bool Lapic::has_wake_event() const {
+  std::lock_guard lock(mu_);
+  return has_wake_event_locked();
+}
+
+bool Lapic::has_nmi_or_startup() const {
+  std::lock_guard lock(mu_);
+  return nmi_pending_ || init_pending_ || sipi_pending_;
+}
+
+bool Lapic::waiting_for_sipi() const {
+  std::lock_guard lock(mu_);
+  return wait_for_sipi_;
+}
+
+std::uint32_t Lapic::apic_id() const {
+  std::lock_guard lock(mu_);
+  return config_.apic_id;
+}
+
+std::uint32_t Lapic::ldr() const {
+  std::lock_guard lock(mu_);
+  return ldr_locked();
+}
+
+bool Lapic::x2apic_mode() const {
+  std::lock_guard lock(mu_);
+  return x2apic_locked();
+}
+
+}  // namespace ssi::vcpu

@@ -1,0 +1,394 @@
+#include "vcpu/runner.hpp"
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+
+namespace ssi::vcpu {
+
+kvm_sregs sipi_sregs(kvm_sregs s, std::uint8_t vector) {
+  auto real_seg = [](kvm_segment& seg, std::uint16_t selector, std::uint8_t type) {
+    seg = kvm_segment{};
+    seg.selector = selector;
+    seg.base = static_cast<std::uint64_t>(selector) << 4;
+    seg.limit = 0xFFFF;
+    seg.type = type;
+    seg.present = 1;
+    seg.s = 1;
+  };
+  real_seg(s.cs, static_cast<std::uint16_t>(vector << 8), 0xB);  // code, read, accessed
+  for (kvm_segment* seg : {&s.ds, &s.es, &s.fs, &s.gs, &s.ss}) real_seg(*seg, 0, 0x3);
+  s.tr = kvm_segment{};
+  s.tr.limit = 0xFFFF;
+  s.tr.type = 0xB;
+  s.tr.present = 1;
+  s.ldt = kvm_segment{};
+  s.ldt.limit = 0xFFFF;
+  s.ldt.type = 0x2;
+  s.ldt.present = 1;
+  s.gdt = {0, 0xFFFF, {}};
+  s.idt = {0, 0xFFFF, {}};
+  s.cr0 = 0x60000010;  // reset value: CD | NW | ET, protection and paging off
+  s.cr2 = s.cr3 = s.cr4 = 0;
+  s.efer = 0;
+  return s;
+}
+
+kvm_regs sipi_regs() {
+  kvm_regs r{};
+  r.rflags = 0x2;
+  r.rip = 0;
+  return r;
+}
+
+struct VcpuRunner::Alive {
+  std::mutex mu;
+  VcpuRunner* self;
+  void notify() {
+    std::lock_guard lock(mu);
+    if (self) self->notify();
+  }
+};
+
+VcpuRunner::VcpuRunner(Vcpu& vcpu, Lapic& lapic, IoHandler& io, ExitRequest& exit_request,
+                       const Clock& clock, RunnerOptions options)
+    : vcpu_(vcpu), lapic_(lapic), io_(io), exit_request_(exit_request), clock_(clock),
+      options_(std::move(options)), alive_(std::make_shared<Alive>()) {
+  alive_->self = this;
+  if (!options_.on_sipi) {
+    options_.on_sipi = [](Vcpu& v, std::uint8_t vector) -> Result<void> {
+      SSI_ASSIGN_OR_RETURN(kvm_sregs s, v.get_sregs());
+      SSI_TRY(v.set_sregs(sipi_sregs(s, vector)));
+      return v.set_regs(sipi_regs());
+    };
+  }
+  std::weak_ptr<Alive> weak = alive_;
+  auto poke = [weak] {
+    if (auto a = weak.lock()) a->notify();
+  };
+  lapic_.set_wakeup(poke);
+  exit_request_.add_listener(poke);
+}
+
+VcpuRunner::~VcpuRunner() {
+  lapic_.set_wakeup(nullptr);
+  std::lock_guard lock(alive_->mu);  // waits for a notify in progress
+  alive_->self = nullptr;
+}
+
+Result<void> VcpuRunner::apply(VcpuEvent event) {
+  std::lock_guard lock(mu_);
+  auto r = sm_.apply(event);
+  cv_.notify_all();  // wait_paused() watches the state
+  return r;
+}
+
+VcpuState VcpuRunner::state() const {
+  std::lock_guard lock(mu_);
+  return sm_.state();
+}
+
+VcpuRunner::Stats VcpuRunner::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void VcpuRunner::notify() {
+  bool running;
+  {
+    std::lock_guard lock(mu_);
+    running = sm_.state() == VcpuState::kRunning;
+    if (running) ++stats_.kicks;
+  }
+  cv_.notify_all();  // wakes HLT / Created / Paused parking
+  // Kick only a vCPU that is (about to be) in KVM_RUN. No race: the runner
+  // sets Running under mu_ and then re-checks for new work (enter_guest), so
+  // work published before we saw "not Running" is found by that re-check.
+  if (running && options_.kick_on_notify) vcpu_.kick();
+}
+
+void VcpuRunner::pause() {
+  {
+    std::lock_guard lock(mu_);
+    pause_requested_ = true;
+  }
+  notify();
+}
+
+bool VcpuRunner::wait_paused(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] {
+    return sm_.state() == VcpuState::kPaused || sm_.state() == VcpuState::kStopped;
+  });
+}
+
+void VcpuRunner::resume() {
+  {
+    std::lock_guard lock(mu_);
+    pause_requested_ = false;
+  }
+  cv_.notify_all();
+}
+
+void VcpuRunner::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_requested_ = true;
+  }
+  notify();
+}
+
+bool VcpuRunner::should_leave() const {
+  return stop_requested_ || exit_request_.requested();
+}
+
+Result<CpuState> VcpuRunner::save_state() {
+  VcpuState from;
+  {
+    std::lock_guard lock(mu_);
+    if (sm_.state() != VcpuState::kPaused)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("vCPU {}: save_state needs Paused, not {}", vcpu_.id(),
+                                    state_name(sm_.state())));
+    from = sm_.paused_from();
+  }
+  SSI_ASSIGN_OR_RETURN(CpuState s, save_cpu_state(vcpu_, lapic_));
+  s.mp_state.mp_state = from == VcpuState::kHalted    ? KVM_MP_STATE_HALTED
+                        : from == VcpuState::kCreated ? KVM_MP_STATE_INIT_RECEIVED
+                                                      : KVM_MP_STATE_RUNNABLE;
+  return s;
+}
+
+Result<void> VcpuRunner::restore_state(const CpuState& s) {
+  {
+    std::lock_guard lock(mu_);
+    if (sm_.state() != VcpuState::kCreated)
+      return make_error(Errc::kInvalidArgument, "restore_state must come before run()");
+  }
+  SSI_TRY(restore_cpu_state(vcpu_, lapic_, s));
+  std::lock_guard lock(mu_);
+  resume_halted_ = s.mp_state.mp_state == KVM_MP_STATE_HALTED;
+  halted_if_flag_ = (s.regs.rflags & 0x200) != 0;  // IF decides what wakes it
+  // A guest sitting in HLT with IF=1 can take an interrupt at once, as its
+  // HLT exit said on the old node; otherwise wait for the first exit.
+  last_ready_ = resume_halted_ && halted_if_flag_;
+  return ok();
+}
+
+Result<void> VcpuRunner::run() {
+  if (!lapic_.waiting_for_sipi()) SSI_TRY(apply(VcpuEvent::kStart));
+  if (std::exchange(resume_halted_, false)) {  // the guest is still in its HLT
+    SSI_TRY(apply(VcpuEvent::kEnterGuest));
+    SSI_TRY(apply(VcpuEvent::kHalt));
+  }
+  Result<void> result;
+  while (true) {
+    auto more = step();
+    if (!more.ok()) {
+      result = std::move(more).error();
+      break;
+    }
+    if (!*more) break;
+  }
+  (void)apply(VcpuEvent::kStop);
+  return result;
+}
+
+// One pass of the loop; the order matters: requests first, then INIT/SIPI,
+// then parking states, and only a Runnable vCPU enters the guest.
+Result<bool> VcpuRunner::step() {
+  bool paused;
+  {
+    std::lock_guard lock(mu_);
+    if (should_leave()) return false;
+    paused = pause_requested_;
+  }
+  if (paused) {
+    SSI_TRY(apply(VcpuEvent::kPause));
+    park([this] { return !pause_requested_ || should_leave(); });
+    if (should_leave()) return false;
+    SSI_TRY(apply(VcpuEvent::kResume));
+    return true;
+  }
+  SSI_TRY(handle_startup());
+  switch (state()) {
+    case VcpuState::kCreated:  // an AP waiting for SIPI
+      park([this] { return pause_requested_ || should_leave() || lapic_.has_wake_event(); });
+      return true;
+    case VcpuState::kHalted:
+      park([this] {
+        lapic_.update_timer(clock_.now());
+        return pause_requested_ || should_leave() || halt_wake_condition();
+      });
+      if (halt_wake_condition()) SSI_TRY(apply(VcpuEvent::kWake));
+      return true;
+    default:
+      break;
+  }
+  SSI_TRY(enter_guest());
+  return true;
+}
+
+Result<void> VcpuRunner::enter_guest() {
+  lapic_.update_timer(clock_.now());
+  SSI_TRY(deliver_interrupts());
+  SSI_TRY(apply(VcpuEvent::kEnterGuest));
+  if (work_arrived()) return apply(VcpuEvent::kExitGuest);  // see notify()
+  auto exit = vcpu_.run();
+  if (!exit.ok()) {
+    (void)apply(VcpuEvent::kExitGuest);
+    return std::move(exit).error();
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.exits;
+    last_ready_ = exit->ready_for_interrupt_injection;
+  }
+  if (exit->kind == ExitKind::kHlt) return handle_hlt(*exit);
+  SSI_TRY(apply(VcpuEvent::kExitGuest));
+  return dispatch(*exit);
+}
+
+bool VcpuRunner::work_arrived() const {
+  return pause_requested_ || should_leave() || lapic_.has_nmi_or_startup() ||
+         lapic_.pending_vector() != seen_vector_;
+}
+
+Result<void> VcpuRunner::handle_hlt(const VcpuExit& exit) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.halts;
+    halted_if_flag_ = exit.if_flag;
+  }
+  // An interrupt that is already pending means no sleep at all.
+  return apply(halt_wake_condition() ? VcpuEvent::kExitGuest : VcpuEvent::kHalt);
+}
+
+bool VcpuRunner::halt_wake_condition() const {
+  // NMI, INIT and SIPI wake a halted CPU whatever IF says; a maskable
+  // interrupt only if IF was set when it halted.
+  if (lapic_.has_nmi_or_startup()) return true;
+  return halted_if_flag_ && lapic_.pending_vector().has_value();
+}
+
+void VcpuRunner::park(const std::function<bool()>& done) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    lock.unlock();
+    bool finished = done();  // may take the LAPIC lock; never under mu_
+    auto deadline = lapic_.timer_deadline();
+    lock.lock();
+    if (finished) return;
+    auto wait = std::chrono::duration_cast<Clock::duration>(options_.halt_slice);
+    if (deadline) wait = std::clamp(*deadline - clock_.now(), Clock::duration{0}, wait);
+    // Bounded: a notify() wakes us early, the slice catches anything missed.
+    cv_.wait_for(lock, wait);
+  }
+}
+
+Result<void> VcpuRunner::handle_startup() {
+  while (auto ev = lapic_.take_startup()) {
+    if (ev->kind == StartupEvent::Kind::kInit) {
+      if (state() != VcpuState::kCreated) SSI_TRY(apply(VcpuEvent::kInit));
+      continue;
+    }
+    if (state() != VcpuState::kCreated) continue;  // SIPI without INIT: ignored
+    SSI_TRY(options_.on_sipi(vcpu_, ev->vector));
+    SSI_TRY(apply(VcpuEvent::kStart));
+  }
+  return ok();
+}
+
+Result<void> VcpuRunner::deliver_interrupts() {
+  if (lapic_.take_nmi()) SSI_TRY(vcpu_.inject_nmi());  // KVM queues NMIs itself
+  auto vector = lapic_.pending_vector();
+  bool ready;
+  {
+    std::lock_guard lock(mu_);
+    ready = last_ready_;
+  }
+  if (vector && ready) {
+    SSI_TRY(vcpu_.inject_interrupt(*vector));
+    lapic_.acknowledge(*vector);
+    std::lock_guard lock(mu_);
+    ++stats_.injected;
+    last_ready_ = false;  // one injection per entry
+    vector = lapic_.pending_vector();
+  }
+  // Still something pending (not ready, or a second vector): ask KVM to exit
+  // as soon as the guest can take it.
+  bool want = vector.has_value();
+  std::lock_guard lock(mu_);
+  seen_vector_ = vector;
+  if (want != window_requested_) {
+    vcpu_.request_interrupt_window(want);
+    window_requested_ = want;
+    if (want) ++stats_.windows_requested;
+  }
+  return ok();
+}
+
+Result<void> VcpuRunner::handle_io(const IoExit& io) {
+  for (std::uint32_t i = 0; i < io.count; ++i) {
+    auto element = io.data.subspan(static_cast<std::size_t>(i) * io.size, io.size);
+    SSI_TRY(io_.pio(vcpu_.id(), io.port, io.is_write, element));
+  }
+  return ok();
+}
+
+void VcpuRunner::handle_msr(VcpuExit& exit) {
+  MsrExit& m = exit.msr;
+  bool read = exit.kind == ExitKind::kRdmsr;
+  if (!Lapic::handles_msr(m.index)) {
+    // Unknown to us and to KVM: #GP, as hardware does (guests probe with *_safe).
+    log::get("vcpu")->debug("vCPU {}: {} of unhandled MSR {:#x}: #GP", vcpu_.id(),
+                            read ? "rdmsr" : "wrmsr", m.index);
+    *m.error = 1;
+    return;
+  }
+  if (read) {
+    auto v = lapic_.msr_read(m.index);
+    if (v.ok())
+      *m.data = *v;
+    else
+      *m.error = 1;
+  } else if (!lapic_.msr_write(m.index, *m.data).ok()) {
+    *m.error = 1;
+  }
+}
+
+Result<void> VcpuRunner::dispatch(VcpuExit& exit) {
+  switch (exit.kind) {
+    case ExitKind::kIo:
+      return handle_io(exit.io);
+    case ExitKind::kMmio: {
+      std::uint64_t gpa = exit.mmio.gpa.value();
+      if (!lapic_.mmio_hit(gpa)) return io_.mmio(vcpu_.id(), exit.mmio.gpa, exit.mmio.is_write,
+                                                 exit.mmio.data);
+      if (exit.mmio.is_write)
+        lapic_.mmio_write(gpa, exit.mmio.data);
+      else
+        lapic_.mmio_read(gpa, exit.mmio.data);
+      return ok();
+    }
+    case ExitKind::kRdmsr:
+    case ExitKind::kWrmsr:
+      handle_msr(exit);
+      return ok();
+    case ExitKind::kHlt:  // handled in enter_guest (Running -> Halted)
+      return ok();
+    case ExitKind::kIrqWindowOpen:
+    case ExitKind::kInterrupted:
+      return ok();  // the next pass injects / re-checks requests
+    case ExitKind::kInternalError:
+      return make_error(Errc::kUnsupported, fmt::format("vCPU {}: {}", vcpu_.id(), describe(exit)));
+    case ExitKind::kShutdown:
+    case ExitKind::kFailEntry:
+    case ExitKind::kSystemEvent:
+    case ExitKind::kUnknown:
+      return make_error(Errc::kInternal, fmt::format("vCPU {}: {}", vcpu_.id(), describe(exit)));
+  }
+  return ok();
+}
+
+}  // namespace ssi::vcpu
