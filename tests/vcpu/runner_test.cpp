@@ -412,6 +412,27 @@ TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
   target = nullptr;
 }
 
+TEST(TscModelTest, ReadFromTheVcpuDrivesTscDeadline) {
+  ssi::testing::FakeClock clock;
+  clock.advance(5s);
+  FakeVcpu v{VcpuId{0}};
+  v.tsc_khz = 3'000'000;  // 3 GHz
+  v.msrs[0x10] = 77'000'000;
+  auto m = read_tsc_model(v, clock);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_EQ(m->tsc_hz, 3'000'000'000u);
+  EXPECT_EQ(m->tsc_at_epoch, 77'000'000u);
+  EXPECT_EQ(m->epoch, clock.now());
+  RecordingSink sink;
+  LapicConfig c;
+  c.bsp = true;
+  Lapic l(c, clock, sink, nullptr);
+  l.set_tsc_model(*m);
+  mmio_write32(l, apic_reg::kLvtTimer, (2u << 17) | 0x40);
+  ASSERT_TRUE(l.msr_write(kMsrTscDeadline, 77'000'000 + 3'000'000).ok());  // +1 ms of TSC
+  EXPECT_EQ(*l.timer_deadline(), clock.now() + 1ms);
+}
+
 TEST(SipiTest, RealModeStateAtVector) {
   kvm_sregs base{};
   base.cr0 = 0x80050033;

@@ -64,7 +64,8 @@ class KvmVm final : public Vm {
                         "KVM_ENABLE_CAP X86_USER_SPACE_MSR"));
     // Without the filter KVM answers APIC_BASE itself and silently drops
     // TSC_DEADLINE writes (KVM-NOTES #5b); a zero bit denies = exits to us.
-    std::uint8_t deny = 0;
+    // KVM copies BITS_TO_LONGS(nmsrs) longs of bitmap: give it a whole one.
+    std::uint64_t deny = 0;
     kvm_msr_filter filter{};
     filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
     const std::uint32_t bases[] = {kMsrApicBase, kMsrTscDeadline};
@@ -72,7 +73,7 @@ class KvmVm final : public Vm {
       filter.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
       filter.ranges[i].nmsrs = 1;
       filter.ranges[i].base = bases[i];
-      filter.ranges[i].bitmap = &deny;
+      filter.ranges[i].bitmap = reinterpret_cast<std::uint8_t*>(&deny);
     }
     SSI_TRY(check_ioctl(::ioctl(vm_.get(), KVM_X86_SET_MSR_FILTER, &filter),
                         "KVM_X86_SET_MSR_FILTER (APIC_BASE, TSC_DEADLINE)"));

@@ -268,4 +268,10 @@ Result<void> KvmVcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   return ok();
 }
 
+Result<std::uint64_t> KvmVcpu::get_tsc_khz() {
+  int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (khz <= 0) return Error::from_errno(fmt::format("KVM_GET_TSC_KHZ vCPU {}", id_));
+  return static_cast<std::uint64_t>(khz);
+}
+
 }  // namespace ssi::vcpu::detail

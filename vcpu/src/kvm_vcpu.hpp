@@ -45,6 +45,7 @@ class KvmVcpu final : public Vcpu {
   Result<void> set_debugregs(const kvm_debugregs& dr) override;
   Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
   Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
+  Result<std::uint64_t> get_tsc_khz() override;
 
  private:
   template <typename T>

@@ -82,6 +82,11 @@ void Lapic::update_timer(Clock::time_point now) {
   publish_timer();
 }
 
+void Lapic::set_tsc_model(const TscModel& tsc) {
+  std::lock_guard lock(mu_);
+  config_.tsc = tsc;
+}
+
 std::optional<Clock::time_point> Lapic::timer_deadline() const {
   std::lock_guard lock(mu_);
   return timer_deadline_;

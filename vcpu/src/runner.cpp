@@ -41,6 +41,14 @@ kvm_regs sipi_regs() {
   return r;
 }
 
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock) {
+  SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
+  auto now = clock.now();
+  SSI_ASSIGN_OR_RETURN(auto msrs, vcpu.get_msrs({0x10}));
+  if (msrs.empty()) return make_error(Errc::kUnsupported, "KVM did not return the TSC MSR");
+  return TscModel{khz * 1000, now, msrs[0].data};
+}
+
 struct VcpuRunner::Alive {
   std::mutex mu;
   VcpuRunner* self;

@@ -77,6 +77,8 @@ class Vcpu {
   // Sets MSRs one at a time (KVM-NOTES #6: a batch stops at the first one
   // KVM refuses); returns an error naming the first MSR that failed.
   virtual Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) = 0;
+  // KVM_GET_TSC_KHZ: the guest TSC rate (for the LAPIC's TSC-deadline mode).
+  virtual Result<std::uint64_t> get_tsc_khz() = 0;
 };
 
 struct MemorySlot {

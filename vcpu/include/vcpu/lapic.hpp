@@ -152,6 +152,10 @@ class Lapic {
   bool has_nmi_or_startup() const;
   bool waiting_for_sipi() const;
 
+  // The guest TSC <-> host time mapping for TSC-deadline mode (see
+  // read_tsc_model in runner.hpp); set before the guest runs.
+  void set_tsc_model(const TscModel& tsc);
+
   std::uint32_t apic_id() const;
   VcpuId vcpu() const { return config_.vcpu; }
   std::uint32_t ldr() const;

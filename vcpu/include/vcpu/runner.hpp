@@ -29,6 +29,10 @@ namespace ssi::vcpu {
 kvm_sregs sipi_sregs(kvm_sregs base, std::uint8_t vector);
 kvm_regs sipi_regs();
 
+// Samples the guest TSC (MSR 0x10) and its rate (KVM_GET_TSC_KHZ) against
+// `clock`, for Lapic::set_tsc_model. Call on a vCPU that is not running.
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock);
+
 struct RunnerOptions {
   // HLT parks the thread on a condition variable; it re-checks at least this
   // often (bounded waits; also catches a missed notify).

@@ -86,6 +86,7 @@ class FakeVcpu final : public Vcpu {
   Result<void> set_debugregs(const kvm_debugregs& dr) override;
   Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
   Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
+  Result<std::uint64_t> get_tsc_khz() override { return tsc_khz; }
 
   // Direct access to the stored state (tests set it up / inspect it).
   kvm_regs regs{};
@@ -97,7 +98,8 @@ class FakeVcpu final : public Vcpu {
   kvm_mp_state mp_state{};
   kvm_debugregs debugregs{};
   CpuidEntries cpuid;
-  std::map<std::uint32_t, std::uint64_t> msrs;
+  std::map<std::uint32_t, std::uint64_t> msrs;  // 0x10 = the guest TSC
+  std::uint64_t tsc_khz = 2'000'000;
   // An MSR index set_msrs refuses (like 0x4b564d06 without in-kernel LAPIC).
   std::optional<std::uint32_t> refuse_msr;
 
