@@ -3,4 +3,5 @@
 set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_conn_info.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_registration.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_device.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_device.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_backend.cpp)

@@ -68,7 +68,7 @@ Result<void> send_hello(int sock, const Hello& h, std::span<const int> fds) {
 }
 
 // Receives one hello and owns whatever fds came with it, so none leak.
-Result<Hello> recv_hello(int sock, std::vector<ShmFd>* fds) {
+Result<Hello> recv_hello(int sock, std::vector<UniqueFd>* fds) {
   Hello h;
   iovec iov{&h, sizeof h};
   msghdr msg{};
@@ -116,8 +116,8 @@ Result<ShmChannel> ShmChannel::connect(std::string_view name, NodeId self, NodeI
   socklen_t len = 0;
   SSI_ASSIGN_OR_RETURN(sockaddr_un addr, abstract_address(name, &len));
   ShmChannel ch;
-  ch.sock_ = ShmFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!ch.sock_.valid()) return Error::from_errno("socket for shm rendezvous");
+  ch.sock_ = UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!ch.sock_) return Error::from_errno("socket for shm rendezvous");
   if (::connect(ch.sock_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     return Error::from_errno("connect to shm listener " + std::string(name));
   }
@@ -142,7 +142,7 @@ Result<ShmChannel> ShmChannel::connect(std::string_view name, NodeId self, NodeI
 }
 
 Result<void> ShmChannel::on_socket_event() {
-  std::vector<ShmFd> stray;
+  std::vector<UniqueFd> stray;
   auto h = recv_hello(sock_.get(), &stray);
   if (!h.ok()) {
     if (h.error().sys_errno == EAGAIN) return ok();  // spurious wake-up
@@ -167,8 +167,8 @@ Result<ShmListener> ShmListener::listen(std::string name) {
   socklen_t len = 0;
   SSI_ASSIGN_OR_RETURN(sockaddr_un addr, abstract_address(name, &len));
   ShmListener l;
-  l.fd_ = ShmFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!l.fd_.valid()) return Error::from_errno("socket for shm listener");
+  l.fd_ = UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!l.fd_) return Error::from_errno("socket for shm listener");
   if (::bind(l.fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     return Error::from_errno("bind shm listener @ssi-shm-" + name);
   }
@@ -186,14 +186,14 @@ std::string ShmListener::unique_name() {
 
 Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
                                                       std::chrono::milliseconds hello_wait) {
-  ShmFd sock(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-  if (!sock.valid()) {
+  UniqueFd sock(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (!sock) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::optional<ShmChannel>{};
     return Error::from_errno("accept shm connection");
   }
   // The connector sends its hello right after connect(); wait only briefly.
   SSI_TRY(wait_readable(sock.get(), hello_wait));
-  std::vector<ShmFd> fds;
+  std::vector<UniqueFd> fds;
   auto reject = [&](Error e) -> Error {
     Hello nack;
     nack.kind = HelloKind::kNack;

@@ -11,21 +11,6 @@
 
 namespace ssi::rdma {
 
-ShmFd& ShmFd::operator=(ShmFd&& o) noexcept {
-  if (this != &o) {
-    reset();
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-
-ShmFd::~ShmFd() { reset(); }
-
-void ShmFd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 SharedMemory::SharedMemory(SharedMemory&& o) noexcept
     : fd_(std::move(o.fd_)),
       base_(std::exchange(o.base_, nullptr)),
@@ -58,8 +43,8 @@ Result<std::byte*> map_shared(int fd, std::size_t size) {
 }  // namespace
 
 Result<SharedMemory> SharedMemory::create(const std::string& name, std::size_t size) {
-  ShmFd fd(::memfd_create(name.c_str(), MFD_CLOEXEC));
-  if (!fd.valid()) return Error::from_errno("memfd_create " + name);
+  UniqueFd fd(::memfd_create(name.c_str(), MFD_CLOEXEC));
+  if (!fd) return Error::from_errno("memfd_create " + name);
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     return Error::from_errno("ftruncate memfd " + name);
   }
@@ -70,7 +55,7 @@ Result<SharedMemory> SharedMemory::create(const std::string& name, std::size_t s
   return m;
 }
 
-Result<SharedMemory> SharedMemory::attach(ShmFd fd, std::size_t min_size) {
+Result<SharedMemory> SharedMemory::attach(UniqueFd fd, std::size_t min_size) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno("fstat received memfd");
   auto size = static_cast<std::size_t>(st.st_size);
@@ -87,8 +72,8 @@ Result<SharedMemory> SharedMemory::attach(ShmFd fd, std::size_t min_size) {
 }
 
 Result<Doorbell> Doorbell::create() {
-  ShmFd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!fd.valid()) return Error::from_errno("eventfd for shm doorbell");
+  UniqueFd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!fd) return Error::from_errno("eventfd for shm doorbell");
   return Doorbell(std::move(fd));
 }
 

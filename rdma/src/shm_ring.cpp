@@ -116,21 +116,30 @@ ShmRing::Push ShmRing::try_push(std::initializer_list<std::span<const std::byte>
   return Push::kPushed;
 }
 
-bool ShmRing::take_sleeping_consumer() {
-  // Orders our head store before the flag load (Dekker with prepare_sleep).
+namespace {
+// The waker's half of the Dekker handshake: our index store (done by the
+// caller) must be ordered before the load of the sleeper's announcement.
+bool take_announcement(std::atomic<std::uint32_t>& flag) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (ctl_->consumer_sleeping.load(std::memory_order_relaxed) == 0) return false;
-  return ctl_->consumer_sleeping.exchange(0, std::memory_order_acq_rel) != 0;
+  if (flag.load(std::memory_order_relaxed) == 0) return false;
+  return flag.exchange(0, std::memory_order_acq_rel) != 0;
 }
 
-bool ShmRing::prepare_wait_for_space() {
-  ctl_->producer_waiting.store(1, std::memory_order_relaxed);
+// The sleeper's half: announce, then recheck; withdraw if no longer blocked.
+template <typename StillBlocked>
+bool announce(std::atomic<std::uint32_t>& flag, StillBlocked still_blocked) {
+  flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!full()) {
-    ctl_->producer_waiting.store(0, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
+  if (still_blocked()) return true;
+  flag.store(0, std::memory_order_relaxed);
+  return false;
+}
+}  // namespace
+
+bool ShmRing::take_sleeping_consumer() { return take_announcement(ctl_->consumer_sleeping); }
+
+bool ShmRing::prepare_wait_for_space() {
+  return announce(ctl_->producer_waiting, [this] { return full(); });
 }
 
 bool ShmRing::empty() {
@@ -157,20 +166,10 @@ Result<std::optional<std::span<const std::byte>>> ShmRing::peek() {
 
 void ShmRing::pop() { ctl_->tail.store(++tail_, std::memory_order_release); }
 
-bool ShmRing::take_waiting_producer() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (ctl_->producer_waiting.load(std::memory_order_relaxed) == 0) return false;
-  return ctl_->producer_waiting.exchange(0, std::memory_order_acq_rel) != 0;
-}
+bool ShmRing::take_waiting_producer() { return take_announcement(ctl_->producer_waiting); }
 
 bool ShmRing::prepare_sleep() {
-  ctl_->consumer_sleeping.store(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!empty()) {
-    ctl_->consumer_sleeping.store(0, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
+  return announce(ctl_->consumer_sleeping, [this] { return empty(); });
 }
 
 void ShmRing::woke_up() { ctl_->consumer_sleeping.store(0, std::memory_order_relaxed); }

@@ -257,30 +257,17 @@ Result<void> VerbsQueuePair::post_send(std::uint64_t wr_id, std::span<ibv_sge> s
   return post(wr, "ibv_post_send SEND");
 }
 
-Result<void> VerbsQueuePair::post_write(std::uint64_t wr_id, ibv_sge local,
-                                        std::uint64_t remote_addr, std::uint32_t rkey) {
-  ibv_send_wr wr{};
-  wr.wr_id = wr_id;
-  wr.sg_list = &local;
-  wr.num_sge = 1;
-  wr.opcode = IBV_WR_RDMA_WRITE;
-  wr.send_flags = IBV_SEND_SIGNALED;
-  wr.wr.rdma.remote_addr = remote_addr;
-  wr.wr.rdma.rkey = rkey;
-  return post(wr, "ibv_post_send RDMA_WRITE");
-}
-
-Result<void> VerbsQueuePair::post_read(std::uint64_t wr_id, ibv_sge local,
+Result<void> VerbsQueuePair::post_rdma(ibv_wr_opcode opcode, std::uint64_t wr_id, ibv_sge local,
                                        std::uint64_t remote_addr, std::uint32_t rkey) {
   ibv_send_wr wr{};
   wr.wr_id = wr_id;
   wr.sg_list = &local;
   wr.num_sge = 1;
-  wr.opcode = IBV_WR_RDMA_READ;
+  wr.opcode = opcode;
   wr.send_flags = IBV_SEND_SIGNALED;
   wr.wr.rdma.remote_addr = remote_addr;
   wr.wr.rdma.rkey = rkey;
-  return post(wr, "ibv_post_send RDMA_READ");
+  return post(wr, opcode == IBV_WR_RDMA_READ ? "ibv_post_send RDMA_READ" : "ibv_post_send RDMA_WRITE");
 }
 
 }  // namespace ssi::rdma

@@ -412,6 +412,60 @@ TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
   target = nullptr;
 }
 
+// Two vCPUs on two threads bounce an IPI: vCPU 0 sends 0x40 to vCPU 1 and
+// halts; vCPU 1 wakes from HLT, takes it, answers with 0x41 and finishes;
+// vCPU 0 wakes, takes 0x41 and ends the machine.
+TEST(RunnerPairTest, IpiPingPongAcrossThreads) {
+  ssi::testing::FakeClock clock;
+  LocalRouter router;
+  LapicConfig c0, c1;
+  c0.bsp = c1.bsp = true;  // both running from the start
+  c1.vcpu = VcpuId{1};
+  c1.apic_id = 1;
+  Lapic l0(c0, clock, router, nullptr), l1(c1, clock, router, nullptr);
+  router.lapics = {&l0, &l1};
+  mmio_write32(l0, apic_reg::kSvr, 0x1FF);
+  mmio_write32(l1, apic_reg::kSvr, 0x1FF);
+  ExitRequest exit;
+  TestIo io{exit};
+  FakeVcpu v0{VcpuId{0}}, v1{VcpuId{1}};
+  auto icr = [](std::uint8_t vector, std::uint8_t dest) {
+    return std::pair{std::vector<std::uint8_t>{0, 0, 0, dest},
+                     std::vector<std::uint8_t>{vector, 0x40, 0, 0}};
+  };
+  auto [hi1, lo1] = icr(0x40, 1);
+  auto [hi0, lo0] = icr(0x41, 0);
+  v0.push_mmio_write(0xFEE00310, hi1).push_mmio_write(0xFEE00300, lo1)
+      .push_simple(ExitKind::kHlt, true)
+      .push_io_out(0x3F8, {'0'}, true)   // the 0x41 handler runs at this entry
+      .push_io_out(kExitPort, {0}, true);
+  VcpuRunner r0(v0, l0, io, exit, clock), r1(v1, l1, io, exit, clock);
+  // The answer must find vCPU 0 asleep (else it takes 0x41 before its HLT
+  // and, like a guest without a wake-up flag, sleeps for good).
+  auto wait_v0_halted = [&] {
+    for (int i = 0; i < 2000 && r0.state() != VcpuState::kHalted; ++i)
+      std::this_thread::sleep_for(1ms);
+  };
+  v1.push_simple(ExitKind::kHlt, true)
+      .push_mmio_write(0xFEE00310, hi0).then(wait_v0_halted)
+      .push_mmio_write(0xFEE00300, lo0)
+      .push_simple(ExitKind::kHlt, true);  // then sleeps until the machine exits
+  auto d1 = std::async(std::launch::async, [&] { return r1.run(); });
+  auto d0 = std::async(std::launch::async, [&] { return r0.run(); });
+  bool finished = d0.wait_for(5s) == std::future_status::ready &&
+                  d1.wait_for(5s) == std::future_status::ready;
+  if (!finished) exit.request(99);
+  ASSERT_TRUE(finished) << "ping-pong hung: vCPU0 " << state_name(r0.state()) << " runs "
+                        << v0.runs() << ", vCPU1 " << state_name(r1.state()) << " runs "
+                        << v1.runs();
+  ASSERT_TRUE(d0.get().ok());
+  ASSERT_TRUE(d1.get().ok());
+  EXPECT_EQ(exit.exit_code(), 0);
+  EXPECT_EQ(v1.injected(), std::vector<std::uint8_t>{0x40});
+  EXPECT_EQ(v0.injected(), std::vector<std::uint8_t>{0x41});
+  EXPECT_EQ(v0.bad_injections() + v1.bad_injections(), 0);
+}
+
 TEST(TscModelTest, ReadFromTheVcpuDrivesTscDeadline) {
   ssi::testing::FakeClock clock;
   clock.advance(5s);

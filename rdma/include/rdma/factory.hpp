@@ -1,6 +1,7 @@
 // make_transport(): one entry point for every backend, chosen by name.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,9 @@ struct TransportConfig {
   // empty = backend default. Unused by loopback.
   Address listen;
   LoopbackNetwork* loopback = nullptr;  // required for "loopback"
+  // connect() keeps retrying (peer not listening yet) and send() waits for
+  // a handshake in progress at most this long.
+  std::chrono::milliseconds connect_timeout{10000};
 };
 
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config, Reactor& reactor);

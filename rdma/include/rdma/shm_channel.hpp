@@ -51,7 +51,7 @@ class ShmChannel {
   ShmRing rx_;
   Doorbell my_bell_;
   Doorbell peer_bell_;
-  ShmFd sock_;
+  UniqueFd sock_;
   NodeId self_{};
   NodeId peer_{};
   bool initiator_ = false;
@@ -74,7 +74,7 @@ class ShmListener {
                                                std::chrono::seconds(1));
 
  private:
-  ShmFd fd_;
+  UniqueFd fd_;
   std::string name_;
 };
 

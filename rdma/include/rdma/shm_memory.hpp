@@ -1,5 +1,5 @@
 // RAII owners for the kernel objects the shm backend shares between
-// processes: a file descriptor and a MAP_SHARED memfd mapping.
+// processes: a MAP_SHARED memfd mapping and eventfd doorbells.
 #pragma once
 
 #include <cstddef>
@@ -8,28 +8,9 @@
 #include <utility>
 
 #include "base/result.hpp"
+#include "rdma/unique_fd.hpp"
 
 namespace ssi::rdma {
-
-// Owns one file descriptor; closes it on destruction.
-class ShmFd {
- public:
-  ShmFd() = default;
-  explicit ShmFd(int fd) : fd_(fd) {}
-  ShmFd(ShmFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  ShmFd& operator=(ShmFd&& o) noexcept;
-  ShmFd(const ShmFd&) = delete;
-  ShmFd& operator=(const ShmFd&) = delete;
-  ~ShmFd();
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset();
-
- private:
-  int fd_ = -1;
-};
 
 // A memfd mapped MAP_SHARED: created by one process, sent to the peer with
 // SCM_RIGHTS and mapped there too, so both see the same pages.
@@ -45,14 +26,14 @@ class SharedMemory {
   // A new zero-filled memfd of `size` bytes, mapped read/write.
   static Result<SharedMemory> create(const std::string& name, std::size_t size);
   // Maps an fd received from a peer; its size must be at least `min_size`.
-  static Result<SharedMemory> attach(ShmFd fd, std::size_t min_size);
+  static Result<SharedMemory> attach(UniqueFd fd, std::size_t min_size);
 
   std::span<std::byte> bytes() const { return {base_, size_}; }
   int fd() const { return fd_.get(); }
 
  private:
   void unmap();
-  ShmFd fd_;
+  UniqueFd fd_;
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
 };
@@ -62,7 +43,7 @@ class SharedMemory {
 class Doorbell {
  public:
   static Result<Doorbell> create();
-  static Doorbell adopt(ShmFd fd) { return Doorbell(std::move(fd)); }
+  static Doorbell adopt(UniqueFd fd) { return Doorbell(std::move(fd)); }
   Doorbell() = default;
 
   Result<void> ring() const;
@@ -73,8 +54,8 @@ class Doorbell {
   int fd() const { return fd_.get(); }
 
  private:
-  explicit Doorbell(ShmFd fd) : fd_(std::move(fd)) {}
-  ShmFd fd_;
+  explicit Doorbell(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 }  // namespace ssi::rdma

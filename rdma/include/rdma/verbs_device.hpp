@@ -80,10 +80,10 @@ class VerbsQueuePair {
 
   Result<void> post_recv(std::uint64_t wr_id, std::span<std::byte> buf, std::uint32_t lkey);
   Result<void> post_send(std::uint64_t wr_id, std::span<ibv_sge> sges, bool signaled);
-  Result<void> post_write(std::uint64_t wr_id, ibv_sge local, std::uint64_t remote_addr,
-                          std::uint32_t rkey);
-  Result<void> post_read(std::uint64_t wr_id, ibv_sge local, std::uint64_t remote_addr,
-                         std::uint32_t rkey);
+  // One-sided: `local` -> remote (IBV_WR_RDMA_WRITE) or remote -> `local`
+  // (IBV_WR_RDMA_READ); both need the remote region's rkey.
+  Result<void> post_rdma(ibv_wr_opcode opcode, std::uint64_t wr_id, ibv_sge local,
+                         std::uint64_t remote_addr, std::uint32_t rkey);
 
  private:
   VerbsQueuePair() = default;

@@ -1,0 +1,73 @@
+// One TCP stream to a peer: non-blocking socket on the reactor, frames out
+// with sendmsg scatter-gather (header + payload in place; only what the
+// kernel did not take is copied into the queue), frames in through the
+// StreamDecoder. Reactor thread only.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <boost/fiber/condition_variable.hpp>
+
+#include "rdma/codec.hpp"
+#include "rdma/reactor.hpp"
+#include "rdma/unique_fd.hpp"
+
+namespace ssi::rdma {
+
+class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
+ public:
+  using FrameFn = std::function<void(const std::shared_ptr<TcpConnection>&, Frame&&)>;
+  using CloseFn = std::function<void(const std::shared_ptr<TcpConnection>&, const Error&)>;
+
+  // `connecting`: a non-blocking connect() is in progress on `fd`.
+  TcpConnection(UniqueFd fd, Reactor& reactor, bool connecting, std::string description);
+  ~TcpConnection();
+
+  Result<void> start(FrameFn on_frame, CloseFn on_close);
+  // Writes the frame (header complete) or queues the unsent part. Waits
+  // while too much is queued (back-pressure), at most `kSendStallTimeout`,
+  // after which the peer counts as stuck and the connection fails.
+  Result<void> send(const Frame& frame);
+  // Closes the socket; `on_close` runs (once) if `notify`.
+  void close(const Error& why, bool notify = true);
+
+  bool closed() const { return closed_; }
+  const std::string& description() const { return description_; }
+
+  // Owned by the transport: who is at the other end, and the handshake.
+  NodeId peer{0};
+  bool outbound = false;     // we dialed
+  bool identified = false;   // `peer` is known
+  bool established = false;  // hellos exchanged: frames may flow
+  // Runs when the peer sent bytes we cannot decode, just before the close:
+  // a last chance to tell it why (e.g. our hello with our version).
+  std::function<void(TcpConnection&, const Error&)> on_bad_input;
+
+ private:
+  void on_ready(std::uint32_t events);
+  void read_some();
+  void flush();
+  Result<void> set_interest(bool want_out);
+  void fail_errno(const char* what, int err);
+
+  UniqueFd fd_;
+  Reactor& reactor_;
+  bool connecting_;
+  std::string description_;
+  FrameFn on_frame_;
+  CloseFn on_close_;
+  StreamDecoder decoder_;
+  std::deque<std::vector<std::byte>> queue_;  // unsent bytes, in order
+  std::size_t queue_head_offset_ = 0;         // bytes of queue_.front() already sent
+  std::size_t queued_bytes_ = 0;
+  bool want_out_ = false;
+  bool closed_ = false;
+  std::optional<Error> error_;
+  boost::fibers::condition_variable_any drained_;
+};
+
+}  // namespace ssi::rdma

@@ -1,0 +1,326 @@
+// tcp backend: one stream per peer pair over non-blocking sockets on the
+// reactor's epoll. Handshake: the dialer sends a hello (its NodeId, our
+// protocol version in the header); the acceptor answers with its own hello,
+// after which frames flow both ways. If both nodes dial each other at once,
+// the stream dialed by the lower NodeId wins on both sides: the lower node
+// refuses the other, the higher node drops its own (nothing was sent on it,
+// since frames wait for the handshake).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <boost/fiber/condition_variable.hpp>
+#include <boost/fiber/operations.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "base/log.hpp"
+#include "tcp_backend.hpp"
+#include "tcp_connection.hpp"
+#include "rdma/transport_base.hpp"
+
+namespace ssi::rdma {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kHelloTimeout = std::chrono::seconds(5);
+constexpr std::size_t kMaxUnidentified = 64;
+constexpr int kAcceptsPerWakeup = 16;
+constexpr std::uint32_t kUnknownNode = 0xffffffff;
+constexpr auto kRedialPause = std::chrono::milliseconds(20);
+
+struct NoLock {
+  void lock() {}
+  void unlock() {}
+};
+
+// "tcp:HOST:PORT" (HOST = IPv4 address or "localhost").
+Result<sockaddr_in> parse_address(const Address& address) {
+  auto bad = [&] { return make_error(Errc::kInvalidArgument, fmt::format("bad tcp address '{}'", address)); };
+  if (!address.starts_with("tcp:")) return bad();
+  auto colon = address.rfind(':');
+  if (colon <= 4) return bad();
+  std::string host = address.substr(4, colon - 4);
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return bad();
+  char* end = nullptr;
+  unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port > 65535 || end == address.c_str() + colon + 1) return bad();
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  return sa;
+}
+
+Result<UniqueFd> tcp_socket() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("socket(AF_INET, SOCK_STREAM)");
+  return fd;
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+class TcpTransport final : public TransportBase {
+ public:
+  TcpTransport(const TransportConfig& config, Reactor& reactor)
+      : TransportBase(config.self, reactor), connect_timeout_(config.connect_timeout) {}
+  ~TcpTransport() override { shutdown(); }
+
+  Result<void> listen(const Address& where) {
+    SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_address(where.empty() ? "tcp:127.0.0.1:0" : where));
+    SSI_ASSIGN_OR_RETURN(listener_, tcp_socket());
+    int one = 1;
+    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+      return Error::from_errno(fmt::format("bind({})", where));
+    if (::listen(listener_.get(), 128) != 0) return Error::from_errno("listen");
+    socklen_t len = sizeof sa;
+    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+    char host[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+    address_ = fmt::format("tcp:{}:{}", host, ntohs(sa.sin_port));
+    return reactor().watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { accept_some(); });
+  }
+
+  std::string_view kind() const override { return "tcp"; }
+  Address local_address() const override { return address_; }
+
+  Result<void> connect(NodeId peer, const Address& address) override {
+    if (is_shut_down()) return make_error(Errc::kShutdown, "transport is shut down");
+    if (peer == self()) return make_error(Errc::kInvalidArgument, "connect to self");
+    SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_address(address));
+    const auto deadline = Clock::now() + connect_timeout_;
+    for (;;) {
+      if (!conns_.count(peer)) SSI_TRY(dial(peer, sa, address));
+      auto r = wait_established(peer, deadline);
+      if (r.ok() || is_shut_down()) return r;
+      // Retry while the peer is not listening yet, or closed our stream
+      // before the handshake: it lost a simultaneous dial to its own
+      // stream, which is about to arrive here.
+      const Error& e = r.error();
+      bool retry = e.sys_errno == ECONNREFUSED || e.code == Errc::kDisconnected;
+      if (!retry || Clock::now() + kRedialPause >= deadline) {
+        abandon_dial(peer);
+        return Error{e.code, fmt::format("{} (gave up after {} ms)", e.message, connect_timeout_.count()),
+                     e.sys_errno};
+      }
+      boost::this_fiber::sleep_for(kRedialPause);
+    }
+  }
+
+ protected:
+  Result<void> send_frame(NodeId peer, Frame&& frame) override {
+    auto it = conns_.find(peer);
+    if (it == conns_.end())
+      return make_error(Errc::kDisconnected, fmt::format("not connected to node {}", peer));
+    if (!it->second->established) {
+      if (auto r = wait_established(peer, Clock::now() + connect_timeout_); !r.ok())
+        return make_error(Errc::kDisconnected,
+                          fmt::format("no connection to node {}: {}", peer, r.error().to_string()));
+    }
+    return conns_.at(peer)->send(frame);
+  }
+
+  void close_all() override {
+    reactor().unwatch(listener_.get());
+    listener_.reset();
+    auto why = make_error(Errc::kShutdown, fmt::format("node {} shut down", self()));
+    for (auto& c : std::vector(unidentified_.begin(), unidentified_.end())) c->close(why, false);
+    for (auto& [peer, c] : std::unordered_map(conns_)) c->close(why, false);
+    unidentified_.clear();
+    conns_.clear();
+    changed_.notify_all();
+  }
+
+ private:
+  using ConnPtr = std::shared_ptr<TcpConnection>;
+
+  Result<void> dial(NodeId peer, const sockaddr_in& sa, const Address& address) {
+    SSI_ASSIGN_OR_RETURN(UniqueFd fd, tcp_socket());
+    set_nodelay(fd.get());
+    bool connecting = false;
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+      if (errno != EINPROGRESS) {
+        connect_errors_[peer] = Error::from_errno(fmt::format("connect to node {} at {}", peer, address));
+        return ok();  // wait_established() reports it
+      }
+      connecting = true;
+    }
+    auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), connecting,
+                                             fmt::format("node {} ({})", peer, address));
+    c->peer = peer;
+    c->outbound = c->identified = true;
+    conns_[peer] = c;
+    connect_errors_.erase(peer);
+    SSI_TRY(start(c));
+    return c->send(hello(peer));
+  }
+
+  // connect() gave up: a dial still in progress must not linger.
+  void abandon_dial(NodeId peer) {
+    auto it = conns_.find(peer);
+    if (it == conns_.end() || it->second->established) return;
+    ConnPtr c = it->second;
+    conns_.erase(it);
+    c->close(make_error(Errc::kTimeout, "connect gave up"), false);
+  }
+
+  Result<void> wait_established(NodeId peer, Clock::time_point deadline) {
+    NoLock lock;
+    auto done = [&] {
+      auto it = conns_.find(peer);
+      return is_shut_down() || it == conns_.end() || it->second->established;
+    };
+    if (!changed_.wait_until(lock, deadline, done))
+      return make_error(Errc::kTimeout, fmt::format("no handshake with node {} in time", peer));
+    if (is_shut_down()) return make_error(Errc::kShutdown, "transport is shut down");
+    if (conns_.count(peer)) return ok();
+    auto e = connect_errors_.find(peer);
+    return e != connect_errors_.end() ? e->second
+                                      : make_error(Errc::kDisconnected, fmt::format("node {} went away", peer));
+  }
+
+  Frame hello(NodeId to) const {
+    Frame f;
+    f.header.type = kFrameHello;
+    f.header.src = self().value();
+    f.header.dst = to.value();
+    return f;
+  }
+
+  Result<void> start(const ConnPtr& c) {
+    return c->start([this](const ConnPtr& conn, Frame&& f) { on_frame(conn, std::move(f)); },
+                    [this](const ConnPtr& conn, const Error& why) { on_closed(conn, why); });
+  }
+
+  void accept_some() {
+    for (int i = 0; i < kAcceptsPerWakeup && listener_; ++i) {
+      sockaddr_in sa{};
+      socklen_t len = sizeof sa;
+      UniqueFd fd(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len,
+                            SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          log::get("rdma")->warn("node {}: accept: {}", self(), std::strerror(errno));
+        return;
+      }
+      if (unidentified_.size() >= kMaxUnidentified) {
+        log::get("rdma")->warn("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified);
+        continue;
+      }
+      set_nodelay(fd.get());
+      char host[INET_ADDRSTRLEN];
+      ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+      auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), false,
+                                               fmt::format("{}:{}", host, ntohs(sa.sin_port)));
+      // A dialer speaking another version gets our hello, so its error
+      // names both versions instead of "connection closed".
+      c->on_bad_input = [this](TcpConnection& conn, const Error& why) {
+        if (!conn.identified && why.code == Errc::kVersionMismatch) (void)conn.send(hello(NodeId{kUnknownNode}));
+      };
+      if (!start(c).ok()) continue;
+      unidentified_.insert(c);
+      // A connection that never says hello is dropped. The watcher ends as
+      // soon as the handshake does, so no fiber outlives the transport.
+      std::weak_ptr<TcpConnection> weak = c;
+      reactor().spawn([this, weak] {
+        NoLock lock;
+        auto settled = [&] {
+          auto c = weak.lock();
+          return !c || c->identified || c->closed() || is_shut_down();
+        };
+        if (changed_.wait_for(lock, kHelloTimeout, settled)) return;
+        if (auto c = weak.lock())
+          c->close(make_error(Errc::kTimeout, fmt::format("{} sent no hello", c->description())));
+      });
+    }
+  }
+
+  void on_frame(const ConnPtr& c, Frame&& f) {
+    const FrameHeader& h = f.header;
+    auto protocol_error = [&](std::string what) {
+      c->close(make_error(Errc::kProtocol, fmt::format("{}: {}", c->description(), what)));
+    };
+    if (h.type == kFrameHello) {
+      if (!c->identified) {
+        if (h.dst != self().value())
+          return protocol_error(fmt::format("hello for node {} reached node {}", h.dst, self()));
+        return identify(c, NodeId{h.src});
+      }
+      if (!c->outbound || c->established) return protocol_error("unexpected hello");
+      if (h.src != c->peer.value())
+        return protocol_error(fmt::format("dialed node {} but node {} answered", c->peer, h.src));
+      c->established = true;
+      changed_.notify_all();
+      return;
+    }
+    if (!c->established) return protocol_error(fmt::format("frame type {:#06x} before the handshake", h.type));
+    if (h.src != c->peer.value() || h.dst != self().value())
+      return protocol_error(fmt::format("frame {} -> {} on the stream of node {}", h.src, h.dst, c->peer));
+    deliver(std::move(f));
+  }
+
+  void identify(const ConnPtr& c, NodeId peer) {
+    unidentified_.erase(c);
+    if (auto it = conns_.find(peer); it != conns_.end()) {
+      ConnPtr old = it->second;
+      if (old->outbound && self() < peer) {
+        // Simultaneous dial: ours (lower id) wins; this one never gets a hello.
+        c->close(make_error(Errc::kDisconnected, "duplicate stream"), false);
+        changed_.notify_all();
+        return;
+      }
+      conns_.erase(it);
+      // Theirs wins, or the peer came back: the old stream is finished.
+      old->close(make_error(Errc::kDisconnected, fmt::format("node {} opened a new stream", peer)), false);
+      if (old->established)
+        peer_down(peer, make_error(Errc::kDisconnected, fmt::format("node {} reconnected", peer)));
+    }
+    c->peer = peer;
+    c->identified = c->established = true;
+    conns_[peer] = c;
+    if (auto r = c->send(hello(peer)); !r.ok()) return;  // on_closed already ran
+    changed_.notify_all();
+  }
+
+  void on_closed(const ConnPtr& c, const Error& why) {
+    if (unidentified_.erase(c)) {
+      log::get("rdma")->warn("node {}: dropped {} before its hello: {}", self(), c->description(), why.to_string());
+      changed_.notify_all();
+      return;
+    }
+    auto it = conns_.find(c->peer);
+    if (it == conns_.end() || it->second != c) return;
+    conns_.erase(it);
+    if (c->established) {
+      log::get("rdma")->warn("node {}: lost node {}: {}", self(), c->peer, why.to_string());
+      peer_down(c->peer, why);
+    } else {
+      connect_errors_[c->peer] = why;
+    }
+    changed_.notify_all();
+  }
+
+  std::chrono::milliseconds connect_timeout_;
+  UniqueFd listener_;
+  Address address_;
+  std::unordered_map<NodeId, ConnPtr> conns_;  // the one stream per peer
+  std::set<ConnPtr> unidentified_;             // accepted, no hello yet
+  std::unordered_map<NodeId, Error> connect_errors_;
+  boost::fibers::condition_variable_any changed_;  // a handshake ended
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transport>> make_tcp_transport(const TransportConfig& config, Reactor& reactor) {
+  auto t = std::make_unique<TcpTransport>(config, reactor);
+  SSI_TRY(t->listen(config.listen));
+  return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace ssi::rdma

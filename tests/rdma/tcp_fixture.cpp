@@ -1,0 +1,95 @@
+// tcp instance of the transport contract suite: N transports on 127.0.0.1,
+// all pairs dialing each other at once (exercises the simultaneous-connect
+// rule), and raw sockets for bad input.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/fiber/fiber.hpp>
+#include <boost/fiber/operations.hpp>
+
+#include "cluster_fixture.hpp"
+#include "rdma/codec.hpp"
+#include "rdma/factory.hpp"
+#include "rdma/unique_fd.hpp"
+
+namespace ssi::rdma::testing {
+namespace {
+
+class TcpCluster : public ClusterFixture {
+ public:
+  Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t) override {
+    Nodes nodes;
+    for (std::size_t i = 0; i < n; ++i) {
+      TransportConfig config;
+      config.kind = "tcp";
+      config.self = NodeId{static_cast<std::uint32_t>(i)};
+      config.listen = "tcp:127.0.0.1:0";
+      SSI_ASSIGN_OR_RETURN(auto t, make_transport(config, reactor));
+      nodes.push_back(std::move(t));
+    }
+    std::vector<boost::fibers::fiber> dialers;
+    std::vector<Error> errors;
+    for (auto& a : nodes)
+      for (auto& b : nodes)
+        if (a != b)
+          dialers.emplace_back([&, from = a.get(), to = b.get()] {
+            if (auto r = from->connect(to->self(), to->local_address()); !r.ok()) errors.push_back(r.error());
+          });
+    for (auto& d : dialers) d.join();
+    if (!errors.empty()) return errors.front();
+    addresses_.clear();
+    for (auto& t : nodes) addresses_.push_back(t->local_address());
+    return nodes;
+  }
+
+  Result<void> inject_raw(std::size_t to, NodeId fake, std::span<const std::byte> bytes) override;
+
+ private:
+  std::vector<Address> addresses_;
+};
+
+// Opens a socket to `address`, says hello as `fake`, writes `bytes`, ends
+// the stream, then waits (bounded) until the node closes its side.
+Result<void> raw_session(const Address& address, NodeId fake, NodeId to, std::span<const std::byte> bytes) {
+  auto colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    return Error::from_errno("connect " + address);
+  FrameHeader hello;
+  hello.type = kFrameHello;
+  hello.src = fake.value();
+  hello.dst = to.value();
+  std::vector<std::byte> out;
+  auto h = encode_header(hello);
+  out.insert(out.end(), h.begin(), h.end());
+  out.insert(out.end(), bytes.begin(), bytes.end());
+  if (::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+    return Error::from_errno("send");
+  ::shutdown(fd.get(), SHUT_WR);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::byte buf[4096];
+  while (std::chrono::steady_clock::now() < until) {
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return ok();
+    if (n < 0) boost::this_fiber::sleep_for(std::chrono::milliseconds(1));
+  }
+  return make_error(Errc::kTimeout, "node kept the bad stream open");
+}
+
+Result<void> TcpCluster::inject_raw(std::size_t to, NodeId fake, std::span<const std::byte> bytes) {
+  return raw_session(addresses_.at(to), fake, NodeId{static_cast<std::uint32_t>(to)}, bytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tcp, TransportContract,
+                         ::testing::Values(ContractBackend{
+                             "tcp", [] { return std::make_unique<TcpCluster>(); }}),
+                         ContractBackend::name_of);
+
+}  // namespace
+}  // namespace ssi::rdma::testing
