@@ -23,6 +23,8 @@
  *   GRANT_ACK      the requester acknowledges every grant and the home keeps
  *                  the page busy until the ack arrives (sketch's open question).
  *   VERSIONS       per-transaction versions and dsm/src's checks on them.
+ *   SHARERS_ON_ACK as dsm/src: a sharer leaves the sharer set when its InvAck
+ *                  arrives (not when the Inv is sent); "keep" decided at grant.
  *   MAXOPS=n       operations per node (default 2).
  *   TOLERANT       no "expected_ok" asserts (used with the mutants below).
  *   MUTANT_SKIP_INV_ACK   home grants a write while one InvAck is missing.
@@ -206,6 +208,10 @@ inline do_write(n, p) {
 /* ---------------- home side ---------------- */
 
 inline grant_write(h, p) {
+#ifdef SHARERS_ON_ACK
+  /* dsm/src decides "keep" when granting, from the sharers left after the acks */
+  curup[p] = (curup[p] && (sharers[p] & BIT(cur[p])) != 0);
+#endif
   /* no data if the requester still holds its S copy, else the previous
      owner's data, else zeros (never written), else the memory copy */
   if
@@ -281,7 +287,9 @@ inline serve(h, p, r) {
          :: else -> skip
          fi
        }
+#ifndef SHARERS_ON_ACK
        sharers[p] = sharers[p] & BIT(r);
+#endif
        if
        :: owner[p] != NONE -> send(h, owner[p], FetchInv, p, 0, 0, hver[p]); needdata[p] = 1; owner[p] = NONE
        :: else -> skip
@@ -385,7 +393,11 @@ inline receive(n, s) {
   :: k == InvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && acks[p] > 0);
        HOME_VERSION(p);
-       if :: acks[p] > 0 -> acks[p]-- :: else -> skip fi
+       if :: acks[p] > 0 -> acks[p]-- :: else -> skip fi;
+#ifdef SHARERS_ON_ACK
+       sharers[p] = sharers[p] & ~BIT(s);
+#endif
+       skip
   :: k == FetchInvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && needdata[p]);
        HOME_VERSION(p);

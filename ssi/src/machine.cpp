@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -125,6 +126,8 @@ class SingleNodeMachine final : public Machine {
     return exit_.exit_code().value_or(0);
   }
 
+  void request_exit(int code) override { exit_.request(code); }
+
  private:
   struct Cpu {
     std::unique_ptr<vcpu::Vcpu> vcpu;
@@ -179,6 +182,39 @@ class SingleNodeMachine final : public Machine {
 };
 
 }  // namespace
+
+StopSignalBlock::StopSignalBlock() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, &old_);
+}
+
+StopSignalBlock::~StopSignalBlock() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+Result<int> run_until_exit(Machine& machine) {
+  std::atomic<bool> done{false};
+  // Waits in bounded slices so it notices the end of the run.
+  std::thread watcher([&machine, &done] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    const timespec slice{0, 100'000'000};
+    while (!done.load()) {
+      int sig = ::sigtimedwait(&set, nullptr, &slice);
+      if (sig > 0) {
+        machine.request_exit(128 + sig);
+        return;
+      }
+    }
+  });
+  auto result = machine.run();
+  done.store(true);
+  watcher.join();
+  return result;
+}
 
 Result<std::unique_ptr<Machine>> Machine::create(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
   SSI_ASSIGN_OR_RETURN(AnonymousRam ram, AnonymousRam::map(cfg.map.ram_bytes()));

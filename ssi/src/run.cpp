@@ -65,8 +65,9 @@ Result<int> run(const RunOptions& o) {
   SSI_TRY(check_kvm(o.kvm_device));
   SSI_ASSIGN_OR_RETURN(auto hv, vcpu::open_kvm(o.kvm_device));
   MachineConfig cfg{.vcpus = o.vcpus, .map = *map, .kernel_file = file, .kernel = *image};
+  StopSignalBlock block;  // before any machine thread exists: Ctrl-C stops the guest cleanly
   SSI_ASSIGN_OR_RETURN(auto machine, Machine::create(*hv, cfg));
-  return machine->run();
+  return run_until_exit(*machine);
 }
 
 }  // namespace ssi::machine

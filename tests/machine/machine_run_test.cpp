@@ -3,6 +3,7 @@
 // long mode, INIT+SIPI through the LAPIC starts an AP at the SIPI page under
 // the ssi convention, COM1 reaches the console and the debug-exit port ends
 // the run with its code.
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -165,6 +166,30 @@ TEST(MachineRun, VcpuFailureStopsTheMachineWithANamedError) {
   auto code = (*machine)->run();
   ASSERT_FALSE(code.ok());
   EXPECT_EQ(code.error().message.rfind("vcpu 0: ", 0), 0u) << code.error().message;
+}
+
+TEST(MachineRun, SigintStopsAHaltedGuestWithExitCode130) {
+  ssi::testing::ElfBuilder elf;
+  auto file = elf.build();
+  auto map = MemoryMap::pc(8 * kMiB).value();
+  auto image = parse_elf(file, map).value();
+  FakeHypervisor hv;
+  hv.pool.push_back(std::make_unique<FakeVcpu>(VcpuId{0}));
+  hv.pool[0]->push_simple(vcpu::ExitKind::kHlt);  // parks (IF=0 guest: no wake-up)
+  Pipe console;
+  MachineConfig cfg{.vcpus = 1, .map = map, .kernel_file = file, .kernel = image,
+                    .console_fd = console.fds[1]};
+  StopSignalBlock block;  // this thread and the ones started below
+  auto machine = Machine::create(hv, cfg);
+  ASSERT_TRUE(machine.ok()) << machine.error().to_string();
+  std::thread sender([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::kill(::getpid(), SIGINT);
+  });
+  auto code = run_until_exit(**machine);
+  sender.join();
+  ASSERT_TRUE(code.ok()) << code.error().to_string();
+  EXPECT_EQ(*code, 128 + SIGINT);
 }
 
 }  // namespace

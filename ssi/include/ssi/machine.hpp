@@ -5,6 +5,8 @@
 // device I/O over the transport; the pieces here stay the same.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -34,6 +36,27 @@ class Machine {
   // Runs every vCPU until the guest writes a debug-exit port (its code is
   // returned) or a vCPU fails (the error names the vCPU; the others stop).
   virtual Result<int> run() = 0;
+  // Thread-safe: stop every vCPU; run() returns `code` (unless the guest exited first).
+  virtual void request_exit(int code) = 0;
+};
+
+// Runs `machine` like `run()`, but SIGINT / SIGTERM stop it cleanly with
+// exit code 128 + signal (console flushed, vCPU threads joined). The caller
+// must have blocked both signals (block_stop_signals) before creating the
+// machine, so every thread it starts inherits the mask.
+Result<int> run_until_exit(Machine& machine);
+
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts
+// afterwards) for its lifetime; restores the old mask on destruction.
+class StopSignalBlock {
+ public:
+  StopSignalBlock();
+  ~StopSignalBlock();
+  StopSignalBlock(const StopSignalBlock&) = delete;
+  StopSignalBlock& operator=(const StopSignalBlock&) = delete;
+
+ private:
+  sigset_t old_;
 };
 
 }  // namespace ssi::machine
