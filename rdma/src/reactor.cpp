@@ -154,7 +154,7 @@ class EpollReactor final : public Reactor {
   void poll(Clock::time_point deadline, bool block) {
     int timeout_ms = 0;
     if (block && !has_posted_.load(std::memory_order_acquire)) {
-      if (spin_then_poll()) {
+      if (spin_then_poll(deadline)) {
         timeout_ms = 0;
       } else if (deadline == Clock::time_point::max()) {
         timeout_ms = -1;
@@ -194,9 +194,9 @@ class EpollReactor final : public Reactor {
   // Spin-before-block: a peer's reply often arrives within microseconds,
   // and a cross-core wake-up from epoll costs 15-40 us here. Returns true
   // if something became ready while spinning.
-  bool spin_then_poll() {
+  bool spin_then_poll(Clock::time_point deadline) {
     if (options_.spin.count() <= 0) return false;
-    auto until = Clock::now() + options_.spin;
+    auto until = std::min(deadline, Clock::now() + options_.spin);  // never past a timer
     epoll_event ev;
     while (Clock::now() < until) {
       if (has_posted_.load(std::memory_order_acquire)) return true;

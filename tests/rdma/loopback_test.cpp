@@ -24,23 +24,36 @@ std::uint64_t test_seed() {
   return seed;
 }
 
+using Nodes = std::vector<std::unique_ptr<LoopbackTransport>>;
+
+// Runs `body` in a fiber with loopback nodes 0..n-1 on a fresh reactor.
+void with_nodes(std::uint64_t seed, LoopbackFaults faults, int n,
+                const std::function<void(LoopbackNetwork&, Nodes&)>& body) {
+  auto reactor = Reactor::create().value();
+  LoopbackNetwork net(seed, faults);
+  run_bounded(*reactor, [&] {
+    Nodes nodes;
+    for (int i = 0; i < n; ++i) nodes.push_back(net.create(NodeId(i), *reactor).value());
+    body(net, nodes);
+    for (auto& t : nodes) {  // the handlers point into body's frame
+      t->on_receive({});
+      t->on_peer_down({});
+    }
+  }, 20s, fmt::format("SSI_TEST_SEED={}", seed));
+}
+
 // Sends `n` numbered frames 1 -> 0 (and 2 -> 0 if `two_senders`) through a
 // network with `faults`; returns (src, seq) in arrival order.
 std::vector<std::pair<std::uint32_t, std::uint64_t>> transfer(std::uint64_t seed, LoopbackFaults faults,
                                                               int n, bool two_senders,
                                                               LoopbackStats* stats = nullptr) {
-  auto reactor = Reactor::create().value();
-  LoopbackNetwork net(seed, faults);
   std::vector<std::pair<std::uint32_t, std::uint64_t>> got;
-  run_bounded(*reactor, [&] {
-    auto a = net.create(NodeId{0}, *reactor).value();
-    auto b = net.create(NodeId{1}, *reactor).value();
-    auto c = net.create(NodeId{2}, *reactor).value();
-    a->on_receive([&](Frame&& f) { got.emplace_back(f.header.src, f.header.arg0); });
+  with_nodes(seed, faults, 3, [&](LoopbackNetwork& net, Nodes& nodes) {
+    nodes[0]->on_receive([&](Frame&& f) { got.emplace_back(f.header.src, f.header.arg0); });
     for (int i = 0; i < n; ++i) {
-      ASSERT_TRUE(b->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
+      ASSERT_TRUE(nodes[1]->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
       if (two_senders) {
-        ASSERT_TRUE(c->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
+        ASSERT_TRUE(nodes[2]->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
       }
     }
     // Quiet for 50 ms = everything in flight has landed (delays are < 5 ms).
@@ -50,7 +63,7 @@ std::vector<std::pair<std::uint32_t, std::uint64_t>> transfer(std::uint64_t seed
       boost::this_fiber::sleep_for(50ms);
     }
     if (stats) *stats = net.stats();
-  }, 20s, fmt::format("SSI_TEST_SEED={}", seed));
+  });
   return got;
 }
 
@@ -111,41 +124,32 @@ TEST(LoopbackFaults, ReorderWithinPairWhenAsked) {
 }
 
 TEST(LoopbackFaults, PartitionLosesFramesUntilHealed) {
-  const auto seed = test_seed();
-  auto reactor = Reactor::create().value();
-  LoopbackNetwork net(seed);
-  run_bounded(*reactor, [&] {
-    auto a = net.create(NodeId{0}, *reactor).value();
-    auto b = net.create(NodeId{1}, *reactor).value();
-    a->on_receive([&](Frame&& f) { EXPECT_TRUE(a->reply(f.header, Frame::make(kSeq)).ok()); });
+  with_nodes(test_seed(), {}, 2, [&](LoopbackNetwork& net, Nodes& nodes) {
+    auto& a = *nodes[0];
+    a.on_receive([&](Frame&& f) { EXPECT_TRUE(a.reply(f.header, Frame::make(kSeq)).ok()); });
     net.partition(NodeId{0}, NodeId{1});
-    auto r = b->rpc(NodeId{0}, Frame::make(kSeq), 50ms);
+    auto r = nodes[1]->rpc(NodeId{0}, Frame::make(kSeq), 50ms);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, Errc::kTimeout);
     net.heal(NodeId{0}, NodeId{1});
-    EXPECT_TRUE(b->rpc(NodeId{0}, Frame::make(kSeq), 1s).ok());
-  }, 10s);
+    EXPECT_TRUE(nodes[1]->rpc(NodeId{0}, Frame::make(kSeq), 1s).ok());
+  });
 }
 
 TEST(LoopbackFaults, KilledNodeIsSeenDownByOthers) {
-  const auto seed = test_seed();
-  auto reactor = Reactor::create().value();
-  LoopbackNetwork net(seed);
-  run_bounded(*reactor, [&] {
-    auto a = net.create(NodeId{0}, *reactor).value();
-    auto b = net.create(NodeId{1}, *reactor).value();
+  with_nodes(test_seed(), {}, 2, [&](LoopbackNetwork& net, Nodes& nodes) {
     std::vector<NodeId> down;
-    b->on_peer_down([&](NodeId p, const Error& e) {
+    nodes[1]->on_peer_down([&](NodeId p, const Error& e) {
       EXPECT_EQ(e.code, Errc::kDisconnected);
       down.push_back(p);
     });
     net.kill(NodeId{0});
     EXPECT_TRUE(eventually([&] { return down.size() == 1; }, 2s));
     EXPECT_EQ(down.at(0), NodeId{0});
-    auto s = b->send(NodeId{0}, Frame::make(kSeq));
+    auto s = nodes[1]->send(NodeId{0}, Frame::make(kSeq));
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().code, Errc::kDisconnected);
-  }, 10s);
+  });
 }
 
 TEST(Loopback, NodesOnDifferentReactorThreadsTalk) {

@@ -20,6 +20,10 @@ using namespace std::chrono_literals;
 using testing::eventually;
 using testing::run_bounded;
 
+long cpu_us(const rusage& u) {
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000L + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
+}
+
 std::unique_ptr<Reactor> make() {
   auto r = Reactor::create();
   EXPECT_TRUE(r.ok());
@@ -96,12 +100,40 @@ TEST(Reactor, SleepingFiberWakesOnTimeWithoutBurningCpu) {
     slept = std::chrono::steady_clock::now() - start;
     ::getrusage(RUSAGE_THREAD, &after);
   }, 5s);
-  auto cpu_us = [](const rusage& u) {
-    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000L + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
-  };
   EXPECT_GE(slept, 200ms);
   EXPECT_LT(slept, 400ms);
   EXPECT_LT(cpu_us(after) - cpu_us(before), 50000) << "the reactor spun instead of sleeping";
+}
+
+TEST(Reactor, SpinningReactorStillWakesOnFdsAndSleepsWhenIdle) {
+  ReactorOptions options;
+  options.spin = std::chrono::microseconds(50);
+  auto reactor = Reactor::create(options).value();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  rusage before{}, after{};
+  int fired = 0;
+  run_bounded(*reactor, [&] {
+    ASSERT_TRUE(reactor->watch(rd.get(), EPOLLIN, [&](std::uint32_t) {
+      char c;
+      fired += ::read(rd.get(), &c, 1) == 1;
+    }).ok());
+    std::thread writer([&] {
+      for (int i = 0; i < 20; ++i) {
+        std::this_thread::sleep_for(1ms);
+        (void)!::write(wr.get(), "x", 1);
+      }
+    });
+    EXPECT_TRUE(eventually([&] { return fired == 20; }, 5s));
+    writer.join();
+    ::getrusage(RUSAGE_THREAD, &before);
+    boost::this_fiber::sleep_for(200ms);
+    ::getrusage(RUSAGE_THREAD, &after);
+    reactor->unwatch(rd.get());
+  }, 10s);
+  EXPECT_EQ(fired, 20);
+  EXPECT_LT(cpu_us(after) - cpu_us(before), 50000) << "spin must stay bounded while idle";
 }
 
 TEST(Reactor, BusyFibersDoNotStarveFdEvents) {

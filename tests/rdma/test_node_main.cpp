@@ -2,7 +2,7 @@
 // test over stdin/stdout, one line per message:
 //   out "ADDR <address>"          once listening
 //   in  "PEER <id> <address>"...  then "GO": connect to all, rpc each peer
-//   out "RPCS_OK <n>" | "RPCS_FAIL <why>"
+//   out "RPCS_OK <n> mean_us=<4 KiB rpc round trip>" | "RPCS_FAIL <why>"
 //   out "DOWN <id> <errc>"        whenever a peer goes down
 //   in  "QUIT" or EOF             shut down and exit 0
 // Exits by itself after 60 s so a lost parent never leaves it behind.
@@ -11,6 +11,7 @@
 
 #include <boost/fiber/operations.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 #include <string>
@@ -37,6 +38,7 @@ void rpc_all(Transport& t, const std::map<NodeId, Address>& peers) {
   }
   std::vector<std::byte> page(kMaxPayload, std::byte{0x42});
   int good = 0;
+  auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 200; ++i) {
     for (auto& [peer, addr] : peers) {
       Frame req = Frame::make(kEcho, PageNo{0}, i);
@@ -48,7 +50,8 @@ void rpc_all(Transport& t, const std::map<NodeId, Address>& peers) {
       ++good;
     }
   }
-  say("RPCS_OK " + std::to_string(good));
+  auto us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  say("RPCS_OK " + std::to_string(good) + " mean_us=" + std::to_string(us / good));
 }
 
 }  // namespace
@@ -56,7 +59,9 @@ void rpc_all(Transport& t, const std::map<NodeId, Address>& peers) {
 int main(int argc, char** argv) {
   std::uint32_t id = argc > 1 ? static_cast<std::uint32_t>(std::stoul(argv[1])) : 0;
   std::string kind = argc > 2 ? argv[2] : "tcp";
-  auto reactor = Reactor::create();
+  ReactorOptions options;  // SSI_REACTOR_SPIN_US: try spin-before-block
+  if (const char* spin = std::getenv("SSI_REACTOR_SPIN_US")) options.spin = std::chrono::microseconds(std::atoi(spin));
+  auto reactor = Reactor::create(options);
   if (!reactor.ok()) return 1;
   std::thread deadline([] {
     std::this_thread::sleep_for(60s);

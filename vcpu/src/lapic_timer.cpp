@@ -1,14 +1,13 @@
 // LAPIC timer: one-shot, periodic (count x divide at bus_hz) and TSC
 // deadline, on an injectable Clock; plus save/restore of the whole LAPIC.
+#include "lapic_bits.hpp"
 #include "vcpu/lapic.hpp"
 
 namespace ssi::vcpu {
 namespace {
 
-namespace r = apic_reg;
+using namespace lapic_bits;
 using u128 = unsigned __int128;  // count * divide * 1e9 overflows 64 bits
-
-constexpr std::uint32_t kLvtMasked = 1u << 16;
 
 std::uint64_t divisor(std::uint32_t dcr) {
   // DCR bits 0,1,3: 0b000 -> 2 ... 0b110 -> 128, 0b111 -> 1 (SDM 10.5.4).

@@ -1,6 +1,7 @@
-// N DSM nodes in one process over the loopback transport, one reactor thread
-// per node (as in a real node process), for tests and benchmarks. Host
-// threads of the caller then read and write node(i).base() directly.
+// N DSM nodes in one process, one reactor thread per node (as in a real node
+// process), over any transport backend (loopback with fault injection by
+// default; tcp/shm on 127.0.0.1 for benchmarks). Host threads of the caller
+// then read and write node(i).base() directly.
 #pragma once
 
 #include <chrono>
@@ -11,23 +12,40 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
+#include <pthread.h>
+#include <sched.h>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "dsm/node.hpp"
+#include "rdma/factory.hpp"
 #include "rdma/loopback.hpp"
 #include "rdma/reactor.hpp"
 
 namespace ssi::dsm::testing {
 
+// Benchmark/test frame type (0xf000 range): answered by every node with a
+// 4 KiB payload, the transport's page round trip without the DSM.
+inline constexpr rdma::FrameType kEchoPage = 0xf0d5;
+
 struct LocalClusterOptions {
   std::uint32_t nodes = 3;
   std::uint64_t bytes = 64 * kPageSize;
   std::uint64_t seed = 1;
-  rdma::LoopbackFaults faults;
+  rdma::LoopbackFaults faults;             // loopback only
+  std::string transport = "loopback";      // or "tcp", "shm"
+  rdma::ReactorOptions reactor;            // e.g. spin before sleeping
+  std::vector<int> reactor_cpus;           // pin reactor i to reactor_cpus[i % size]
   std::vector<HomeMap::Range> homes;  // empty: equal chunks
 };
+
+inline void pin_this_thread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
 
 class LocalCluster {
  public:
@@ -52,7 +70,7 @@ class LocalCluster {
 
   std::size_t size() const { return members_.size(); }
   Node& node(std::size_t i) { return *members_[i].node; }
-  rdma::LoopbackTransport& transport(std::size_t i) { return *members_[i].transport; }
+  rdma::Transport& transport(std::size_t i) { return *members_[i].transport; }
   rdma::Reactor& reactor(std::size_t i) { return *members_[i].reactor; }
   rdma::LoopbackNetwork& network() { return network_; }
 
@@ -73,7 +91,7 @@ class LocalCluster {
  private:
   struct Member {
     std::unique_ptr<rdma::Reactor> reactor;
-    std::unique_ptr<rdma::LoopbackTransport> transport;
+    std::unique_ptr<rdma::Transport> transport;
     std::unique_ptr<Node> node;
     std::thread thread;
   };
@@ -83,14 +101,23 @@ class LocalCluster {
   Result<void> start(const LocalClusterOptions& o) {
     members_.resize(o.nodes);
     for (std::uint32_t i = 0; i < o.nodes; ++i) {
-      SSI_ASSIGN_OR_RETURN(members_[i].reactor, rdma::Reactor::create());
+      SSI_ASSIGN_OR_RETURN(members_[i].reactor, rdma::Reactor::create(o.reactor));
       auto* r = members_[i].reactor.get();
-      members_[i].thread = std::thread([r] { r->run(); });
+      int cpu = o.reactor_cpus.empty() ? -1 : o.reactor_cpus[i % o.reactor_cpus.size()];
+      members_[i].thread = std::thread([r, cpu] {
+        if (cpu >= 0) pin_this_thread(cpu);
+        r->run();
+      });
     }
     Result<void> status;
     for (std::uint32_t i = 0; i < o.nodes; ++i) {
       SSI_TRY(run_on(i, [&, i] {
-        auto t = network_.create(NodeId{i}, *members_[i].reactor);
+        rdma::TransportConfig tc;
+        tc.kind = o.transport;
+        tc.self = NodeId{i};
+        tc.loopback = &network_;
+        if (o.transport == "tcp") tc.listen = "tcp:127.0.0.1:0";
+        auto t = rdma::make_transport(tc, *members_[i].reactor);
         if (!t.ok()) status = std::move(t).error();
         else members_[i].transport = std::move(*t);
       }));
@@ -106,6 +133,7 @@ class LocalCluster {
         cfg.nodes = o.nodes;
         cfg.bytes = o.bytes;
         cfg.homes = o.homes;
+        cfg.own_receive_handler = false;  // routed below, with the echo service
         auto n = Node::create(cfg, *members_[i].reactor, *members_[i].transport);
         if (!n.ok()) {
           status = std::move(n).error();
@@ -113,6 +141,15 @@ class LocalCluster {
         }
         members_[i].node = std::move(*n);
         status = members_[i].node->start();
+        auto* m = &members_[i];
+        m->transport->on_receive([m](rdma::Frame&& f) {
+          if (Node::is_dsm_frame(f.header.type)) return m->node->deliver(std::move(f));
+          if (f.header.type != kEchoPage) return;
+          static const std::vector<std::byte> page(kPageSize);
+          rdma::Frame r = rdma::Frame::make(kEchoPage);
+          r.payload = rdma::Payload::borrow(page);
+          (void)m->transport->reply(f.header, std::move(r));
+        });
       }));
       SSI_TRY(status);
     }

@@ -54,6 +54,24 @@ void reap(std::vector<pid_t>& pids) {
   }
 }
 
+void print_event(const std::string& line) { std::fprintf(stderr, "[ssi] %s\n", line.c_str()); }
+
+// Node results and the per-node stats table on stdout; the failure on stderr.
+int report(const Result<coord::Outcome>& outcome) {
+  if (!outcome.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", outcome.error().to_string().c_str());
+    return 2;
+  }
+  for (const auto& n : outcome->nodes)
+    if (!n.last.message.empty())
+      std::printf("node %u: %s\n", n.info.id.value(), n.last.message.c_str());
+  std::string table = coord::format_stats_table(outcome->nodes);
+  if (!table.empty()) std::printf("\nper-node stats:\n%s", table.c_str());
+  if (outcome->exit_code != 0) std::fprintf(stderr, "ssi: error: %s\n", outcome->message.c_str());
+  std::fflush(stdout);
+  return outcome->exit_code;
+}
+
 }  // namespace
 
 const std::atomic<bool>& install_interrupt_flag() {
@@ -93,22 +111,35 @@ int run_local_cluster(const LocalClusterOptions& options) {
     }
     return std::nullopt;
   };
-  if (options.verbose)
-    co.on_event = [](const std::string& line) { std::fprintf(stderr, "[ssi] %s\n", line.c_str()); };
+  co.on_event = options.verbose ? print_event : nullptr;
   auto outcome = coord::run_coordinator(co);
   reap(pids);
-  if (!outcome.ok()) {
-    std::fprintf(stderr, "ssi: error: %s\n", outcome.error().to_string().c_str());
+  return report(outcome);
+}
+
+int run_coordinator_command(const CoordinatorCommandOptions& options) {
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::string port = options.listen.substr(options.listen.rfind(':') + 1);
+  std::uint16_t port_no = 0;
+  if (options.listen.find(':') == std::string::npos ||
+      std::sscanf(port.c_str(), "%hu", &port_no) != 1) {
+    std::fprintf(stderr, "ssi: error: --listen wants HOST:PORT, got '%s'\n", options.listen.c_str());
     return 2;
   }
-  for (const auto& n : outcome->nodes)
-    if (!n.last.message.empty()) std::printf("node %u: %s\n", n.info.id.value(), n.last.message.c_str());
-  std::string table = coord::format_stats_table(outcome->nodes);
-  if (!table.empty()) std::printf("\nper-node stats:\n%s", table.c_str());
-  if (outcome->exit_code != 0)
-    std::fprintf(stderr, "ssi: error: %s\n", outcome->message.c_str());
-  std::fflush(stdout);
-  return outcome->exit_code;
+  auto sock = coord::listen_socket(host, port_no);
+  if (!sock.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
+    return 2;
+  }
+  coord::CoordinatorOptions co;
+  co.listen_fd = sock->first;
+  co.config = options.config;
+  co.version = std::string(SSI_CLUSTER_VERSION);
+  co.interrupted = &install_interrupt_flag();
+  co.on_event = print_event;
+  std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
+               host.c_str(), sock->second, options.config.nodes, host.c_str(), sock->second);
+  return report(coord::run_coordinator(co));
 }
 
 }  // namespace ssi::cluster

@@ -71,6 +71,23 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   node->add_option("--listen", node_opts.listen, "Transport listen address (e.g. tcp:0.0.0.0:7000)");
   node->callback([&rc] { rc = cluster::run_node_command(node_opts); });
 
+  auto* coordinator = app.add_subcommand(
+      "coordinator", "Run the coordinator for nodes started on other hosts (ssh, Slurm, mpirun)");
+  static cluster::CoordinatorCommandOptions coord_opts;
+  coord_opts.config.workload = "dsm-demo";
+  coordinator->add_option("--listen", coord_opts.listen, "HOST:PORT to listen on")
+      ->capture_default_str();
+  coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
+      ->required()
+      ->check(CLI::Range(1, 1024));
+  coordinator->add_option("--workload", coord_opts.config.workload, "dsm-demo | ping")
+      ->capture_default_str();
+  coordinator->add_option("--rounds", coord_opts.config.workload_arg, "Workload size (0 = default)");
+  coordinator->callback([&rc] {
+    coord_opts.config.phases = cluster::workload_phases(coord_opts.config.workload);
+    rc = cluster::run_coordinator_command(coord_opts);
+  });
+
   auto* demo = app.add_subcommand(
       "demo", "Start N node processes on this host and run a built-in host-level workload");
   static cluster::LocalClusterOptions demo_opts;

@@ -23,6 +23,14 @@ struct LocalClusterOptions {
 // per-node stats table at exit.
 int run_local_cluster(const LocalClusterOptions& options);
 
+struct CoordinatorCommandOptions {
+  std::string listen = "0.0.0.0:7470";  // HOST:PORT
+  coord::MachineConfig config;
+};
+
+// `ssi coordinator`: waits for nodes started elsewhere (ssh, Slurm...).
+int run_coordinator_command(const CoordinatorCommandOptions& options);
+
 // Installs SIGINT/SIGTERM handlers that set the returned flag (Ctrl-C
 // stops the machine cleanly instead of killing the process).
 const std::atomic<bool>& install_interrupt_flag();

@@ -1,0 +1,252 @@
+// DSM microbenchmarks on N in-process nodes (one reactor thread per node) over
+// a real transport backend. Every benchmark measures the floor in the same
+// run and reports median/p99 per fault, floor and ratio as counters.
+// Transports: SSI_BENCH_TRANSPORTS (default "loopback,tcp,shm"; unavailable
+// ones are skipped). CPU placement: SSI_BENCH_CPUS (see bench_common.hpp).
+#include <benchmark/benchmark.h>
+#include <sys/utsname.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+
+#include "bench_common.hpp"
+
+namespace ssi::dsm::bench {
+namespace {
+
+using testing::LocalCluster;
+
+std::uint64_t& word_at(Node& n, std::uint64_t page, std::uint64_t off = 0) {
+  return *reinterpret_cast<std::uint64_t*>(n.base() + page * kPageSize + off);
+}
+std::uint64_t read_word(Node& n, std::uint64_t page) {
+  return std::atomic_ref<std::uint64_t>(word_at(n, page)).load();
+}
+void write_word(Node& n, std::uint64_t page, std::uint64_t v) {
+  std::atomic_ref<std::uint64_t>(word_at(n, page)).store(v);
+}
+
+std::vector<HomeMap::Range> all_on(std::uint64_t pages, std::uint32_t node) {
+  return {{PageNo{0}, PageNo{pages}, NodeId{node}}};
+}
+
+void report(benchmark::State& state, Samples& s, const Floor& f) {
+  state.counters["median_us"] = s.median();
+  state.counters["p99_us"] = s.quantile(0.99);
+  state.counters["floor_us"] = f.total();
+  state.counters["floor_uffd_us"] = f.uffd_us;
+  state.counters["floor_rpc_us"] = f.rpc_us;
+  state.counters["wp_us"] = f.wp_us;
+  state.counters["drop_us"] = f.drop_us;
+  state.counters["ratio"] = f.total() > 0 ? s.median() / f.total() : 0;
+}
+
+std::unique_ptr<LocalCluster> setup(benchmark::State& state, const std::string& transport,
+                                    std::uint32_t nodes, std::uint64_t pages,
+                                    std::vector<HomeMap::Range> homes = {}) {
+  auto c = make_bench_cluster(transport, nodes, pages, std::move(homes));
+  if (!c.ok()) {
+    state.SkipWithError(("cluster: " + c.error().to_string()).c_str());
+    return nullptr;
+  }
+  testing::pin_this_thread(cpu_of_node(0));
+  return std::move(*c);
+}
+
+// Node 0 reads a page of node 1 (its home). source=owner: last written by
+// the home itself, so the home first downgrades its own M copy (write-protect)
+// and then grants 4 KiB. source=memory: node 2 read it after that write, so
+// the home serves its memory copy at once (request + 4 KiB grant, the
+// floor's shape). Either way node 0 installs with UFFDIO_COPY|WP.
+void BM_RemoteReadFault(benchmark::State& state, std::string transport) {
+  const bool from_memory = state.range(0) == 1;
+  constexpr std::uint64_t kPages = 256;
+  auto c = setup(state, transport, from_memory ? 3 : 2, kPages, all_on(kPages, 1));
+  if (!c) return;
+  Floor floor = measure_floor(*c);
+  auto rewrite = [&] {
+    on_host_of(1, [&] {
+      for (std::uint64_t p = 0; p < kPages; ++p) write_word(c->node(1), p, p + 1);
+    });
+    if (from_memory)
+      on_host_of(2, [&] {
+        for (std::uint64_t p = 0; p < kPages; ++p) benchmark::DoNotOptimize(read_word(c->node(2), p));
+      });
+  };
+  rewrite();
+  Samples s;
+  std::uint64_t i = 0, sum = 0;
+  for (auto _ : state) {
+    if (i == kPages) {
+      state.PauseTiming();
+      rewrite();  // invalidates node 0's copies
+      i = 0;
+      state.ResumeTiming();
+    }
+    auto t0 = Clock::now();
+    sum += read_word(c->node(0), i++);
+    s.add(us_since(t0));
+  }
+  benchmark::DoNotOptimize(sum);
+  report(state, s, floor);
+}
+
+// Node 0 writes a page held in S by `sharers` other nodes (and in M-then-S
+// by the home, node sharers+1): the home invalidates them in parallel.
+void BM_WriteFault(benchmark::State& state, std::string transport) {
+  const auto sharers = static_cast<std::uint32_t>(state.range(0));
+  const std::uint32_t home = sharers + 1;
+  constexpr std::uint64_t kPages = 128;
+  auto c = setup(state, transport, sharers + 2, kPages, all_on(kPages, home));
+  if (!c) return;
+  Floor floor = measure_floor(*c);
+  auto prepare = [&] {
+    on_host_of(home, [&] {
+      for (std::uint64_t p = 0; p < kPages; ++p) write_word(c->node(home), p, p);
+    });
+    for (std::uint32_t k = 1; k <= sharers; ++k)
+      on_host_of(k, [&] {
+        for (std::uint64_t p = 0; p < kPages; ++p) benchmark::DoNotOptimize(read_word(c->node(k), p));
+      });
+  };
+  prepare();
+  Samples s;
+  std::uint64_t i = 0;
+  for (auto _ : state) {
+    if (i == kPages) {
+      state.PauseTiming();
+      prepare();
+      i = 0;
+      state.ResumeTiming();
+    }
+    auto t0 = Clock::now();
+    write_word(c->node(0), i++, 7);
+    s.add(us_since(t0));
+  }
+  report(state, s, floor);
+}
+
+// First touch of never-written pages: the home grants zero-fill, no 4 KiB
+// transfer (bytes_per_fault must be 0).
+void BM_ZeroFillFirstTouch(benchmark::State& state, std::string transport) {
+  constexpr std::uint64_t kPages = 1u << 16;  // virtual only; untouched pages cost nothing
+  auto c = setup(state, transport, 2, kPages, all_on(kPages, 1));
+  if (!c) return;
+  Floor floor = measure_floor(*c);
+  Samples s;
+  std::uint64_t i = 0, sum = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    sum += read_word(c->node(0), i++ % kPages);
+    s.add(us_since(t0));
+  }
+  benchmark::DoNotOptimize(sum);
+  report(state, s, floor);
+  state.counters["bytes_per_fault"] =
+      static_cast<double>(c->node(0).stats().bytes_received.load()) / static_cast<double>(i);
+  state.counters["zero_fills"] = static_cast<double>(c->node(0).stats().zero_fills.load());
+}
+
+// One counter page bounced between two nodes: each iteration is one round
+// trip (node 0 increments on even, node 1 on odd).
+void BM_PingPong(benchmark::State& state, std::string transport) {
+  auto c = setup(state, transport, 2, 1, all_on(1, 0));
+  if (!c) return;
+  Floor floor = measure_floor(*c);
+  std::atomic<bool> stop{false};
+  std::thread partner([&] {
+    testing::pin_this_thread(cpu_of_node(1));
+    auto v = std::atomic_ref<std::uint64_t>(word_at(c->node(1), 0));
+    while (!stop.load()) {
+      if (v.load() % 2 == 1) v.fetch_add(1);
+      else std::this_thread::yield();
+    }
+  });
+  auto v = std::atomic_ref<std::uint64_t>(word_at(c->node(0), 0));
+  Samples s;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    auto until = t0 + std::chrono::seconds(10);
+    while (v.load() % 2 == 1 && Clock::now() < until) std::this_thread::yield();
+    v.fetch_add(1);
+    s.add(us_since(t0));
+  }
+  stop = true;
+  v.fetch_add(1);  // make it odd so a partner in its loop moves on
+  partner.join();
+  report(state, s, floor);
+}
+
+// Every node first-touches (writes) its own pages, homed on the next node:
+// aggregate fault throughput for 1, 2, 4 nodes.
+void BM_PrivatePageScaling(benchmark::State& state, std::string transport) {
+  const auto nodes = static_cast<std::uint32_t>(state.range(0));
+  constexpr std::uint64_t kPerIter = 128, kIters = 8;
+  const std::uint64_t chunk = kPerIter * kIters;
+  auto c = setup(state, transport, nodes, chunk * nodes);
+  if (!c) return;
+  std::uint64_t iter = 0;
+  for (auto _ : state) {
+    std::vector<std::thread> ts;
+    for (std::uint32_t n = 0; n < nodes; ++n)
+      ts.emplace_back([&, n] {
+        testing::pin_this_thread(cpu_of_node(n));
+        std::uint64_t first = ((n + 1) % nodes) * chunk + (iter % kIters) * kPerIter;
+        for (std::uint64_t p = first; p < first + kPerIter; ++p) write_word(c->node(n), p, n);
+      });
+    for (auto& t : ts) t.join();
+    ++iter;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(iter * kPerIter * nodes));
+  state.counters["nodes"] = nodes;
+}
+
+std::vector<std::string> transports() {
+  const char* env = std::getenv("SSI_BENCH_TRANSPORTS");
+  std::stringstream ss(env ? env : "loopback,tcp,shm");
+  std::vector<std::string> out;
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) out.push_back(t);
+  return out;
+}
+
+void add_context() {
+  utsname u{};
+  uname(&u);
+  benchmark::AddCustomContext("host", std::string(u.nodename) + " " + u.release);
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0) {
+      benchmark::AddCustomContext("cpu_model", line.substr(line.find(':') + 2));
+      break;
+    }
+  std::string cpus;
+  for (int c : bench_cpus()) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+  benchmark::AddCustomContext(
+      "cpu_placement", "node i reactor + host thread pinned to cpus[i % n], cpus=" + cpus);
+  benchmark::AddCustomContext("online_cpus", std::to_string(std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+}  // namespace ssi::dsm::bench
+
+int main(int argc, char** argv) {
+  using namespace ssi::dsm::bench;
+  for (const auto& t : transports()) {
+    benchmark::RegisterBenchmark(("BM_RemoteReadFault/" + t).c_str(), BM_RemoteReadFault, t)
+        ->ArgName("from_memory")->Arg(0)->Arg(1)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_WriteFault/" + t).c_str(), BM_WriteFault, t)
+        ->ArgName("sharers")->Arg(0)->Arg(1)->Arg(3)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_ZeroFillFirstTouch/" + t).c_str(), BM_ZeroFillFirstTouch, t)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_PingPong/" + t).c_str(), BM_PingPong, t)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_PrivatePageScaling/" + t).c_str(), BM_PrivatePageScaling, t)
+        ->ArgName("nodes")->Arg(1)->Arg(2)->Arg(4)->Iterations(8)->UseRealTime();
+  }
+  benchmark::Initialize(&argc, argv);
+  add_context();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
