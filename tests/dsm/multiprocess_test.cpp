@@ -63,9 +63,10 @@ TEST_P(DsmMultiProcess, SharedCounterIsExactAcrossNodes) {
   expect_clean(run);
   ASSERT_TRUE(run.node0.is_object()) << run.nodes[0].out << run.nodes[0].err;
   EXPECT_EQ(run.node0["counter"].get<std::uint64_t>(), std::uint64_t{kNodes} * kThreads * kIters);
-  EXPECT_GT(run.node0["stats"]["write_faults"].get<std::uint64_t>() +
-                run.node0["stats"]["upgrade_faults"].get<std::uint64_t>(),
-            1u) << "the counter page never moved: the test proved nothing";
+  // Node 0 homes the counter page: every change of owner is a Fetch it sent,
+  // so three writers (and its final read) mean at least two.
+  EXPECT_GE(run.node0["stats"]["fetches_sent"].get<std::uint64_t>(), 2u)
+      << "the counter page did not move between nodes";
   std::printf("counter node 0 stats: %s\n", run.node0["stats"]["summary"].get<std::string>().c_str());
 }
 

@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
   barrier(dir, "finished", self, nodes);
   const auto& s = r.node->stats();
   result["stats"] = {{"read_faults", s.read_faults.load()},     {"write_faults", s.write_faults.load()},
-                     {"upgrade_faults", s.upgrade_faults.load()}, {"bad_messages", s.bad_messages.load()},
+                     {"upgrade_faults", s.upgrade_faults.load()}, {"fetches_sent", s.fetches_sent.load()},
+                     {"bad_messages", s.bad_messages.load()},
                      {"local_errors", s.local_errors.load()},     {"summary", s.summary()}};
   std::printf("%s\n", result.dump().c_str());
   std::fflush(stdout);

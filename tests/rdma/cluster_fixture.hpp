@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ struct ContractBackend {
     return info.param.name;
   }
 };
+
+// Names the backend in test listings (instead of a hex dump of the struct).
+inline void PrintTo(const ContractBackend& b, std::ostream* os) { *os << b.name; }
 
 class TransportContract : public ::testing::TestWithParam<ContractBackend> {
  protected:

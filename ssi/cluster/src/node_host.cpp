@@ -37,8 +37,9 @@ Result<void> NodeHost::call(std::function<Result<void>()> fn, std::chrono::milli
 
 Result<void> NodeHost::connect_all(const std::vector<std::string>& addresses) {
   return call([this, addresses]() -> Result<void> {
-    for (std::size_t i = 0; i < addresses.size(); ++i) {
-      if (i == self_.value()) continue;
+    // Each pair is dialled once, by the higher id; the lower one accepts.
+    // Every node finishes this before the coordinator starts phase 0.
+    for (std::size_t i = 0; i < addresses.size() && i < self_.value(); ++i) {
       auto r = transport_->connect(NodeId{static_cast<std::uint32_t>(i)}, addresses[i]);
       if (!r.ok())
         return make_error(r.error().code, fmt::format("connect to node {} at {}: {}", i,

@@ -33,7 +33,8 @@ class NodeHost {
   Result<void> call(std::function<Result<void>()> fn,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-  // Connects to every peer address (index = node id), skipping self.
+  // Connects to the peers with a lower id (index = node id); the others
+  // connect to us.
   Result<void> connect_all(const std::vector<std::string>& addresses);
 
   // Shuts the transport down and joins the reactor thread.
