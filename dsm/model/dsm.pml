@@ -26,6 +26,8 @@
  *   SHARERS_ON_ACK as dsm/src: a sharer leaves the sharer set when its InvAck
  *                  arrives (not when the Inv is sent); "keep" decided at grant.
  *   MAXOPS=n       operations per node (default 2).
+ *   OPS_NODE2=n    operations of node 2 (the node that homes nothing), for a
+ *                  deeper one-off run (default MAXOPS).
  *   TOLERANT       no "expected_ok" asserts (used with the mutants below).
  *   MUTANT_SKIP_INV_ACK   home grants a write while one InvAck is missing.
  *   MUTANT_STALE_UPGRADE  home answers an UpgradeReq without data even when the
@@ -42,6 +44,10 @@
 #ifndef MAXOPS
 #define MAXOPS 2        /* operations (misses, upgrades, write hits) per node */
 #endif
+#ifndef OPS_NODE2
+#define OPS_NODE2 MAXOPS
+#endif
+#define OPS_OF(n) ((n) == 2 -> OPS_NODE2 : MAXOPS)
 #ifndef CAP
 #define CAP 4           /* channel capacity; every send asserts a free slot */
 #endif
@@ -426,8 +432,8 @@ end_idle:
        if
        /* an operation of one of this node's vCPUs; at most one request per
           page is outstanding (later faults on that page wait for it) */
-       :: ops[me] < MAXOPS && ST(me, 0) <= M -> p = 0; act = A_OP
-       :: ops[me] < MAXOPS && ST(me, 1) <= M -> p = 1; act = A_OP
+       :: ops[me] < OPS_OF(me) && ST(me, 0) <= M -> p = 0; act = A_OP
+       :: ops[me] < OPS_OF(me) && ST(me, 1) <= M -> p = 1; act = A_OP
        /* home: start serving a queued request of an idle page */
        :: HOME(0) == me && phase[0] == P_IDLE && (Q(0, 0) | Q(0, 1) | Q(0, 2)) != 0 -> p = 0; act = A_SERVE
        :: HOME(1) == me && phase[1] == P_IDLE && (Q(1, 0) | Q(1, 1) | Q(1, 2)) != 0 -> p = 1; act = A_SERVE
@@ -468,7 +474,7 @@ active proctype Final() {
       if :: phase[qi] != P_IDLE -> quiescent_ok = 0 :: else -> skip fi
     }
     for (qi : 0 .. NN - 1) {
-      if :: ops[qi] != MAXOPS -> quiescent_ok = 0 :: else -> skip fi
+      if :: ops[qi] != OPS_OF(qi) -> quiescent_ok = 0 :: else -> skip fi
     }
     assert(quiescent_ok)
   }
