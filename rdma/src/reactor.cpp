@@ -21,7 +21,7 @@
 
 #include "base/log.hpp"
 #include "rdma/reactor.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "rdma/codec.hpp"
 #include "rdma/reactor.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 

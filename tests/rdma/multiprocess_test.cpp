@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 namespace {

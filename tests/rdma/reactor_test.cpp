@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "rdma/fiber_test_util.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 namespace {

@@ -11,7 +11,7 @@
 #include "cluster_fixture.hpp"
 #include "rdma/codec.hpp"
 #include "rdma/factory.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma::testing {
 namespace {

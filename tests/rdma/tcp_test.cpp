@@ -9,7 +9,7 @@
 #include "rdma/codec.hpp"
 #include "rdma/factory.hpp"
 #include "rdma/fiber_test_util.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 namespace {

@@ -1,4 +1,4 @@
-// RAII owners for the KVM fds and the kvm_run mapping (private to vcpu/).
+// RAII owner of the kvm_run mapping (private to vcpu/); fds use ssi::UniqueFd.
 #pragma once
 
 #include <sys/mman.h>
@@ -7,30 +7,11 @@
 #include <cstddef>
 #include <utility>
 
+#include "base/unique_fd.hpp"
+
 namespace ssi::vcpu::detail {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = ssi::UniqueFd;
 
 class Mapping {
  public:

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "base/result.hpp"
-#include "rdma/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace ssi::rdma {
 

@@ -1,11 +1,11 @@
-// UniqueFd: owns a file descriptor, closes it once.
+// UniqueFd: owns a file descriptor, closes it once (every module's RAII fd).
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace ssi::rdma {
+namespace ssi {
 
 class UniqueFd {
  public:
@@ -32,4 +32,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace ssi::rdma
+}  // namespace ssi
