@@ -13,6 +13,7 @@
 
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/operations.hpp>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -95,6 +96,7 @@ class TcpTransport final : public TransportBase {
     if (peer == self()) return make_error(Errc::kInvalidArgument, "connect to self");
     SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_address(address));
     const auto deadline = Clock::now() + connect_timeout_;
+    std::optional<Error> last_refusal;  // the real cause when a retry then times out
     for (;;) {
       if (!conns_.count(peer)) SSI_TRY(dial(peer, sa, address));
       auto r = wait_established(peer, deadline);
@@ -102,8 +104,9 @@ class TcpTransport final : public TransportBase {
       // Retry while the peer is not listening yet, or closed our stream
       // before the handshake: it lost a simultaneous dial to its own
       // stream, which is about to arrive here.
-      const Error& e = r.error();
+      const Error& e = r.error().code == Errc::kTimeout && last_refusal ? *last_refusal : r.error();
       bool retry = e.sys_errno == ECONNREFUSED || e.code == Errc::kDisconnected;
+      if (retry) last_refusal = e;
       if (!retry || Clock::now() + kRedialPause >= deadline) {
         abandon_dial(peer);
         return Error{e.code, fmt::format("{} (gave up after {} ms)", e.message, connect_timeout_.count()),
