@@ -1,10 +1,22 @@
-// Copies between the plain structs of types.hpp and Cap'n Proto messages.
+// Copies between the plain structs of types.hpp and Cap'n Proto messages,
+// and what the coordinator and node sides of the control loop share.
 #pragma once
+
+#include <chrono>
 
 #include "coordinator.capnp.h"
 #include "coordinator/types.hpp"
 
 namespace ssi::coord {
+
+using capnp_schema::Coordinator;
+using capnp_schema::Node;
+
+// Both sides pump their kj event loop in slices of this length and check
+// heartbeats, completions and deadlines in between.
+constexpr long kPollMs = 20;
+using SteadyTime = std::chrono::steady_clock::time_point;
+inline SteadyTime now() { return std::chrono::steady_clock::now(); }
 
 void to_capnp(const NodeInfo& in, capnp_schema::NodeInfo::Builder out);
 NodeInfo from_capnp(capnp_schema::NodeInfo::Reader in);

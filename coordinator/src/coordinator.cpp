@@ -13,14 +13,8 @@
 namespace ssi::coord {
 namespace {
 
-using capnp_schema::Coordinator;
-using capnp_schema::Node;
-using SteadyTime = std::chrono::steady_clock::time_point;
-constexpr long kPollMs = 20;
 constexpr int kExitNodeDied = 3;
 constexpr int kExitInterrupted = 130;
-
-SteadyTime now() { return std::chrono::steady_clock::now(); }
 
 struct Member {
   NodeInfo info;

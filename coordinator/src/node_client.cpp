@@ -14,12 +14,7 @@
 namespace ssi::coord {
 namespace {
 
-using capnp_schema::Coordinator;
-using capnp_schema::Node;
-using SteadyTime = std::chrono::steady_clock::time_point;
-constexpr long kPollMs = 20;
 
-SteadyTime now() { return std::chrono::steady_clock::now(); }
 
 // Phase completions arrive from runtime threads; the control loop forwards them.
 struct Completions {
