@@ -2,6 +2,7 @@
 // KVM run tests and the QEMU run tests.
 #pragma once
 
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ inline std::vector<RunCase> guest_run_cases() {
 inline std::string run_case_name(const RunCase& c) {
   return c.kernel + "_" + std::to_string(c.vcpus) + "vcpu";
 }
+
+// gtest prints a parameter with this instead of its bytes.
+inline void PrintTo(const RunCase& c, std::ostream* os) { *os << run_case_name(c); }
 
 // Serial output a passing run must contain (besides exiting with 0).
 inline std::vector<std::string> expected_output(const RunCase& c) {
