@@ -62,6 +62,16 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   });
 }
 
+// --workload/--rounds, shared by `coordinator` and `demo`; the phase count
+// follows from the workload once parsed.
+void add_workload_options(CLI::App* cmd, coord::MachineConfig& config) {
+  config.workload = "dsm-demo";
+  cmd->add_option("--workload", config.workload, "dsm-demo | ping")->capture_default_str();
+  cmd->add_option("--rounds", config.workload_arg, "Workload size (0 = default)");
+  cmd->parse_complete_callback(
+      [&config] { config.phases = cluster::workload_phases(config.workload); });
+}
+
 void add_cluster_commands(CLI::App& app, int& rc) {
   auto* node = app.add_subcommand("node", "Run one node process of a machine (real hosts)");
   static cluster::NodeCommandOptions node_opts;
@@ -74,37 +84,25 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   auto* coordinator = app.add_subcommand(
       "coordinator", "Run the coordinator for nodes started on other hosts (ssh, Slurm, mpirun)");
   static cluster::CoordinatorCommandOptions coord_opts;
-  coord_opts.config.workload = "dsm-demo";
   coordinator->add_option("--listen", coord_opts.listen, "HOST:PORT to listen on")
       ->capture_default_str();
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
       ->check(CLI::Range(1, 1024));
-  coordinator->add_option("--workload", coord_opts.config.workload, "dsm-demo | ping")
-      ->capture_default_str();
-  coordinator->add_option("--rounds", coord_opts.config.workload_arg, "Workload size (0 = default)");
-  coordinator->callback([&rc] {
-    coord_opts.config.phases = cluster::workload_phases(coord_opts.config.workload);
-    rc = cluster::run_coordinator_command(coord_opts);
-  });
+  add_workload_options(coordinator, coord_opts.config);
+  coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
   auto* demo = app.add_subcommand(
       "demo", "Start N node processes on this host and run a built-in host-level workload");
   static cluster::LocalClusterOptions demo_opts;
   demo_opts.config.nodes = 2;
-  demo_opts.config.workload = "dsm-demo";
   demo->add_option("--nodes", demo_opts.config.nodes, "Node processes")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   demo->add_option("--transport", demo_opts.config.transport, "tcp | shm | verbs")
       ->capture_default_str();
-  demo->add_option("--workload", demo_opts.config.workload, "dsm-demo | ping")
-      ->capture_default_str();
-  demo->add_option("--rounds", demo_opts.config.workload_arg, "Workload size (0 = default)");
-  demo->callback([&rc] {
-    demo_opts.config.phases = cluster::workload_phases(demo_opts.config.workload);
-    rc = cluster::run_local_cluster(demo_opts);
-  });
+  add_workload_options(demo, demo_opts.config);
+  demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
 }
 
 }  // namespace
