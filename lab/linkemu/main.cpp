@@ -131,7 +131,7 @@ class Switch {
     table_ = std::make_unique<SwitchTable>(ports_.size());
     for (bool stop = false; !stop;) {
       epoll_event ev[16];
-      int n = epoll_wait(ep_.get(), ev, 16, busy_ ? 0 : -1);
+      int n = epoll_wait(ep_.get(), ev, 16, -1);
       if (n < 0 && errno != EINTR) return Error::from_errno("epoll_wait");
       for (int i = 0; i < n; ++i) {
         if (ev[i].data.u64 == kSignal) stop = true;
@@ -172,7 +172,9 @@ class Switch {
       buf.resize(static_cast<std::size_t>(n));
       ++ports_[in].rx_frames;
       std::uint64_t now = now_ns();
-      if (trace_ && ports_[in].rx_frames < 20) std::fprintf(stderr, "rx %s at %llu\n", ports_[in].name.c_str(), (unsigned long long)now);
+      if (trace_ && ports_[in].rx_frames < 20)
+        std::fprintf(stderr, "rx %s at %llu\n", ports_[in].name.c_str(),
+                     static_cast<unsigned long long>(now));
       auto outs = table_->route(in, buf);
       for (std::size_t k = 0; k < outs.size(); ++k)
         ports_[outs[k]].link.push(now, k + 1 == outs.size() ? std::move(buf) : buf);
@@ -185,9 +187,10 @@ class Switch {
       while (p.link.due(now)) {
         LinkQueue::Frame f = p.link.pop();
         if (trace_ && p.tx_frames < 20)
-          std::fprintf(stderr, "tx %s depart %llu now %llu late %lld\n", p.name.c_str(),
-                       (unsigned long long)f.depart_ns, (unsigned long long)now,
-                       (long long)(now - f.depart_ns));
+          std::fprintf(stderr, "tx %s due %llu sent %llu late %lld ns\n", p.name.c_str(),
+                       static_cast<unsigned long long>(f.depart_ns),
+                       static_cast<unsigned long long>(now),
+                       static_cast<long long>(now - f.depart_ns));
         if (::write(p.fd.get(), f.bytes.data(), f.bytes.size()) == static_cast<ssize_t>(f.bytes.size())) {
           ++p.tx_frames;
           p.tx_bytes += f.bytes.size();
@@ -211,7 +214,8 @@ class Switch {
     return ok();
   }
 
-  bool busy_ = std::getenv("SSI_LINKEMU_BUSY") != nullptr;
+  // SSI_LINKEMU_TRACE=1: the first 20 frames per port on stderr (arrival,
+  // due and actual departure), to see how late the wire is.
   bool trace_ = std::getenv("SSI_LINKEMU_TRACE") != nullptr;
   std::vector<Port> ports_;
   std::unique_ptr<SwitchTable> table_;
