@@ -150,13 +150,14 @@ class SoftRcQp final : public VerbsQp {
     if (wr.kind == WrKind::kSend) return deliver_send(wr, *peer, total);
     const LocalBuf& local = wr.sges.front();
     auto* remote = reinterpret_cast<std::byte*>(wr.remote_addr);
-    if (!peer->fabric_->covers(wr.rkey, remote, local.length)) {
+    if (!peer->fabric_->covers_remote(wr.rkey, remote, local.length)) {
       peer->fail();  // the responder detected the violation too
       return WcStatus::kRemoteAccess;
     }
     if (wr.kind == WrKind::kWrite) {
       std::memmove(remote, local.addr, local.length);
       ++fabric_->net_.writes_;
+      fabric_->net_.last_write_source_ = local.addr;
     } else {
       std::memmove(local.addr, remote, local.length);
     }

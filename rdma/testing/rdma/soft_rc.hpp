@@ -16,7 +16,8 @@
 // - the peer QP destroyed, not connected or in error: kRetryExceeded;
 // - a failed request moves the QP (and, for remote errors, the peer QP) to
 //   the error state: outstanding receives and sends complete kFlushed.
-// Test hooks: fail_qp() (a QP error), kill() (a whole node's NIC dies).
+// Test hooks: fail_qp() (a QP error), kill() (a whole node's NIC dies),
+// set_remote_access(false) (rkeys stop working).
 // Single-threaded: everything runs on one reactor thread.
 #pragma once
 
@@ -49,6 +50,8 @@ class SoftRcNetwork {
   // Statistics, for tests that check which path the data took.
   std::uint64_t sends() const { return sends_; }
   std::uint64_t writes() const { return writes_; }
+  const std::byte* last_write_source() const { return last_write_source_; }
+  std::size_t live_qps() const { return qps_.size(); }
 
  private:
   friend class SoftRcFabric;
@@ -57,6 +60,7 @@ class SoftRcNetwork {
   std::uint32_t next_qpn_ = 0x100;
   std::uint32_t next_key_ = 0x1000;
   std::uint64_t sends_ = 0, writes_ = 0;
+  const std::byte* last_write_source_ = nullptr;
 };
 
 class SoftRcFabric final : public VerbsFabric {
@@ -75,6 +79,13 @@ class SoftRcFabric final : public VerbsFabric {
 
   // Whether [addr, addr + len) lies in one region registered under `key`.
   bool covers(std::uint32_t key, const void* addr, std::size_t len) const;
+  // The same for a peer's RDMA READ/WRITE with `key` as rkey.
+  bool covers_remote(std::uint32_t key, const void* addr, std::size_t len) const {
+    return remote_access_ && covers(key, addr, len);
+  }
+  // Test hook: false = every region behaves as registered without remote
+  // access, so peers' RDMA READ/WRITE fail with kRemoteAccess.
+  void set_remote_access(bool allowed) { remote_access_ = allowed; }
   void complete(Completion c);  // queue a completion (ring the channel if armed)
   void ring();                  // make completion_fd() readable
   std::size_t registrations() const { return regions_.size(); }
@@ -99,6 +110,7 @@ class SoftRcFabric final : public VerbsFabric {
   bool armed_ = false;
   bool dead_ = false;
   bool overrun_ = false;
+  bool remote_access_ = true;
   std::map<std::uintptr_t, Region> regions_;  // by handle
   std::uintptr_t next_handle_ = 1;
   std::map<std::uint32_t, SoftRcQp*> qps_;  // this NIC's, by qpn
