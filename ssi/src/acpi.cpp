@@ -262,6 +262,12 @@ Result<AcpiTables> build_acpi(const AcpiConfig& c, std::uint64_t base, std::uint
 
 Result<void> write_acpi(const AcpiTables& tables, const GuestRam& ram) {
   for (const AcpiTable& t : tables.tables) SSI_TRY(ram.write(Gpa{t.gpa}, t.bytes));
+  // BIOS data area: the EBDA segment points at the tables, so guests that
+  // scan the first KiB of the EBDA for the RSDP (Linux without
+  // acpi_rsdp_addr, many test kernels) find it, and reserve the area.
+  if (tables.rsdp_gpa < kLowRamEnd && tables.rsdp_gpa % 16 == 0) {
+    SSI_TRY(ram.write_value(Gpa{kBdaEbdaSegment}, static_cast<std::uint16_t>(tables.rsdp_gpa >> 4)));
+  }
   return ok();
 }
 

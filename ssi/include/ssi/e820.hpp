@@ -4,6 +4,7 @@
 //
 // Low 1 MiB for foreign guests (the ELF test-kernel boot area, boot.hpp, uses
 // the same pages for its GDT/TSS/boot info/page tables; these fit around them):
+//   0x40E             BIOS data area word: EBDA segment -> the ACPI tables
 //   0x7000            boot parameters page (Linux zero page / multiboot info)
 //   0x96000..0x98000  kernel command line (8 KiB)
 //   0x98000..0xA0000  ACPI tables (reported as ACPI data in e820)
@@ -24,6 +25,7 @@ inline constexpr std::uint64_t kCmdlineMax = 0x2000;  // bytes, NUL included
 inline constexpr std::uint64_t kAcpiGpa = 0x98000;
 inline constexpr std::uint64_t kAcpiSize = 0x8000;
 inline constexpr std::uint64_t kLowRamEnd = 0xA0000;  // VGA hole and ROMs above
+inline constexpr std::uint64_t kBdaEbdaSegment = 0x40E;  // BIOS data area: EBDA segment (u16)
 
 // The largest boot-area page tables (kMaxRam) end below the command line.
 static_assert(kPageTablesGpa + 2 * (2 + kMaxRam / kGiB) * 4096 <= kCmdlineGpa);
