@@ -14,6 +14,13 @@ def _med(c, key):
     return c["summary"].get(key, {}).get("median")
 
 
+def _legend(ax):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no data in this sweep", ha="center", va="center", transform=ax.transAxes)
+
+
 def _delay_cells(res, nodes):
     """tcp cells over namespace profiles at the default 10 Gbit/s rate."""
     local = {p["name"] for p in res["profiles"] if p.get("local")}
@@ -47,7 +54,7 @@ def plot_latency_vs_delay(res, path, plt):
            xlabel="one-way link delay (us)", ylabel="measured phase (ms)", yscale="log")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
+        _legend(a)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -72,7 +79,7 @@ def plot_speedup(res, path, plt):
     ax.set(title="Speed-up vs node count (aggregate ops/s over 1 node)", xlabel="nodes",
            ylabel="speed-up")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -95,7 +102,7 @@ def plot_fault_mix(res, path, plt):
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(title=f"Fault mix per run ({nodes} nodes, profile {prof}, tcp)", ylabel="events per run")
     ax.tick_params(axis="x", labelsize=7)
-    ax.legend(fontsize=7)
+    _legend(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
