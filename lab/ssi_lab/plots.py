@@ -21,6 +21,16 @@ def _legend(ax):
         ax.text(0.5, 0.5, "no data in this sweep", ha="center", va="center", transform=ax.transAxes)
 
 
+def _finish(fig, axes, path, plt, grid=True):
+    for a in axes:
+        if grid:
+            a.grid(alpha=0.3)
+        _legend(a)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _delay_cells(res, nodes):
     """tcp cells over namespace profiles at the default 10 Gbit/s rate."""
     local = {p["name"] for p in res["profiles"] if p.get("local")}
@@ -52,12 +62,7 @@ def plot_latency_vs_delay(res, path, plt):
            xlabel="one-way link delay (us)", ylabel="mean read fault (us)")
     a2.set(title=f"Run time vs link delay ({nodes} nodes, tcp; min-max bars)",
            xlabel="one-way link delay (us)", ylabel="measured phase (ms)", yscale="log")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        _legend(a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (a1, a2), path, plt)
 
 
 def plot_speedup(res, path, plt):
@@ -78,11 +83,7 @@ def plot_speedup(res, path, plt):
         ax.axhline(cpus, color="grey", lw=0.8, ls="--", label=f"{cpus} online CPUs")
     ax.set(title="Speed-up vs node count (aggregate ops/s over 1 node)", xlabel="nodes",
            ylabel="speed-up")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (ax,), path, plt)
 
 
 def plot_fault_mix(res, path, plt):
@@ -102,10 +103,7 @@ def plot_fault_mix(res, path, plt):
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(title=f"Fault mix per run ({nodes} nodes, profile {prof}, tcp)", ylabel="events per run")
     ax.tick_params(axis="x", labelsize=7)
-    _legend(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (ax,), path, plt, grid=False)
 
 
 def render(res, outdir):
