@@ -136,7 +136,9 @@ def report(res):
         f"{res['created']}, git {res.get('git') or '?'}, {'quick' if res['quick'] else 'full'} sweep, "
         f"{res['repeats']} repeats per cell, link shaper `{res.get('shaper')}`.", "",
         f"Machine: {m['cpu_model']}, {m['online_cpus']} CPUs, {m['mem_gib']} GiB, kernel {m['kernel']}, "
-        f"load at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}, /dev/kvm "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
+        + (f", at end {', '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}" if m.get("loadavg_at_end") else "")
+        + ", /dev/kvm "
         f"{'present' if m['kvm'] else 'absent'}. {m['cpu_placement']}.", "",
         f"Fault floor on this host (dsm_floor, median): uffd fault {fl['uffd_fault_us']:.1f} us, "
         f"write-protect {fl['write_protect_us']:.1f} us, drop {fl['drop_us']:.1f} us.", "",

@@ -128,6 +128,7 @@ class Sweep:
             res["cells"].extend(group)  # filled in place: an interrupted sweep keeps what ran
             if any(c["status"] == "planned" for c in group):
                 self._run_profile(prof, pinfo, group, shaper, prog)
+        res["machine"]["loadavg_at_end"] = os.getloadavg()
         return res
 
     def _plan_cells(self, lab_ok):
