@@ -53,7 +53,9 @@ def cmd_plot(a):
     if res.get("schema") != sweep.SCHEMA:
         print(f"ssi lab: error: {a.results} is not an ssi-lab result ({res.get('schema')})", file=sys.stderr)
         return 2
-    out = plots.render(res, a.out or os.path.dirname(os.path.abspath(a.results)))
+    outdir = a.out or os.path.dirname(os.path.abspath(a.results))
+    os.makedirs(outdir, exist_ok=True)
+    out = plots.render(res, outdir)
     for p in out.values():
         print(p)
     return 0
