@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "qemu_handoff.hpp"
 #include "ssi/kernel_boot.hpp"
 #include "ssi/lazy_ram.hpp"
 #include "ssi/subprocess.hpp"
@@ -51,7 +52,8 @@ class ForeignQemu {
       ADD_FAILURE() << plan.error().to_string();
       return false;
     }
-    write_handoff(kind == KernelKind::kLinux ? 2 : 1, plan->bsp);
+    write_qemu_handoff(*ram_, plan->bsp,
+                       kind == KernelKind::kLinux ? ShimMode::kLong64 : ShimMode::kProtected32);
     return true;
   }
 
@@ -69,23 +71,6 @@ class ForeignQemu {
   }
 
  private:
-  void write_handoff(std::uint32_t mode, const EntryState& st) {
-    const GuestRam& ram = *ram_;
-    auto put32 = [&](std::uint64_t at, std::uint64_t v) {
-      EXPECT_TRUE(ram.write_value(Gpa{at}, static_cast<std::uint32_t>(v)).ok());
-    };
-    EXPECT_TRUE(ram.write_value(Gpa{0x500}, st.gdt.limit).ok());
-    put32(0x502, st.gdt.base);
-    put32(0x508, mode);
-    put32(0x50C, st.rip);
-    put32(0x510, st.rax);
-    put32(0x514, st.rbx);
-    put32(0x518, st.rsi);
-    put32(0x51C, st.cr3);
-    EXPECT_TRUE(ram.write_value(Gpa{0x520}, st.cs.selector).ok());
-    EXPECT_TRUE(ram.write_value(Gpa{0x522}, st.ds.selector).ok());
-  }
-
   // One raw file per run of non-zero 64 KiB blocks of RAM (QEMU's RAM starts
   // zeroed); [0xA0000, 1 MiB) is ROM/VGA in QEMU and holds nothing of ours.
   std::vector<std::string> ram_image_args() {

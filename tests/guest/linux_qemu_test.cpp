@@ -123,8 +123,11 @@ TEST(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   EXPECT_TRUE(has(log, "ssi-init: nodes-online 0-1")) << log;
   EXPECT_TRUE(has(log, "ssi-init: node0-distance 10 40")) << log;
   EXPECT_TRUE(has(log, "ssi-init: node1-distance 40 10")) << log;
+  // A userspace tty write reached the UART: its IRQ 4 is routed (DSDT COM1).
+  EXPECT_TRUE(has(log, "ssi-init-tty: hello from /dev/console")) << log;
   std::printf("boot to init exit under QEMU/TCG: %.1f s\n", secs);
-  if (::testing::Test::HasFailure()) std::printf("%s\n", log.c_str());
+  // The whole kernel log on failure, or always with SSI_GUEST_LOG=1.
+  if (::testing::Test::HasFailure() || std::getenv("SSI_GUEST_LOG")) std::printf("%s\n", log.c_str());
 }
 
 }  // namespace

@@ -1,13 +1,14 @@
 /* A 64 KiB "BIOS" for QEMU that enters a kernel in the state one of ssi's
- * loaders computed, so the loaders are exercised under TCG on hosts without
- * /dev/kvm. The test has put guest RAM as ssi's loader left it at 0 (QEMU
+ * loaders or its boot builder computed, so they are exercised under TCG on
+ * hosts without /dev/kvm. The test has put guest RAM as ssi's loader left it at 0 (QEMU
  * generic loader) plus a hand-off block at 0x500, filled from the loader's
  * EntryState:
  *   0x500 u16 GDT limit, u32 GDT base (ssi's GDT in the image)
  *   0x508 u32 mode: 1 = 32-bit protected mode (multiboot), 2 = 64-bit (Linux)
  *   0x50C u32 entry, 0x510 eax, 0x514 ebx, 0x518 esi, 0x51C cr3 (mode 2)
  *   0x520 u16 code selector, 0x522 u16 data selector
- *   0x524 scratch: the far pointer (u32 offset, u16 selector) the shim jumps through */
+ *   0x524 scratch: the far pointer (u32 offset, u16 selector) the shim jumps through
+ *   0x52C u32 edi (mode 2: ssi test kernels take their boot info there) */
 #define HANDOFF 0x500
 
     .code16
@@ -67,8 +68,8 @@ long64:
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
-    mov HANDOFF + 0x18, %esi      /* zero-extends: rsi = boot_params */
-    xor %edi, %edi
+    mov HANDOFF + 0x18, %esi      /* zero-extends: rsi = boot_params / cpu index */
+    mov HANDOFF + 0x2C, %edi
     mov $0x7000, %esp             /* QEMU has ROM below 1 MiB, where ssi's BSP stack is */
     mov HANDOFF + 0x0C, %eax
     jmp *%rax
