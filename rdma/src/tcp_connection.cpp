@@ -1,5 +1,7 @@
 #include "tcp_connection.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -29,6 +31,52 @@ struct NoLock {  // everything runs on the reactor thread
 };
 
 }  // namespace
+
+Result<sockaddr_in> parse_inet_address(const Address& address, std::string_view scheme) {
+  auto bad = [&] {
+    return make_error(Errc::kInvalidArgument, fmt::format("bad {} address '{}'", scheme, address));
+  };
+  const std::size_t prefix = scheme.size() + 1;
+  if (!address.starts_with(scheme) || address.size() <= prefix || address[scheme.size()] != ':') return bad();
+  auto colon = address.rfind(':');
+  if (colon <= prefix) return bad();
+  std::string host = address.substr(prefix, colon - prefix);
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return bad();
+  char* end = nullptr;
+  unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port > 65535 || end == address.c_str() + colon + 1) return bad();
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  return sa;
+}
+
+Result<UniqueFd> tcp_socket() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("socket(AF_INET, SOCK_STREAM)");
+  return fd;
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Result<std::pair<UniqueFd, Address>> tcp_listen(const Address& where, std::string_view scheme) {
+  SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_inet_address(where, scheme));
+  SSI_ASSIGN_OR_RETURN(UniqueFd fd, tcp_socket());
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    return Error::from_errno(fmt::format("bind({})", where));
+  if (::listen(fd.get(), 128) != 0) return Error::from_errno(fmt::format("listen({})", where));
+  socklen_t len = sizeof sa;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  char host[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+  return std::pair{std::move(fd), fmt::format("{}:{}:{}", scheme, host, ntohs(sa.sin_port))};
+}
 
 TcpConnection::TcpConnection(UniqueFd fd, Reactor& reactor, bool connecting, std::string description)
     : fd_(std::move(fd)), reactor_(reactor), connecting_(connecting), description_(std::move(description)) {}

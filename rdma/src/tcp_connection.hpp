@@ -4,6 +4,8 @@
 // StreamDecoder. Reactor thread only.
 #pragma once
 
+#include <netinet/in.h>
+
 #include <deque>
 #include <functional>
 #include <memory>
@@ -15,8 +17,19 @@
 #include "rdma/codec.hpp"
 #include "rdma/reactor.hpp"
 #include "base/unique_fd.hpp"
+#include "rdma/transport.hpp"
 
 namespace ssi::rdma {
+
+// Socket helpers shared by the backends that speak TCP (tcp, and verbs for
+// its connection setup). Addresses are "<scheme>:HOST:PORT", HOST an IPv4
+// address or "localhost".
+Result<sockaddr_in> parse_inet_address(const Address& address, std::string_view scheme);
+Result<UniqueFd> tcp_socket();  // non-blocking, close-on-exec
+void set_nodelay(int fd);
+// A listening non-blocking socket on `where` and its actual address
+// (port 0 = any) in the same scheme.
+Result<std::pair<UniqueFd, Address>> tcp_listen(const Address& where, std::string_view scheme);
 
 class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
  public:

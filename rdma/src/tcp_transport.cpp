@@ -37,35 +37,6 @@ struct NoLock {
   void unlock() {}
 };
 
-// "tcp:HOST:PORT" (HOST = IPv4 address or "localhost").
-Result<sockaddr_in> parse_address(const Address& address) {
-  auto bad = [&] { return make_error(Errc::kInvalidArgument, fmt::format("bad tcp address '{}'", address)); };
-  if (!address.starts_with("tcp:")) return bad();
-  auto colon = address.rfind(':');
-  if (colon <= 4) return bad();
-  std::string host = address.substr(4, colon - 4);
-  if (host == "localhost") host = "127.0.0.1";
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return bad();
-  char* end = nullptr;
-  unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port > 65535 || end == address.c_str() + colon + 1) return bad();
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  return sa;
-}
-
-Result<UniqueFd> tcp_socket() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::from_errno("socket(AF_INET, SOCK_STREAM)");
-  return fd;
-}
-
-void set_nodelay(int fd) {
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 class TcpTransport final : public TransportBase {
  public:
   TcpTransport(const TransportConfig& config, Reactor& reactor)
@@ -73,18 +44,9 @@ class TcpTransport final : public TransportBase {
   ~TcpTransport() override { shutdown(); }
 
   Result<void> listen(const Address& where) {
-    SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_address(where.empty() ? "tcp:127.0.0.1:0" : where));
-    SSI_ASSIGN_OR_RETURN(listener_, tcp_socket());
-    int one = 1;
-    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-      return Error::from_errno(fmt::format("bind({})", where));
-    if (::listen(listener_.get(), 128) != 0) return Error::from_errno("listen");
-    socklen_t len = sizeof sa;
-    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-    char host[INET_ADDRSTRLEN];
-    ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
-    address_ = fmt::format("tcp:{}:{}", host, ntohs(sa.sin_port));
+    SSI_ASSIGN_OR_RETURN(auto l, tcp_listen(where.empty() ? "tcp:127.0.0.1:0" : where, "tcp"));
+    listener_ = std::move(l.first);
+    address_ = std::move(l.second);
     return reactor().watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { accept_some(); });
   }
 
@@ -94,7 +56,7 @@ class TcpTransport final : public TransportBase {
   Result<void> connect(NodeId peer, const Address& address) override {
     if (is_shut_down()) return make_error(Errc::kShutdown, "transport is shut down");
     if (peer == self()) return make_error(Errc::kInvalidArgument, "connect to self");
-    SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_address(address));
+    SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_inet_address(address, "tcp"));
     const auto deadline = Clock::now() + connect_timeout_;
     std::optional<Error> last_refusal;  // the real cause when a retry then times out
     for (;;) {

@@ -5,9 +5,8 @@
 
 namespace ssi::rdma {
 
-// Opens the RDMA device first: with none, Errc::kUnsupported "no RDMA
-// device: ...". The frame data path over RC QPs (VerbsQueuePair) is not
-// wired into a Transport yet, so with a device it is kUnsupported too.
+// A VerbsTransport over the first RDMA device (verbs_transport.hpp). With
+// none: Errc::kUnsupported "verbs transport: no RDMA device: ...".
 Result<std::unique_ptr<Transport>> make_verbs_transport(const TransportConfig& config,
                                                         Reactor& reactor);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <endian.h>
 #include <utility>
 
 namespace ssi::rdma {
@@ -73,6 +74,7 @@ Result<std::unique_ptr<VerbsDevice>> VerbsDevice::open(const VerbsOptions& optio
   if (d->channel_ == nullptr) return Error::from_errno("ibv_create_comp_channel");
   d->cq_ = ibv_create_cq(d->ctx_, options.cq_depth, nullptr, d->channel_, 0);
   if (d->cq_ == nullptr) return Error::from_errno("ibv_create_cq");
+  d->cq_depth_ = d->cq_->cqe;  // the provider may round up
   ibv_port_attr port{};
   if (int rc = ibv_query_port(d->ctx_, options.port, &port); rc != 0) {
     return verbs_error(fmt::format("ibv_query_port {}", options.port), rc);
@@ -247,24 +249,26 @@ Result<void> VerbsQueuePair::post(ibv_send_wr& wr, const char* what) {
 }
 
 Result<void> VerbsQueuePair::post_send(std::uint64_t wr_id, std::span<ibv_sge> sges,
-                                       bool signaled) {
+                                       std::optional<std::uint32_t> imm, bool signaled) {
   ibv_send_wr wr{};
   wr.wr_id = wr_id;
   wr.sg_list = sges.data();
   wr.num_sge = static_cast<int>(sges.size());
-  wr.opcode = IBV_WR_SEND;
+  wr.opcode = imm ? IBV_WR_SEND_WITH_IMM : IBV_WR_SEND;
+  if (imm) wr.imm_data = htobe32(*imm);  // the wire carries it big-endian
   wr.send_flags = signaled ? IBV_SEND_SIGNALED : 0;
   return post(wr, "ibv_post_send SEND");
 }
 
 Result<void> VerbsQueuePair::post_rdma(ibv_wr_opcode opcode, std::uint64_t wr_id, ibv_sge local,
-                                       std::uint64_t remote_addr, std::uint32_t rkey) {
+                                       std::uint64_t remote_addr, std::uint32_t rkey,
+                                       bool signaled) {
   ibv_send_wr wr{};
   wr.wr_id = wr_id;
   wr.sg_list = &local;
   wr.num_sge = 1;
   wr.opcode = opcode;
-  wr.send_flags = IBV_SEND_SIGNALED;
+  wr.send_flags = signaled ? IBV_SEND_SIGNALED : 0;
   wr.wr.rdma.remote_addr = remote_addr;
   wr.wr.rdma.rkey = rkey;
   return post(wr, opcode == IBV_WR_RDMA_READ ? "ibv_post_send RDMA_READ" : "ibv_post_send RDMA_WRITE");

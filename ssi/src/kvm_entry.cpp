@@ -30,6 +30,8 @@ kvm_regs to_kvm_regs(const EntryState& st) {
   r.rflags = st.rflags;
   r.rdi = st.rdi;
   r.rsi = st.rsi;
+  r.rax = st.rax;
+  r.rbx = st.rbx;
   return r;
 }
 

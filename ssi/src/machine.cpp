@@ -14,7 +14,9 @@
 #include "ssi/board.hpp"
 #include "ssi/boot.hpp"
 #include "ssi/devices/debug_exit.hpp"
+#include "ssi/devices/fw_cfg.hpp"
 #include "ssi/devices/serial.hpp"
+#include "ssi/insn_fallback.hpp"
 #include "ssi/kvm_entry.hpp"
 #include "ssi/machine_io.hpp"
 #include "vcpu/lapic.hpp"
@@ -60,11 +62,22 @@ class SingleNodeMachine final : public Machine {
   Result<void> init(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
     SSI_TRY(board_.attach());
 
+    fw_cfg_.emplace(FwCfgConfig{.ram_bytes = cfg.map.ram_bytes(),
+                                .cpus = static_cast<std::uint16_t>(cfg.vcpus)});
+    SSI_TRY(pio_.add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
+
     SSI_ASSIGN_OR_RETURN(GuestRam ram, GuestRam::make(cfg.map, ram_.span()));
-    SSI_TRY(load_elf(cfg.kernel, cfg.kernel_file, ram));
-    SSI_ASSIGN_OR_RETURN(layout_, build_boot_area(ram, {.cpu_count = cfg.vcpus,
-                                                        .kernel_entry = cfg.kernel.entry,
-                                                        .kernel_end = cfg.kernel.end()}));
+    if (cfg.load_foreign) {
+      SSI_ASSIGN_OR_RETURN(BootPlan plan, cfg.load_foreign(ram));
+      bsp_state_ = plan.bsp;
+    } else {
+      SSI_TRY(load_elf(cfg.kernel, cfg.kernel_file, ram));
+      SSI_ASSIGN_OR_RETURN(layout_, build_boot_area(ram, {.cpu_count = cfg.vcpus,
+                                                          .kernel_entry = cfg.kernel.entry,
+                                                          .kernel_end = cfg.kernel.end()}));
+      bsp_state_ = layout_.bsp_state();
+      ssi_aps_ = true;
+    }
     SSI_ASSIGN_OR_RETURN(vm_, hv.create_vm({}));
     SSI_TRY(map_guest_ram(*vm_, cfg.map, ram_.span()));
     SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries supported, hv.supported_cpuid());
@@ -118,9 +131,10 @@ class SingleNodeMachine final : public Machine {
     cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), router_, &timers_);
     router_.lapics.push_back(cpu->lapic.get());
     vcpu::RunnerOptions ro;
+    ro.on_internal_error = handle_internal_error;
     if (i == 0) {
-      SSI_TRY(enter(*cpu->vcpu, layout_.bsp_state()));
-    } else {
+      SSI_TRY(enter(*cpu->vcpu, bsp_state_));
+    } else if (ssi_aps_) {
       // ssi boot convention: SIPI starts the AP in long mode (boot_info.h).
       ro.on_sipi = [layout = layout_, i](vcpu::Vcpu& v, std::uint8_t vector) -> Result<void> {
         SSI_ASSIGN_OR_RETURN(EntryState st, layout.ap_state(i, vector));
@@ -141,7 +155,10 @@ class SingleNodeMachine final : public Machine {
   vcpu::ExitRequest exit_;
   Board board_;
   LocalIpiRouter router_;
+  std::optional<FwCfg> fw_cfg_;
   BootLayout layout_;
+  EntryState bsp_state_;
+  bool ssi_aps_ = false;  // ELF test kernels: APs enter long mode directly on SIPI
   std::unique_ptr<vcpu::Vm> vm_;
   std::vector<std::unique_ptr<Cpu>> cpus_;
   vcpu::TimerThread timers_;  // last: its thread calls notify() until it is destroyed

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ssi/kvm_entry.hpp"
+#include "ssi/lazy_ram.hpp"
 
 namespace ssi::machine {
 namespace {
@@ -37,27 +38,7 @@ std::optional<Walk> walk(const GuestRam& ram, std::uint64_t cr3, std::uint64_t v
   return Walk{pa, user, writable, (pde & kPtePcd) != 0};
 }
 
-// Lazily allocated, zeroed guest RAM (the 4 GiB case touches only the boot area).
-class LazyRam {
- public:
-  explicit LazyRam(std::size_t size)
-      : size_(size),
-        p_(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                  -1, 0)) {}
-  ~LazyRam() {
-    if (p_ != MAP_FAILED) ::munmap(p_, size_);
-  }
-  LazyRam(const LazyRam&) = delete;
-  LazyRam& operator=(const LazyRam&) = delete;
-  std::span<std::uint8_t> span() {
-    if (p_ == MAP_FAILED) return {};
-    return {static_cast<std::uint8_t*>(p_), size_};
-  }
-
- private:
-  std::size_t size_;
-  void* p_;
-};
+using ssi::testing::LazyRam;
 
 class BootTest : public ::testing::Test {
  protected:

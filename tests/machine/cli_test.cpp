@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "bzimage_builder.hpp"
 #include "elf_builder.hpp"
 #include "ssi/subprocess.hpp"
 
@@ -62,7 +64,9 @@ TEST_F(CliTest, KernelOptionIsRequired) {
 
 TEST_F(CliTest, NonElfKernel) {
   auto path = write_file("text.elf", {'h', 'e', 'l', 'l', 'o', '\n'});
-  expect_usage_error(run_ssi({"run", "--kernel", path}), "not an ELF file");
+  expect_usage_error(run_ssi({"run", "--kernel", path}),
+                     "not a kernel ssi can boot (expected a Linux bzImage, a multiboot kernel or "
+                     "an ELF64 test kernel)");
 }
 
 TEST_F(CliTest, CorruptElfKernel) {
@@ -137,12 +141,76 @@ TEST_F(CliTest, KvmPermissionDenied) {
   expect_usage_error(o, "Permission denied (KVM is required to run guests)");
 }
 
+// --- Linux bzImage and multiboot kernels (kernel_boot.hpp) ---
+
+std::vector<std::uint8_t> multiboot_aout(std::uint32_t flags_extra = 0) {
+  // Flat a.out-kludge kernel loaded at 2 MiB: header at 0, entry just after it.
+  std::vector<std::uint8_t> f(64, 0xF4);
+  const std::uint32_t flags = 0x10002 | flags_extra, load = 0x200000;
+  const std::uint32_t words[8] = {0x1BADB002, flags, 0u - 0x1BADB002u - flags, load, load, 0,
+                                  load + 0x1000, load + 32};
+  std::memcpy(f.data(), words, sizeof(words));
+  return f;
+}
+
+TEST_F(CliTest, BzImageWithAnOldProtocol) {
+  ssi::testing::BzImageBuilder b;
+  b.version = 0x0206;
+  expect_usage_error(run_ssi({"run", "--kernel", write_file("old.bzImage", b.build())}),
+                     "old.bzImage: boot protocol 2.06 is too old (ssi needs 2.12 or later)");
+}
+
+TEST_F(CliTest, BzImageWithoutA64BitEntry) {
+  ssi::testing::BzImageBuilder b;
+  b.xloadflags = 0;
+  expect_usage_error(run_ssi({"run", "--kernel", write_file("k", b.build())}),
+                     "no 64-bit entry point");
+}
+
+TEST_F(CliTest, InitrdTooLargeForMemory) {
+  auto kernel = write_file("k", ssi::testing::BzImageBuilder{}.build());
+  auto initrd = write_file("big.img", std::vector<std::uint8_t>(24 << 20, 1));
+  expect_usage_error(run_ssi({"run", "-m", "32M", "--kernel", kernel, "--initrd", initrd}),
+                     "does not fit");
+}
+
+TEST_F(CliTest, MissingInitrdFile) {
+  auto kernel = write_file("k", ssi::testing::BzImageBuilder{}.build());
+  expect_usage_error(run_ssi({"run", "--kernel", kernel, "--initrd", dir_ + "/nope.img"}),
+                     "nope.img: No such file or directory");
+}
+
+TEST_F(CliTest, AppendNeedsAForeignKernel) {
+  expect_usage_error(run_ssi({"run", "--kernel", good_kernel(), "--append", "console=ttyS0"}),
+                     "--initrd and --append need a Linux or multiboot kernel");
+}
+
+TEST_F(CliTest, MultibootKernelRequiringVideoModesIsRefused) {
+  auto k = write_file("mb", multiboot_aout(1u << 3));
+  expect_usage_error(run_ssi({"run", "--kernel", k}), "requires features ssi lacks");
+}
+
+// Valid kernels of each foreign kind pass every check and stop only at KVM.
+TEST_F(CliTest, ValidForeignKernelsGetAsFarAsKvm) {
+  const std::string no_kvm = "SSI_KVM_DEVICE=" + dir_ + "/kvm";
+  auto bz = write_file("bz", ssi::testing::BzImageBuilder{}.build());
+  auto initrd = write_file("initrd", std::vector<std::uint8_t>(4096, 7));
+  auto mb = write_file("mb", multiboot_aout());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"run", "--vcpus", "2", "--kernel", bz, "--initrd", initrd, "--append", "console=ttyS0"},
+           {"run", "-kernel", mb, "-initrd", initrd, "-append", "x=1"}}) {
+    expect_usage_error(run_ssi(args, {no_kvm}), "(KVM is required to run guests)");
+  }
+}
+
 TEST_F(CliTest, RunHelpListsOptions) {
   auto o = run_ssi({"run", "--help"});
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_NE(o.out.find("--vcpus"), std::string::npos);
   EXPECT_NE(o.out.find("--mem"), std::string::npos);
   EXPECT_NE(o.out.find("--kernel"), std::string::npos);
+  EXPECT_NE(o.out.find("--initrd"), std::string::npos);
+  EXPECT_NE(o.out.find("--append"), std::string::npos);
 }
 
 }  // namespace

@@ -268,6 +268,7 @@ Result<void> VcpuRunner::dispatch(VcpuExit& exit) {
     case ExitKind::kInterrupted:
       return ok();  // the next pass injects / re-checks requests
     case ExitKind::kInternalError:
+      if (options_.on_internal_error) return options_.on_internal_error(vcpu_, exit);
       return make_error(Errc::kUnsupported, fmt::format("vCPU {}: {}", vcpu_.id(), describe(exit)));
     case ExitKind::kShutdown:
     case ExitKind::kFailEntry:

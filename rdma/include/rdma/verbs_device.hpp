@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -23,7 +24,7 @@ struct VerbsOptions {
   std::string device;    // empty: the first device
   std::uint8_t port = 1;
   int gid_index = 0;     // used for RoCE (routable GIDs); IB also works by LID
-  int cq_depth = 512;
+  int cq_depth = 8192;  // shared by every peer's QP (see VerbsTransportOptions)
 };
 
 // Device context + PD + CQ with its completion channel (an fd for epoll).
@@ -40,6 +41,7 @@ class VerbsDevice : public MemoryRegistrar {
   std::uint16_t lid() const { return lid_; }
   const ibv_gid& gid() const { return gid_; }
   std::uint16_t mtu_bytes() const { return mtu_bytes_; }
+  int cq_depth() const { return cq_depth_; }
   // Readable when a completion arrives after arm(); watch it in epoll.
   int completion_fd() const { return channel_->fd; }
   Result<void> arm();
@@ -61,6 +63,7 @@ class VerbsDevice : public MemoryRegistrar {
   std::uint16_t lid_ = 0;
   ibv_gid gid_{};
   std::uint16_t mtu_bytes_ = 1024;
+  int cq_depth_ = 0;
 };
 
 // One RC queue pair to one peer.
@@ -79,11 +82,13 @@ class VerbsQueuePair {
   Result<void> connect(const VerbsConnInfo& remote, std::uint32_t local_psn);
 
   Result<void> post_recv(std::uint64_t wr_id, std::span<std::byte> buf, std::uint32_t lkey);
-  Result<void> post_send(std::uint64_t wr_id, std::span<ibv_sge> sges, bool signaled);
+  // IBV_WR_SEND, or IBV_WR_SEND_WITH_IMM when `imm` is set.
+  Result<void> post_send(std::uint64_t wr_id, std::span<ibv_sge> sges,
+                         std::optional<std::uint32_t> imm, bool signaled);
   // One-sided: `local` -> remote (IBV_WR_RDMA_WRITE) or remote -> `local`
   // (IBV_WR_RDMA_READ); both need the remote region's rkey.
   Result<void> post_rdma(ibv_wr_opcode opcode, std::uint64_t wr_id, ibv_sge local,
-                         std::uint64_t remote_addr, std::uint32_t rkey);
+                         std::uint64_t remote_addr, std::uint32_t rkey, bool signaled);
 
  private:
   VerbsQueuePair() = default;

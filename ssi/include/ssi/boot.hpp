@@ -58,6 +58,7 @@ struct TableReg {
 // Registers to set on a vCPU before its first KVM_RUN.
 struct EntryState {
   std::uint64_t rip = 0, rsp = 0, rflags = 0x2, rdi = 0, rsi = 0;
+  std::uint64_t rax = 0, rbx = 0;  // multiboot passes its magic and info block here
   SegmentReg cs, ds, es, fs, gs, ss, tr, ldt;
   TableReg gdt, idt;
   std::uint64_t cr0 = 0, cr3 = 0, cr4 = 0, efer = 0;

@@ -8,12 +8,14 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "base/result.hpp"
 #include "ssi/elf_loader.hpp"
+#include "ssi/kernel_boot.hpp"
 #include "ssi/memory_map.hpp"
 #include "vcpu/kvm.hpp"
 
@@ -25,6 +27,10 @@ struct MachineConfig {
   std::span<const std::uint8_t> kernel_file;  // must outlive create()
   ElfImage kernel;                            // parse_elf(kernel_file, map)
   int console_fd = 1;                         // COM1 output
+  // Set for Linux / multiboot kernels (kernel_boot.hpp): loads the kernel
+  // into guest RAM instead of the ELF test-kernel path; APs then start in
+  // real mode through INIT + SIPI.
+  std::function<Result<BootPlan>(const GuestRam&)> load_foreign{};
 };
 
 class Machine {

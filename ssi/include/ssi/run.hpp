@@ -13,7 +13,9 @@ struct RunOptions {
   std::uint32_t vcpus = 1;
   std::uint32_t nodes = 1;
   std::string mem = "64M";      // a size with K/M/G suffix
-  std::string kernel;           // ELF64 test kernel
+  std::string kernel;           // ELF64 test kernel, multiboot kernel or Linux bzImage
+  std::string initrd;           // Linux initrd / multiboot module (optional)
+  std::string append;           // kernel command line (Linux, multiboot)
   std::string kvm_device = "/dev/kvm";
 };
 

@@ -34,6 +34,10 @@ std::vector<std::string> qemu_aliases(int argc, char** argv) {
       args.emplace_back("--vcpus");
     } else if (a == "-kernel") {
       args.emplace_back("--kernel");
+    } else if (a == "-initrd") {
+      args.emplace_back("--initrd");
+    } else if (a == "-append") {
+      args.emplace_back("--append");
     } else {
       args.emplace_back(a);
     }
@@ -47,7 +51,11 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
       ->capture_default_str();
   run->add_option("-m,--mem", opts.mem, "Guest RAM size (e.g. 64M, 1G; a multiple of 2 MiB)")
       ->capture_default_str();
-  run->add_option("--kernel", opts.kernel, "ELF64 test kernel to boot")->required();
+  run->add_option("--kernel", opts.kernel,
+                  "Kernel to boot: ELF64 test kernel, multiboot kernel or Linux bzImage")
+      ->required();
+  run->add_option("--initrd", opts.initrd, "Linux initrd, or the multiboot module");
+  run->add_option("--append", opts.append, "Kernel command line (Linux, multiboot)");
   run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.

@@ -45,6 +45,9 @@ struct RunnerOptions {
   // sipi_sregs/sipi_regs. A machine may install a shortcut (e.g. enter long
   // mode at a prepared entry) for test kernels.
   std::function<Result<void>(Vcpu&, std::uint8_t vector)> on_sipi;
+  // KVM_EXIT_INTERNAL_ERROR: if set, may complete the instruction KVM could
+  // not emulate (ok() = run on); its error stops the vCPU. Unset: always stop.
+  std::function<Result<void>(Vcpu&, const VcpuExit&)> on_internal_error;
 };
 
 class VcpuRunner {
