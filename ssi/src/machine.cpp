@@ -64,7 +64,7 @@ class SingleNodeMachine final : public Machine {
 
     fw_cfg_.emplace(FwCfgConfig{.ram_bytes = cfg.map.ram_bytes(),
                                 .cpus = static_cast<std::uint16_t>(cfg.vcpus)});
-    SSI_TRY(pio_.add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
+    SSI_TRY(board_.pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
 
     SSI_ASSIGN_OR_RETURN(GuestRam ram, GuestRam::make(cfg.map, ram_.span()));
     if (cfg.load_foreign) {
