@@ -78,6 +78,44 @@ Result<std::pair<UniqueFd, Address>> tcp_listen(const Address& where, std::strin
   return std::pair{std::move(fd), fmt::format("{}:{}:{}", scheme, host, ntohs(sa.sin_port))};
 }
 
+Result<Dialing> start_dial(const sockaddr_in& sa, const std::string& what) {
+  SSI_ASSIGN_OR_RETURN(UniqueFd fd, tcp_socket());
+  set_nodelay(fd.get());
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) return Dialing{std::move(fd), false};
+  if (errno != EINPROGRESS) return Error::from_errno(what);
+  return Dialing{std::move(fd), true};
+}
+
+std::optional<std::pair<UniqueFd, std::string>> accept_one(int listener) {
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  UniqueFd fd(::accept4(listener, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (!fd) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      log::get("rdma")->warn("accept on fd {}: {}", listener, std::strerror(errno));
+    return std::nullopt;
+  }
+  set_nodelay(fd.get());
+  char host[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+  return std::pair{std::move(fd), fmt::format("{}:{}", host, ntohs(sa.sin_port))};
+}
+
+void close_unless_settled(Reactor& reactor, const std::shared_ptr<TcpConnection>& conn,
+                          boost::fibers::condition_variable_any& changed, std::chrono::milliseconds timeout,
+                          std::function<bool(const TcpConnection&)> settled, std::string what) {
+  std::weak_ptr<TcpConnection> weak = conn;
+  reactor.spawn([weak, &changed, timeout, settled = std::move(settled), what = std::move(what)] {
+    NoLock lock;
+    auto done = [&] {
+      auto c = weak.lock();
+      return !c || c->closed() || settled(*c);
+    };
+    if (changed.wait_for(lock, timeout, done)) return;
+    if (auto c = weak.lock()) c->close(make_error(Errc::kTimeout, fmt::format("{} {}", c->description(), what)));
+  });
+}
+
 TcpConnection::TcpConnection(UniqueFd fd, Reactor& reactor, bool connecting, std::string description)
     : fd_(std::move(fd)), reactor_(reactor), connecting_(connecting), description_(std::move(description)) {}
 

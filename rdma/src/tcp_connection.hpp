@@ -30,6 +30,25 @@ void set_nodelay(int fd);
 // A listening non-blocking socket on `where` and its actual address
 // (port 0 = any) in the same scheme.
 Result<std::pair<UniqueFd, Address>> tcp_listen(const Address& where, std::string_view scheme);
+// A non-blocking connect() to `sa`, started: the socket and whether the
+// connect is still in progress. An immediate failure is an Error with errno.
+struct Dialing {
+  UniqueFd fd;
+  bool in_progress = false;
+};
+Result<Dialing> start_dial(const sockaddr_in& sa, const std::string& what);
+// The next pending connection on the non-blocking `listener` and the
+// dialer's "HOST:PORT"; nullopt when none is left (other errors are logged).
+std::optional<std::pair<UniqueFd, std::string>> accept_one(int listener);
+
+class TcpConnection;
+// For an accepted stream that must identify itself: closes it with
+// kTimeout "<description> <what>" unless `settled(conn)` holds within
+// `timeout`, re-checked whenever `changed` is notified. The watcher fiber
+// ends as soon as it is settled, so notify `changed` on shutdown.
+void close_unless_settled(Reactor& reactor, const std::shared_ptr<TcpConnection>& conn,
+                          boost::fibers::condition_variable_any& changed, std::chrono::milliseconds timeout,
+                          std::function<bool(const TcpConnection&)> settled, std::string what);
 
 class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
  public:

@@ -106,17 +106,12 @@ class TcpTransport final : public TransportBase {
   using ConnPtr = std::shared_ptr<TcpConnection>;
 
   Result<void> dial(NodeId peer, const sockaddr_in& sa, const Address& address) {
-    SSI_ASSIGN_OR_RETURN(UniqueFd fd, tcp_socket());
-    set_nodelay(fd.get());
-    bool connecting = false;
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
-      if (errno != EINPROGRESS) {
-        connect_errors_[peer] = Error::from_errno(fmt::format("connect to node {} at {}", peer, address));
-        return ok();  // wait_established() reports it
-      }
-      connecting = true;
+    auto dialing = start_dial(sa, fmt::format("connect to node {} at {}", peer, address));
+    if (!dialing.ok()) {
+      connect_errors_[peer] = dialing.error();
+      return ok();  // wait_established() reports it
     }
-    auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), connecting,
+    auto c = std::make_shared<TcpConnection>(std::move(dialing->fd), reactor(), dialing->in_progress,
                                              fmt::format("node {} ({})", peer, address));
     c->peer = peer;
     c->outbound = c->identified = true;
@@ -165,24 +160,13 @@ class TcpTransport final : public TransportBase {
 
   void accept_some() {
     for (int i = 0; i < kAcceptsPerWakeup && listener_; ++i) {
-      sockaddr_in sa{};
-      socklen_t len = sizeof sa;
-      UniqueFd fd(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len,
-                            SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!fd) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          log::get("rdma")->warn("node {}: accept: {}", self(), std::strerror(errno));
-        return;
-      }
+      auto accepted = accept_one(listener_.get());
+      if (!accepted) return;
       if (unidentified_.size() >= kMaxUnidentified) {
         log::get("rdma")->warn("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified);
         continue;
       }
-      set_nodelay(fd.get());
-      char host[INET_ADDRSTRLEN];
-      ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
-      auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), false,
-                                               fmt::format("{}:{}", host, ntohs(sa.sin_port)));
+      auto c = std::make_shared<TcpConnection>(std::move(accepted->first), reactor(), false, accepted->second);
       // A dialer speaking another version gets our hello, so its error
       // names both versions instead of "connection closed".
       c->on_bad_input = [this](TcpConnection& conn, const Error& why) {
@@ -190,19 +174,9 @@ class TcpTransport final : public TransportBase {
       };
       if (!start(c).ok()) continue;
       unidentified_.insert(c);
-      // A connection that never says hello is dropped. The watcher ends as
-      // soon as the handshake does, so no fiber outlives the transport.
-      std::weak_ptr<TcpConnection> weak = c;
-      reactor().spawn([this, weak] {
-        NoLock lock;
-        auto settled = [&] {
-          auto c = weak.lock();
-          return !c || c->identified || c->closed() || is_shut_down();
-        };
-        if (changed_.wait_for(lock, kHelloTimeout, settled)) return;
-        if (auto c = weak.lock())
-          c->close(make_error(Errc::kTimeout, fmt::format("{} sent no hello", c->description())));
-      });
+      // A connection that never says hello is dropped.
+      close_unless_settled(reactor(), c, changed_, kHelloTimeout,
+                           [this](const TcpConnection& c) { return c.identified || is_shut_down(); }, "sent no hello");
     }
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <endian.h>
 #include <utility>
 
@@ -72,6 +73,9 @@ Result<std::unique_ptr<VerbsDevice>> VerbsDevice::open(const VerbsOptions& optio
   if (d->pd_ == nullptr) return Error::from_errno("ibv_alloc_pd");
   d->channel_ = ibv_create_comp_channel(d->ctx_);
   if (d->channel_ == nullptr) return Error::from_errno("ibv_create_comp_channel");
+  // Non-blocking: the reactor thread must never sleep in ibv_get_cq_event.
+  if (int fl = ::fcntl(d->channel_->fd, F_GETFL); fl < 0 || ::fcntl(d->channel_->fd, F_SETFL, fl | O_NONBLOCK) != 0)
+    return Error::from_errno("fcntl(O_NONBLOCK) on the completion channel");
   d->cq_ = ibv_create_cq(d->ctx_, options.cq_depth, nullptr, d->channel_, 0);
   if (d->cq_ == nullptr) return Error::from_errno("ibv_create_cq");
   d->cq_depth_ = d->cq_->cqe;  // the provider may round up
@@ -106,7 +110,10 @@ Result<void> VerbsDevice::arm() {
 Result<void> VerbsDevice::consume_event() {
   ibv_cq* cq = nullptr;
   void* cq_ctx = nullptr;
-  if (ibv_get_cq_event(channel_, &cq, &cq_ctx) != 0) return Error::from_errno("ibv_get_cq_event");
+  if (ibv_get_cq_event(channel_, &cq, &cq_ctx) != 0) {
+    if (errno == EAGAIN) return ok();  // woken without an event: nothing to ack
+    return Error::from_errno("ibv_get_cq_event");
+  }
   ibv_ack_cq_events(cq, 1);
   return ok();
 }

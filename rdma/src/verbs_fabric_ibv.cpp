@@ -136,6 +136,14 @@ std::string_view wc_status_name(WcStatus s) {
   return "unknown";
 }
 
+int rdma_device_count() {
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  if (list == nullptr) return 0;
+  ibv_free_device_list(list);
+  return n;
+}
+
 Result<std::unique_ptr<VerbsFabric>> make_ibv_fabric(const VerbsOptions& options) {
   SSI_ASSIGN_OR_RETURN(auto device, VerbsDevice::open(options));
   return std::unique_ptr<VerbsFabric>(new IbvFabric(std::move(device)));

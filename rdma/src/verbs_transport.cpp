@@ -3,9 +3,7 @@
 // The data path of one connection is VerbsChannel (verbs_channel.cpp).
 #include "rdma/verbs_transport.hpp"
 
-#include <arpa/inet.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 
 #include <array>
 #include <boost/fiber/condition_variable.hpp>
@@ -33,6 +31,7 @@ constexpr std::size_t kCompletionBatch = 32;
 // returning credits): back-pressure on a peer sending faster than we handle.
 constexpr std::size_t kMaxHandlersRunning = 256;
 constexpr int kAcceptsPerWakeup = 16;
+constexpr std::size_t kMaxUnidentified = 64;
 
 struct NoLock {
   void lock() {}
@@ -159,18 +158,13 @@ class VerbsTransportImpl final : public VerbsTransport {
   }
 
   Result<void> dial(NodeId peer, const sockaddr_in& sa, const Address& address) {
-    SSI_ASSIGN_OR_RETURN(UniqueFd fd, tcp_socket());
-    set_nodelay(fd.get());
-    bool connecting = false;
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
-      if (errno != EINPROGRESS) {
-        connect_errors_[peer] = Error::from_errno(fmt::format("connect to node {} at {}", peer, address));
-        return ok();  // wait_established() reports it
-      }
-      connecting = true;
+    auto dialing = start_dial(sa, fmt::format("connect to node {} at {}", peer, address));
+    if (!dialing.ok()) {
+      connect_errors_[peer] = dialing.error();
+      return ok();  // wait_established() reports it
     }
     SSI_ASSIGN_OR_RETURN(auto ch, new_channel(peer));
-    auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), connecting,
+    auto c = std::make_shared<TcpConnection>(std::move(dialing->fd), reactor(), dialing->in_progress,
                                              fmt::format("node {} ({})", peer, address));
     c->peer = peer;
     c->outbound = c->identified = true;
@@ -212,27 +206,18 @@ class VerbsTransportImpl final : public VerbsTransport {
 
   void accept_some() {
     for (int i = 0; i < kAcceptsPerWakeup && listener_; ++i) {
-      sockaddr_in sa{};
-      socklen_t len = sizeof sa;
-      UniqueFd fd(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!fd) return;  // EAGAIN, or an error the next accept reports again
-      set_nodelay(fd.get());
-      char host[INET_ADDRSTRLEN];
-      ::inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
-      auto c = std::make_shared<TcpConnection>(std::move(fd), reactor(), false,
-                                               fmt::format("verbs setup connection from {}:{}", host, ntohs(sa.sin_port)));
+      auto accepted = accept_one(listener_.get());
+      if (!accepted) return;
+      if (unidentified_.size() >= kMaxUnidentified) {
+        log::get("rdma")->warn("node {}: refusing a verbs setup connection: {} pending", self(), kMaxUnidentified);
+        continue;
+      }
+      auto c = std::make_shared<TcpConnection>(std::move(accepted->first), reactor(), false,
+                                               "verbs setup connection from " + accepted->second);
       if (!start(c).ok()) continue;
       unidentified_.insert(c);
-      std::weak_ptr<TcpConnection> weak = c;
-      reactor().spawn([this, weak] {  // no offer in time: drop it
-        NoLock lock;
-        auto settled = [&] {
-          auto c = weak.lock();
-          return !c || c->identified || c->closed() || is_shut_down();
-        };
-        if (changed_.wait_for(lock, kHelloTimeout, settled)) return;
-        if (auto c = weak.lock()) c->close(make_error(Errc::kTimeout, "verbs setup connection sent no offer"));
-      });
+      close_unless_settled(reactor(), c, changed_, kHelloTimeout,
+                           [this](const TcpConnection& c) { return c.identified || is_shut_down(); }, "sent no offer");
     }
   }
 

@@ -105,6 +105,67 @@ AcpiTable fadt(std::uint64_t gpa, std::uint64_t dsdt) {
   return t.finish(gpa);
 }
 
+// AML for the DSDT body: the one device a hardware-reduced machine must
+// describe for Linux to route its interrupt (no legacy ISA IRQs exist then):
+//   Scope (\_SB) { Device (COM1) { Name (_HID, EisaId ("PNP0501"))
+//     Name (_UID, Zero) Name (_CRS, ResourceTemplate () {
+//       IO (Decode16, 0x3F8, 0x3F8, 0x00, 0x08) IRQNoFlags () {4} }) } }
+class Aml {
+ public:
+  using Bytes = std::vector<std::uint8_t>;
+  // PkgLength (ACPI 6.4 20.2.4) + body; bodies here stay below 4 KiB.
+  static Bytes pkg(std::uint8_t op, const Bytes& body, bool ext = false) {
+    Bytes out;
+    if (ext) out.push_back(0x5B);
+    out.push_back(op);
+    const std::size_t len = body.size() + 1;
+    if (len < 0x40) {
+      out.push_back(static_cast<std::uint8_t>(len));
+    } else {
+      const std::size_t len2 = body.size() + 2;
+      out.push_back(static_cast<std::uint8_t>(0x40 | (len2 & 0xF)));
+      out.push_back(static_cast<std::uint8_t>(len2 >> 4));
+    }
+    out.insert(out.end(), body.begin(), body.end());
+    return out;
+  }
+  static Bytes name(const char (&seg)[5], const Bytes& value) {
+    Bytes out{0x08, static_cast<std::uint8_t>(seg[0]), static_cast<std::uint8_t>(seg[1]),
+              static_cast<std::uint8_t>(seg[2]), static_cast<std::uint8_t>(seg[3])};
+    out.insert(out.end(), value.begin(), value.end());
+    return out;
+  }
+  static Bytes cat(std::initializer_list<Bytes> parts) {
+    Bytes out;
+    for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  }
+};
+
+std::vector<std::uint8_t> com1_aml() {
+  constexpr std::uint8_t kDword = 0x0C, kZero = 0x00, kBuffer = 0x11, kByte = 0x0A;
+  constexpr std::uint8_t kScope = 0x10, kDevice = 0x82;
+  const Aml::Bytes resources = {
+      0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x00, 0x08,  // IO: decode16, 0x3f8..0x3f8, align 0, 8 ports
+      0x22, 0x10, 0x00,                                // IRQNoFlags: IRQ 4
+      0x79, 0x00};                                     // end tag
+  Aml::Bytes crs_buf = Aml::cat({{kByte, static_cast<std::uint8_t>(resources.size())}, resources});
+  const Aml::Bytes device = Aml::pkg(
+      kDevice,
+      Aml::cat({{'C', 'O', 'M', '1'},
+                Aml::name("_HID", {kDword, 0x41, 0xD0, 0x05, 0x01}),  // EisaId("PNP0501")
+                Aml::name("_UID", {kZero}),
+                Aml::name("_CRS", Aml::pkg(kBuffer, crs_buf))}),
+      true);
+  return Aml::pkg(kScope, Aml::cat({{'\\', '_', 'S', 'B', '_'}, device}));
+}
+
+AcpiTable dsdt_table() {
+  Table t("DSDT", 2);
+  for (std::uint8_t b : com1_aml()) t.u8(b);
+  return t.finish(0);
+}
+
 AcpiTable madt(std::uint64_t gpa, std::uint32_t cpus) {
   Table t("APIC", 5);
   t.u32(static_cast<std::uint32_t>(kLapicBase));
@@ -233,7 +294,7 @@ Result<AcpiTables> build_acpi(const AcpiConfig& c, std::uint64_t base, std::uint
   };
   const std::uint64_t rsdp_at = place(36);
   const std::uint32_t nodes = static_cast<std::uint32_t>(c.node_memory.size());
-  AcpiTable dsdt = Table("DSDT", 2).finish(0);
+  AcpiTable dsdt = dsdt_table();
   dsdt.gpa = place(dsdt.bytes.size());
   AcpiTable apic = madt(0, c.cpus);
   apic.gpa = place(apic.bytes.size());

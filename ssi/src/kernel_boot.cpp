@@ -81,6 +81,7 @@ Result<BootPlan> load_foreign_kernel(KernelKind kind, std::span<const std::uint8
     SSI_ASSIGN_OR_RETURN(BzImage img, parse_bzimage(file));
     // Page tables and GDT for the 64-bit entry; Linux replaces both early.
     SSI_ASSIGN_OR_RETURN(BootLayout boot, build_boot_area(ram, {.cpu_count = o.vcpus}));
+    SSI_TRY(write_linux_gdt(ram));
     SSI_ASSIGN_OR_RETURN(LinuxLayout l,
                          load_linux(file, img, o.initrd, ram,
                                     {.cmdline = o.cmdline, .acpi_rsdp = acpi.rsdp_gpa}));

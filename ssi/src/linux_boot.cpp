@@ -161,11 +161,19 @@ Result<LinuxLayout> load_linux(std::span<const std::uint8_t> file, const BzImage
   return l;
 }
 
+Result<void> write_linux_gdt(const GuestRam& ram) {
+  constexpr std::uint64_t kCode64 = 0x00AF9B000000FFFF, kData = 0x00CF93000000FFFF;
+  SSI_TRY(ram.write_value(Gpa{kGdtGpa + kLinuxBootCs}, kCode64));
+  return ram.write_value(Gpa{kGdtGpa + kLinuxBootDs}, kData);
+}
+
 EntryState linux_entry_state(const BootLayout& boot, const LinuxLayout& layout) {
   EntryState st = boot.bsp_state();
   st.rip = layout.entry;
   st.rsi = layout.boot_params;
   st.rdi = 0;
+  st.cs.selector = kLinuxBootCs;
+  for (SegmentReg* s : {&st.ds, &st.es, &st.ss}) s->selector = kLinuxBootDs;
   return st;
 }
 

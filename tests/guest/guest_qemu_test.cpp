@@ -1,7 +1,8 @@
 // Runs each guest kernel under QEMU (TCG, no KVM needed) on 1, 2 and 4 CPUs,
 // booted like ssi boots it: ssi's loader validates the kernel, ssi's boot
 // builder writes the boot area (given to QEMU as a raw image), and a small
-// BIOS shim (qemu/shim.S) enters the kernel in long mode with the boot info.
+// BIOS shim (qemu/entry_shim.S) enters the boot builder's BSP state (long
+// mode at the kernel entry, rdi = boot info) from a hand-off block.
 // APs start through INIT/SIPI in real mode, i.e. the runtime's real-mode
 // trampoline path. Skips when qemu-system-x86_64 is not installed.
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "kernel_cases.hpp"
+#include "qemu_handoff.hpp"
 #include "ssi/boot.hpp"
 #include "ssi/elf_loader.hpp"
 #include "ssi/subprocess.hpp"
@@ -25,9 +27,6 @@ constexpr const char* kQemu = "/usr/bin/qemu-system-x86_64";
 constexpr std::uint64_t kMem = 64 * kMiB;
 constexpr std::uint64_t kBootImageBytes = kPageTablesEnd;  // QEMU has no RAM at 0xA0000..1 MiB
 
-// The shim hard-codes these (it cannot include C headers).
-static_assert(offsetof(ssi_boot_info, kernel_cr3) == 0x28);
-static_assert(kBootInfoGpa == 0x5000 && kGdtGpa == 0x1000);
 
 class GuestQemu : public ::testing::TestWithParam<RunCase> {
  protected:
@@ -53,6 +52,7 @@ class GuestQemu : public ::testing::TestWithParam<RunCase> {
     auto layout = build_boot_area(ram, {.cpu_count = vcpus, .kernel_entry = image->entry,
                                         .kernel_end = image->end()});
     EXPECT_TRUE(layout.ok()) << layout.error().to_string();
+    if (layout.ok()) write_qemu_handoff(ram, layout->bsp_state(), ShimMode::kLong64);
     std::string path = dir_ + "/boot.bin";
     std::ofstream(path, std::ios::binary)
         .write(reinterpret_cast<const char*>(backing.data()), kBootImageBytes);
@@ -69,7 +69,7 @@ TEST_P(GuestQemu, ExitsZeroWithExpectedSerialOutput) {
   auto o = ssi::testing::run_process(
       kQemu,
       {"-machine", "pc", "-accel", "tcg", "-smp", std::to_string(c.vcpus), "-m", "64M", "-bios",
-       SSI_QEMU_SHIM, "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+       SSI_ENTRY_SHIM, "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-device",
        "loader,file=" + boot + ",addr=0,force-raw=on", "-device", "loader,file=" + kernel},
       {}, std::chrono::seconds(90));

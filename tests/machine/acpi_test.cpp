@@ -194,6 +194,12 @@ TEST(AcpiTest, IaslDisassemblesEveryTable) {
   EXPECT_NE(dsl["SLIT"].find("Localities : 0000000000000002"), std::string::npos) << dsl["SLIT"];
   EXPECT_NE(dsl["SLIT"].find("Locality   0 : 0A 28"), std::string::npos) << dsl["SLIT"];
   EXPECT_NE(dsl["FACP"].find("Hardware Reduced (V5) : 1"), std::string::npos) << dsl["FACP"];
+  // The DSDT's AML decodes to the COM1 device with its port range and IRQ 4.
+  EXPECT_NE(dsl["DSDT"].find("Device (COM1)"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("EisaId (\"PNP0501\")"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("0x03F8"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("IRQNoFlags ()\n                    {4}"), std::string::npos)
+      << dsl["DSDT"];
   std::system(("rm -rf " + dir).c_str());
 }
 

@@ -147,6 +147,15 @@ TEST_F(LinuxBootTest, EntryStateIs64BitWithBootParamsInRsi) {
   EXPECT_EQ(st.rip, 0x1000200u);
   EXPECT_EQ(st.rsi, kBootParamsGpa);
   EXPECT_EQ(st.cs.l, 1);
+  EXPECT_EQ(st.cs.selector, 0x10) << "__BOOT_CS";
+  EXPECT_EQ(st.ss.selector, 0x18) << "__BOOT_DS";
+  ASSERT_TRUE(write_linux_gdt(*ram_).ok());
+  // The GDT agrees: 0x10 is 64-bit code (L=1, type 0xB), 0x18 flat data.
+  const auto code = ram_->read_value<std::uint64_t>(Gpa{kGdtGpa + 0x10}).value();
+  const auto data = ram_->read_value<std::uint64_t>(Gpa{kGdtGpa + 0x18}).value();
+  EXPECT_EQ((code >> 53) & 1, 1u);
+  EXPECT_EQ((code >> 40) & 0xF, 0xBu);
+  EXPECT_EQ((data >> 40) & 0xF, 0x3u);
   EXPECT_NE(st.efer & kEferLma, 0u);
   EXPECT_NE(st.cr0 & kCr0Pg, 0u);
   EXPECT_EQ(st.rflags & (1u << 9), 0u) << "interrupts must be off at entry";

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/fiber/fiber.hpp>
 #include <gtest/gtest.h>
 
 #include "base/result.hpp"
@@ -42,6 +43,46 @@ class ClusterFixture {
     return make_error(Errc::kUnsupported, "backend has no raw byte stream");
   }
 };
+
+// What every fixture's build() does: n nodes with ids 0..n-1, then links.
+using MakeNode = std::function<Result<std::unique_ptr<Transport>>(NodeId)>;
+inline Result<Nodes> make_nodes(std::size_t n, const MakeNode& make) {
+  Nodes nodes;
+  for (std::size_t i = 0; i < n; ++i) {
+    SSI_ASSIGN_OR_RETURN(auto t, make(NodeId{static_cast<std::uint32_t>(i)}));
+    nodes.push_back(std::move(t));
+  }
+  return nodes;
+}
+
+// Every node connects to every other. kAllAtOnce dials every ordered pair
+// from a fiber of its own, so both ends of a pair dial simultaneously.
+enum class Dial { kInTurn, kAllAtOnce };
+inline Result<void> connect_all(Nodes& nodes, Dial how = Dial::kInTurn) {
+  std::vector<boost::fibers::fiber> dialers;
+  std::vector<Error> errors;
+  for (auto& a : nodes)
+    for (auto& b : nodes) {
+      if (a == b) continue;
+      auto dial = [&errors, from = a.get(), to = b.get()] {
+        if (auto r = from->connect(to->self(), to->local_address()); !r.ok()) errors.push_back(r.error());
+      };
+      if (how == Dial::kAllAtOnce) {
+        dialers.emplace_back(dial);
+      } else {
+        dial();
+      }
+    }
+  for (auto& d : dialers) d.join();
+  if (!errors.empty()) return errors.front();
+  return ok();
+}
+
+inline std::vector<Address> addresses_of(const Nodes& nodes) {
+  std::vector<Address> out;
+  for (auto& t : nodes) out.push_back(t->local_address());
+  return out;
+}
 
 struct ContractBackend {
   std::string name;

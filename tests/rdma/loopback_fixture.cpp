@@ -9,14 +9,11 @@ class LoopbackCluster : public ClusterFixture {
  public:
   Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t seed) override {
     network_ = std::make_unique<LoopbackNetwork>(seed);
-    Nodes nodes;
-    for (std::size_t i = 0; i < n; ++i) {
-      SSI_ASSIGN_OR_RETURN(auto t, network_->create(NodeId{static_cast<std::uint32_t>(i)}, reactor));
-      nodes.push_back(std::move(t));
-    }
-    for (auto& a : nodes)
-      for (auto& b : nodes)
-        if (a != b) SSI_TRY(a->connect(b->self(), b->local_address()));
+    SSI_ASSIGN_OR_RETURN(auto nodes, make_nodes(n, [&](NodeId id) -> Result<std::unique_ptr<Transport>> {
+                           SSI_ASSIGN_OR_RETURN(auto t, network_->create(id, reactor));
+                           return std::unique_ptr<Transport>(std::move(t));
+                         }));
+    SSI_TRY(connect_all(nodes));
     return nodes;
   }
   void kill(std::size_t i, Nodes&) override { network_->kill(NodeId{static_cast<std::uint32_t>(i)}); }

@@ -11,14 +11,12 @@ namespace {
 class ShmCluster : public ClusterFixture {
  public:
   Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t) override {
-    Nodes nodes;
     std::vector<ShmTransport*> shm;
-    for (std::size_t i = 0; i < n; ++i) {
-      SSI_ASSIGN_OR_RETURN(auto t,
-                           ShmTransport::create(NodeId{static_cast<std::uint32_t>(i)}, reactor));
-      shm.push_back(t.get());
-      nodes.push_back(std::move(t));
-    }
+    SSI_ASSIGN_OR_RETURN(auto nodes, make_nodes(n, [&](NodeId id) -> Result<std::unique_ptr<Transport>> {
+                           SSI_ASSIGN_OR_RETURN(auto t, ShmTransport::create(id, reactor));
+                           shm.push_back(t.get());
+                           return std::unique_ptr<Transport>(std::move(t));
+                         }));
     // One side connects; the other learns of it when its listener fires.
     for (std::size_t a = 0; a < n; ++a)
       for (std::size_t b = a + 1; b < n; ++b)
@@ -30,8 +28,7 @@ class ShmCluster : public ClusterFixture {
       return true;
     });
     if (!all) return make_error(Errc::kTimeout, "shm nodes did not all accept within 5 s");
-    addresses_.clear();
-    for (auto& t : nodes) addresses_.push_back(t->local_address());
+    addresses_ = addresses_of(nodes);
     return nodes;
   }
 

@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <boost/fiber/fiber.hpp>
 #include <boost/fiber/operations.hpp>
 
 #include "cluster_fixture.hpp"
@@ -19,27 +18,15 @@ namespace {
 class TcpCluster : public ClusterFixture {
  public:
   Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t) override {
-    Nodes nodes;
-    for (std::size_t i = 0; i < n; ++i) {
-      TransportConfig config;
-      config.kind = "tcp";
-      config.self = NodeId{static_cast<std::uint32_t>(i)};
-      config.listen = "tcp:127.0.0.1:0";
-      SSI_ASSIGN_OR_RETURN(auto t, make_transport(config, reactor));
-      nodes.push_back(std::move(t));
-    }
-    std::vector<boost::fibers::fiber> dialers;
-    std::vector<Error> errors;
-    for (auto& a : nodes)
-      for (auto& b : nodes)
-        if (a != b)
-          dialers.emplace_back([&, from = a.get(), to = b.get()] {
-            if (auto r = from->connect(to->self(), to->local_address()); !r.ok()) errors.push_back(r.error());
-          });
-    for (auto& d : dialers) d.join();
-    if (!errors.empty()) return errors.front();
-    addresses_.clear();
-    for (auto& t : nodes) addresses_.push_back(t->local_address());
+    SSI_ASSIGN_OR_RETURN(auto nodes, make_nodes(n, [&](NodeId id) {
+                           TransportConfig config;
+                           config.kind = "tcp";
+                           config.self = id;
+                           config.listen = "tcp:127.0.0.1:0";
+                           return make_transport(config, reactor);
+                         }));
+    SSI_TRY(connect_all(nodes, Dial::kAllAtOnce));  // exercises the simultaneous-dial rule
+    addresses_ = addresses_of(nodes);
     return nodes;
   }
 

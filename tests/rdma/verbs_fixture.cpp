@@ -18,25 +18,16 @@
 namespace ssi::rdma::testing {
 namespace {
 
-Result<void> connect_all(Nodes& nodes) {
-  for (auto& a : nodes)
-    for (auto& b : nodes)
-      if (a != b) SSI_TRY(a->connect(b->self(), b->local_address()));
-  return ok();
-}
-
 class SoftRcCluster : public ClusterFixture {
  public:
   Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t) override {
     reactor_ = &reactor;
-    Nodes nodes;
-    for (std::size_t i = 0; i < n; ++i) {
-      SSI_ASSIGN_OR_RETURN(auto t, make_node(NodeId{static_cast<std::uint32_t>(i)}));
-      nodes.push_back(std::move(t));
-    }
-    SSI_TRY(connect_all(nodes));
-    addresses_.clear();
-    for (auto& t : nodes) addresses_.push_back(t->local_address());
+    SSI_ASSIGN_OR_RETURN(auto nodes, make_nodes(n, [&](NodeId id) -> Result<std::unique_ptr<Transport>> {
+                           SSI_ASSIGN_OR_RETURN(auto t, make_node(id));
+                           return std::unique_ptr<Transport>(std::move(t));
+                         }));
+    SSI_TRY(connect_all(nodes, Dial::kAllAtOnce));  // exercises the simultaneous-dial rule
+    addresses_ = addresses_of(nodes);
     return nodes;
   }
 
@@ -100,15 +91,13 @@ class VerbsDeviceCluster : public ClusterFixture {
     return t.error().message;
   }
   Result<Nodes> build(std::size_t n, Reactor& reactor, std::uint64_t) override {
-    Nodes nodes;
-    for (std::size_t i = 0; i < n; ++i) {
-      TransportConfig config;
-      config.kind = "verbs";
-      config.self = NodeId{static_cast<std::uint32_t>(i)};
-      SSI_ASSIGN_OR_RETURN(auto t, make_transport(config, reactor));
-      nodes.push_back(std::move(t));
-    }
-    SSI_TRY(connect_all(nodes));
+    SSI_ASSIGN_OR_RETURN(auto nodes, make_nodes(n, [&](NodeId id) {
+                           TransportConfig config;
+                           config.kind = "verbs";
+                           config.self = id;
+                           return make_transport(config, reactor);
+                         }));
+    SSI_TRY(connect_all(nodes, Dial::kAllAtOnce));
     return nodes;
   }
 };

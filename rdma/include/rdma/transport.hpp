@@ -16,7 +16,7 @@
 namespace ssi::rdma {
 
 // Backend-specific peer address: "tcp:HOST:PORT", "shm:NAME", "loop:K",
-// "verbs:<hex connection info>".
+// "verbs:HOST:PORT" (the verbs setup side channel).
 using Address = std::string;
 
 class Transport {

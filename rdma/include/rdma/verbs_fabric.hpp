@@ -93,6 +93,10 @@ class VerbsFabric : public MemoryRegistrar {
   virtual std::uint32_t cq_depth() const = 0;
 };
 
+// RDMA devices ibv_get_device_list() sees; 0 where it returns NULL (no
+// uverbs in the kernel). Tests use it to pick the device or no-device path.
+int rdma_device_count();
+
 struct VerbsOptions;
 // The first (or the named) RDMA device; kUnsupported "no RDMA device: ..."
 // where ibv_get_device_list finds none.

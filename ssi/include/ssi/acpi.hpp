@@ -1,6 +1,6 @@
 // ACPI tables ssi builds for foreign guests: RSDP (2.0), XSDT, FADT
-// (hardware-reduced, ACPI 6), an empty DSDT, MADT (one local APIC per vCPU,
-// the IOAPIC, ISA IRQ0 -> GSI2 override, LINT1 NMI), SRAT (each ssi node is a
+// (hardware-reduced, ACPI 6), a DSDT with COM1 (so its IRQ 4 is routed), MADT
+// (one local APIC per vCPU, the IOAPIC, ISA IRQ0 -> GSI2 override, LINT1 NMI), SRAT (each ssi node is a
 // NUMA node: its vCPUs and its home memory) and SLIT (distances). Plain bytes
 // with correct checksums, placed at a fixed guest address (e820.hpp); tests
 // dump and disassemble them with iasl.

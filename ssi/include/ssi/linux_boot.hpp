@@ -104,8 +104,15 @@ Result<LinuxLayout> load_linux(std::span<const std::uint8_t> file, const BzImage
                                std::span<const std::uint8_t> initrd, const GuestRam& ram,
                                const LinuxBootConfig& config);
 
+// The boot protocol's selectors: __BOOT_CS = 0x10 (64-bit code), __BOOT_DS = 0x18.
+inline constexpr std::uint16_t kLinuxBootCs = 0x10, kLinuxBootDs = 0x18;
+
+// Rewrites GDT entries 2 and 3 of the boot builder's GDT as __BOOT_CS /
+// __BOOT_DS (flat 64-bit code, flat data); Linux loads its own GDT early.
+Result<void> write_linux_gdt(const GuestRam& ram);
+
 // The BSP's state at the 64-bit entry: the boot builder's long-mode state with
-// rip = entry, rsi = boot_params (Linux ignores the ssi boot info in rdi).
+// rip = entry, rsi = boot_params, cs = 0x10, ds = es = ss = 0x18.
 EntryState linux_entry_state(const BootLayout& boot, const LinuxLayout& layout);
 
 }  // namespace ssi::machine
