@@ -1,7 +1,7 @@
 // A Debian distribution kernel (bzImage, unmodified) booted under QEMU/TCG by
 // ssi's Linux loader: ssi's boot_params (e820, command line, initrd), ssi's
-// ACPI tables (MADT, SRAT/SLIT for 1 node x 1 vCPU and 2 nodes x 2 vCPUs) and ssi's page tables
-// and 64-bit entry, through qemu/entry_shim.S. The kernel's own log and a
+// ACPI tables (MADT, SRAT/SLIT for 1 node x 1 vCPU and 2 nodes x 2 vCPUs)
+// and ssi's page tables and 64-bit entry, through qemu/entry_shim.S. The kernel's own log and a
 // tiny /init (linux/init.c, reading sysfs) must show the configured CPU
 // count, memory, NUMA nodes and distances; /init ends the run through
 // isa-debug-exit. Slow (seconds under TCG); skips when QEMU is missing or the
@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <cstdio>
+#include <fstream>
 #include <regex>
 
 #include "foreign_qemu.hpp"
@@ -70,7 +70,8 @@ std::string fetch_kernel() {
 std::uint64_t host_tsc_khz() {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("cpu MHz", 0) == 0) return static_cast<std::uint64_t>(std::stod(line.substr(line.find(':') + 1)) * 1000);
+    if (line.rfind("cpu MHz", 0) == 0)
+      return static_cast<std::uint64_t>(std::stod(line.substr(line.find(':') + 1)) * 1000);
   }
   return 2'000'000;
 }
@@ -90,10 +91,10 @@ std::vector<std::string> expected_lines(const LinuxCase& c) {
   const std::string nodes_word = c.nodes == 1 ? " node, " : " nodes, ";
   const std::string cpus_word = c.vcpus == 1 ? " CPU" : " CPUs";
   std::vector<std::string> out{
-      "smp: Brought up " + std::to_string(c.nodes) + nodes_word + std::to_string(c.vcpus) + cpus_word,
+      "smp: Brought up " + std::to_string(c.nodes) + nodes_word + std::to_string(c.vcpus) +
+          cpus_word,
       "smpboot: Allowing " + std::to_string(c.vcpus) + " CPUs, 0 hotplug CPUs",
-      "ssi-init: cpus-online " + range(c.vcpus),
-      "ssi-init: nodes-online " + range(c.nodes)};
+      "ssi-init: cpus-online " + range(c.vcpus), "ssi-init: nodes-online " + range(c.nodes)};
   for (unsigned i = 0; i < c.nodes; ++i) {
     std::string d;
     for (unsigned j = 0; j < c.nodes; ++j) d += (j ? " " : "") + std::string(i == j ? "10" : "40");
@@ -128,15 +129,19 @@ TEST_P(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   // A hardware-reduced FADT tells Linux there is no PIT, PIC or ACPI PM timer
   // (ssi emulates none of them), so its clock must come from the TSC: a
   // known rate (on KVM: kvmclock) and the LAPIC's TSC-deadline mode.
-  const std::string cmdline = "console=ttyS0 panic=-1 rdinit=/init tsc_early_khz=" +
-                              std::to_string(host_tsc_khz());
+  const std::string cmdline =
+      "console=ttyS0 panic=-1 rdinit=/init tsc_early_khz=" + std::to_string(host_tsc_khz());
   ForeignQemu q;
   ASSERT_TRUE(q.load(KernelKind::kLinux, kernel, kMem,
-                     {.vcpus = c.vcpus, .nodes = c.nodes, .numa_distance = 40, .cmdline = cmdline,
+                     {.vcpus = c.vcpus,
+                      .nodes = c.nodes,
+                      .numa_distance = 40,
+                      .cmdline = cmdline,
                       .initrd = initrd}));
   const auto start = std::chrono::steady_clock::now();
   auto o = q.run(c.vcpus, std::chrono::seconds(120), {"-cpu", "qemu64,+tsc-deadline,+invtsc"});
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string& log = o.out;
   EXPECT_FALSE(o.timed_out) << log;
   EXPECT_EQ(o.exit_code, 1) << "init did not reach isa-debug-exit\n" << log << o.err;
@@ -155,7 +160,8 @@ TEST_P(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   std::printf("boot to init exit under QEMU/TCG (%u vCPUs, %u nodes): %.1f s\n", c.vcpus, c.nodes,
               secs);
   // The whole kernel log on failure, or always with SSI_GUEST_LOG=1.
-  if (::testing::Test::HasFailure() || std::getenv("SSI_GUEST_LOG")) std::printf("%s\n", log.c_str());
+  if (::testing::Test::HasFailure() || std::getenv("SSI_GUEST_LOG"))
+    std::printf("%s\n", log.c_str());
 }
 
 // The two shapes: 1 node x 1 vCPU and 2 nodes x 2 vCPUs.
