@@ -10,6 +10,7 @@ void Log2Histogram::record(std::chrono::nanoseconds d) {
   auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(d.count(), 1));
   int b = std::min(kBuckets - 1, static_cast<int>(std::bit_width(ns)) - 1);
   buckets_[b].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(ns, std::memory_order_relaxed);
 }
 
 std::uint64_t Log2Histogram::count() const {

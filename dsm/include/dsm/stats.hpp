@@ -17,12 +17,16 @@ class Log2Histogram {
   static constexpr int kBuckets = 48;
   void record(std::chrono::nanoseconds d);
   std::uint64_t count() const;
+  // Exact sum of all samples: means (and means over an interval, from two
+  // snapshots) without the buckets' factor-of-two resolution.
+  std::uint64_t sum_ns() const { return sum_ns_.load(std::memory_order_relaxed); }
   // Upper bound of the bucket holding quantile q (0..1); 0 if empty.
   std::chrono::nanoseconds quantile(double q) const;
   std::string summary() const;  // "n=.. p50<=.. p99<=.. max<=.."
 
  private:
   std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
+  std::atomic<std::uint64_t> sum_ns_{0};
 };
 
 struct NodeStats {

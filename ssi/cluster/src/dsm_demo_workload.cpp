@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "cluster/workload.hpp"
-#include "dsm/node.hpp"
+#include "dsm_host.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -25,25 +25,16 @@ constexpr std::uint64_t kPatternPages = 8;
 class DsmDemoWorkload final : public Workload {
  public:
   DsmDemoWorkload(NodeHost& host, const coord::MachineConfig& config)
-      : host_(host), nodes_(config.nodes),
+      : host_(host), dsm_(host), nodes_(config.nodes),
         increments_(config.workload_arg ? config.workload_arg : kDefaultIncrements),
         bytes_(config.mem_bytes ? config.mem_bytes : kDefaultBytes) {}
-
-  ~DsmDemoWorkload() override { stop(); }
 
   Result<void> start() {
     std::uint64_t needed = (1 + nodes_ + nodes_ * kPatternPages) * kPageSize;
     if (bytes_ < needed)
       return make_error(Errc::kInvalidArgument,
                         fmt::format("dsm-demo needs at least {} bytes of memory", needed));
-    return host_.call([this]() -> Result<void> {
-      dsm::NodeConfig nc;
-      nc.self = host_.self();
-      nc.nodes = nodes_;
-      nc.bytes = bytes_;
-      SSI_ASSIGN_OR_RETURN(node_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
-      return node_->start();
-    });
+    return dsm_.start(nodes_, bytes_);
   }
 
   coord::PhaseResult run_phase(std::uint32_t phase) override {
@@ -52,18 +43,11 @@ class DsmDemoWorkload final : public Workload {
     return r;
   }
 
-  void stop() override {
-    if (!node_) return;
-    (void)host_.call([this]() -> Result<void> {
-      node_->stop();
-      node_.reset();
-      return ok();
-    }, std::chrono::seconds(5));
-  }
+  void stop() override { dsm_.stop(); }
 
  private:
   std::uint64_t* word(std::uint64_t page, std::uint64_t index = 0) const {
-    return reinterpret_cast<std::uint64_t*>(node_->base() + page * kPageSize) + index;
+    return dsm_.word(page, index);
   }
   std::uint64_t pattern_page(std::uint32_t node, std::uint64_t i) const {
     return 1 + nodes_ + node * kPatternPages + i;
@@ -105,27 +89,16 @@ class DsmDemoWorkload final : public Workload {
   }
 
   coord::Counters stats() const {
-    const dsm::NodeStats& s = node_->stats();
-    return {{"counter_increments", kThreadsPerNode * increments_},
-            {"read_faults", s.read_faults.load()},
-            {"write_faults", s.write_faults.load()},
-            {"upgrade_faults", s.upgrade_faults.load()},
-            {"zero_fills", s.zero_fills.load()},
-            {"page_bytes_sent", s.bytes_sent.load()},
-            {"page_bytes_received", s.bytes_received.load()},
-            {"invalidations_sent", s.invalidations_sent.load()},
-            {"invalidations_received", s.invalidations_received.load()},
-            {"fetches_sent", s.fetches_sent.load()},
-            {"bad_messages", s.bad_messages.load()},
-            {"read_fault_p50_us", static_cast<std::uint64_t>(
-                 s.read_latency.quantile(0.5).count() / 1000)}};
+    coord::Counters c = {{"counter_increments", kThreadsPerNode * increments_}};
+    for (auto& kv : dsm_.snapshot().counters()) c.push_back(std::move(kv));
+    return c;
   }
 
   NodeHost& host_;
+  DsmHost dsm_;
   std::uint32_t nodes_;
   std::uint64_t increments_;
   std::uint64_t bytes_;
-  std::unique_ptr<dsm::Node> node_;
 };
 
 }  // namespace

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "cluster/outcome_json.hpp"
+
 namespace ssi::cluster {
 namespace {
 
@@ -56,8 +58,17 @@ void reap(std::vector<pid_t>& pids) {
 
 void print_event(const std::string& line) { std::fprintf(stderr, "[ssi] %s\n", line.c_str()); }
 
-// Node results and the per-node stats table on stdout; the failure on stderr.
-int report(const Result<coord::Outcome>& outcome) {
+// Node results and the per-node stats table on stdout; the failure on stderr;
+// and the JSON file if asked for (written even for a failed run).
+int report(const Result<coord::Outcome>& outcome, const coord::MachineConfig& config,
+           const std::string& json_path, std::chrono::steady_clock::time_point started) {
+  if (!json_path.empty()) {
+    auto wall = std::chrono::steady_clock::now() - started;
+    if (auto w = write_outcome_json(json_path, config, outcome, wall); !w.ok()) {
+      std::fprintf(stderr, "ssi: error: %s\n", w.error().to_string().c_str());
+      return 2;
+    }
+  }
   if (!outcome.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", outcome.error().to_string().c_str());
     return 2;
@@ -90,6 +101,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return 2;
   }
   auto [fd, port] = *sock;
+  auto started = std::chrono::steady_clock::now();
   std::vector<pid_t> pids;
   for (std::uint32_t id = 0; id < options.config.nodes; ++id)
     pids.push_back(spawn_node(port, id, options));
@@ -114,7 +126,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
   co.on_event = options.verbose ? print_event : nullptr;
   auto outcome = coord::run_coordinator(co);
   reap(pids);
-  return report(outcome);
+  return report(outcome, options.config, options.json_path, started);
 }
 
 int run_coordinator_command(const CoordinatorCommandOptions& options) {
@@ -139,7 +151,9 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   co.on_event = print_event;
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, options.config.nodes, host.c_str(), sock->second);
-  return report(coord::run_coordinator(co));
+  auto started = std::chrono::steady_clock::now();
+  auto outcome = coord::run_coordinator(co);
+  return report(outcome, options.config, options.json_path, started);
 }
 
 }  // namespace ssi::cluster

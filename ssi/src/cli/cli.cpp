@@ -70,12 +70,13 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   });
 }
 
-// --workload/--rounds, shared by `coordinator` and `demo`; the phase count
-// follows from the workload once parsed.
-void add_workload_options(CLI::App* cmd, coord::MachineConfig& config) {
+// --workload/--rounds/--json, shared by `coordinator` and `demo`; the phase
+// count follows from the workload once parsed.
+void add_workload_options(CLI::App* cmd, coord::MachineConfig& config, std::string& json_path) {
   config.workload = "dsm-demo";
-  cmd->add_option("--workload", config.workload, "dsm-demo | ping")->capture_default_str();
+  cmd->add_option("--workload", config.workload, cluster::kWorkloadNames)->capture_default_str();
   cmd->add_option("--rounds", config.workload_arg, "Workload size (0 = default)");
+  cmd->add_option("--json", json_path, "Also write the outcome and per-node counters as JSON");
   cmd->parse_complete_callback(
       [&config] { config.phases = cluster::workload_phases(config.workload); });
 }
@@ -97,7 +98,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
       ->check(CLI::Range(1, 1024));
-  add_workload_options(coordinator, coord_opts.config);
+  add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
   coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
   auto* demo = app.add_subcommand(
@@ -109,7 +110,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->check(CLI::Range(1, 64));
   demo->add_option("--transport", demo_opts.config.transport, "tcp | shm | verbs")
       ->capture_default_str();
-  add_workload_options(demo, demo_opts.config);
+  add_workload_options(demo, demo_opts.config, demo_opts.json_path);
   demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
 }
 

@@ -16,6 +16,7 @@ struct LocalClusterOptions {
   std::vector<std::string> node_args;  // extra arguments for every `ssi node`
   coord::Timing timing;
   bool verbose = true;             // progress lines on stderr
+  std::string json_path;           // non-empty: write the outcome as JSON here
 };
 
 // Runs until the machine finishes or fails; returns the process exit code
@@ -26,6 +27,7 @@ int run_local_cluster(const LocalClusterOptions& options);
 struct CoordinatorCommandOptions {
   std::string listen = "0.0.0.0:7470";  // HOST:PORT
   coord::MachineConfig config;
+  std::string json_path;                // non-empty: write the outcome as JSON here
 };
 
 // `ssi coordinator`: waits for nodes started elsewhere (ssh, Slurm...).

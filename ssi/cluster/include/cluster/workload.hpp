@@ -19,7 +19,11 @@ class Workload {
   virtual void stop() {}
 };
 
-// Known names: "ping" (rpc round trips to every peer), "dsm-demo".
+// Known names: "ping" (rpc round trips to every peer), "dsm-demo", and the
+// interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md).
+inline constexpr const char* kWorkloadNames =
+    "dsm-demo, ping, lab-private, lab-read-mostly, lab-counter, lab-false-sharing, lab-prodcons";
+
 Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config);
 
 // Phases each workload needs (the coordinator's barrier count).

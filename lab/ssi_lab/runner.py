@@ -1,0 +1,113 @@
+"""Runs one cell: one workload on N nodes over one interconnect profile and
+transport, and returns the coordinator's JSON outcome plus derived metrics.
+Every process it starts is bounded by a timeout and killed on the way out."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+CELL_TIMEOUT_S = 180
+
+
+class CellFailed(RuntimeError):
+    pass
+
+
+def _read_outcome(path, what):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise CellFailed(f"{what}: no JSON outcome ({e})")
+
+
+def run_local(ssi, workload, nodes, transport, rounds, timeout=CELL_TIMEOUT_S):
+    """All nodes on this host's loopback (`ssi demo`)."""
+    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
+        out = os.path.join(d, "outcome.json")
+        cmd = [ssi, "demo", "--nodes", str(nodes), "--transport", transport, "--workload", workload,
+               "--rounds", str(rounds), "--json", out]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CellFailed(f"timed out after {timeout} s")
+        outcome = _read_outcome(out, f"ssi demo exited {p.returncode}: {p.stderr.strip()[-300:]}")
+    if outcome.get("exit_code") != 0:
+        raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
+    return outcome
+
+
+def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S):
+    """Coordinator in node 0's namespace, node i in namespace i (the first
+    `nodes` namespaces of the lab), over tcp."""
+    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
+        out = os.path.join(d, "outcome.json")
+        coord_addr = f"{lab.address(0)}:{port}"
+        coord = subprocess.Popen(lab.exec_argv(0, [
+            ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
+            workload, "--rounds", str(rounds), "--json", out]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs = []
+        try:
+            time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
+            for i in range(nodes):
+                procs.append(subprocess.Popen(lab.exec_argv(i, [
+                    ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
+                    "--listen", f"tcp:{lab.address(i)}:0"]),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            try:
+                _, err = coord.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise CellFailed(f"timed out after {timeout} s")
+            outcome = _read_outcome(out, f"coordinator exited {coord.returncode}: {err.strip()[-300:]}")
+        finally:
+            for p in procs + [coord]:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+    if outcome.get("exit_code") != 0:
+        raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
+    return outcome
+
+
+def metrics(outcome):
+    """Cell metrics from the nodes' counters of the measured phase."""
+    reps = outcome.get("node_reports", [])
+    stats = [r.get("stats", {}) for r in reps]
+    if not stats or any("elapsed_ns" not in s for s in stats):
+        raise CellFailed("the outcome has no measured phase counters")
+    elapsed = max(s["elapsed_ns"] for s in stats)
+    ops = sum(s["ops"] for s in stats)
+
+    def total(k):
+        return sum(s.get(k, 0) for s in stats)
+
+    def weighted_mean(mean_key, count_key):
+        n = total(count_key)
+        return sum(s.get(mean_key, 0) * s.get(count_key, 0) for s in stats) / n / 1000 if n else None
+
+    # Upgrades (read copy -> writable) are write faults too, with their own mean.
+    return {
+        "time_ms": elapsed / 1e6,
+        "ops": ops,
+        "throughput_ops_s": ops / (elapsed / 1e9) if elapsed else 0.0,
+        "read_faults": total("read_faults"),
+        "write_faults": total("write_faults"),
+        "upgrade_faults": total("upgrade_faults"),
+        "invalidations": total("invalidations_sent"),
+        "page_bytes": total("page_bytes_received"),
+        "read_fault_us": weighted_mean("read_fault_mean_ns", "read_faults"),
+        "write_fault_us": weighted_mean("write_fault_mean_ns", "write_faults"),
+        "upgrade_fault_us": weighted_mean("upgrade_fault_mean_ns", "upgrade_faults"),
+    }
+
+
+def link_rtt_us(outcome):
+    """Median 64-byte rpc round trip of a `ping` run, over all nodes."""
+    vals = [r["stats"]["rtt_median_us"] for r in outcome.get("node_reports", [])
+            if "rtt_median_us" in r.get("stats", {})]
+    if not vals:
+        raise CellFailed("ping outcome has no rtt_median_us")
+    vals.sort()
+    return float(vals[len(vals) // 2])

@@ -1,0 +1,215 @@
+"""The sweep driver: workloads x node counts x interconnect profiles x
+transports, each cell repeated; one JSON file with the machine, the
+measured floor and link round trips, every repetition and min/median/max;
+then plots and a report beside it."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from . import machine, model, profiles, runner, topology
+
+SCHEMA = "ssi-lab/1"
+SUMMARY_KEYS = ("time_ms", "throughput_ops_s", "read_fault_us", "write_fault_us", "upgrade_fault_us")
+
+
+class Progress:
+    """A progress bar on a terminal, one line per cell otherwise (CI logs)."""
+
+    def __init__(self, total, stream=sys.stderr):
+        self.total, self.done, self.t0, self.stream = total, 0, time.monotonic(), stream
+        self.tty = stream.isatty()
+
+    def step(self, label, note=""):
+        self.done += 1
+        el = time.monotonic() - self.t0
+        eta = el / self.done * (self.total - self.done) if self.done else 0
+        width = 30
+        fill = int(width * self.done / max(self.total, 1))
+        bar = "#" * fill + "." * (width - fill)
+        line = f"[{bar}] {self.done}/{self.total} {label} {note} (elapsed {el:.0f}s, eta {eta:.0f}s)"
+        if self.tty:
+            self.stream.write("\r\033[K" + line[:160])
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def say(self, msg):
+        self.stream.write(("\r\033[K" if self.tty else "") + msg + "\n")
+        self.stream.flush()
+
+
+def summarize(reps):
+    out = {}
+    for k in SUMMARY_KEYS:
+        vals = [r[k] for r in reps if r.get(k) is not None]
+        if vals:
+            out[k] = {"min": min(vals), "median": statistics.median(vals), "max": max(vals)}
+    return out
+
+
+def measure_floor(build):
+    exe = os.path.join(build, "benchmarks", "dsm", "dsm_floor")
+    p = subprocess.run([exe, "300"], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise topology.LabError(f"dsm_floor failed: {p.stderr.strip()}")
+    return json.loads(p.stdout)
+
+
+class Sweep:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.ssi = os.path.join(self.build, "ssi")
+        self.linkemu = os.path.join(self.build, "ssi-linkemu")
+        for exe in (self.ssi, self.linkemu):
+            if not os.access(exe, os.X_OK):
+                raise topology.LabError(f"{exe} not found: build first (./scripts/build)")
+        plan_profiles, plan_nodes, plan_repeats = profiles.sweep_plan(args.quick)
+        self.profiles = plan_profiles
+        self.nodes = args.nodes or plan_nodes
+        self.repeats = args.repeats or plan_repeats
+        self.workloads = args.workloads or list(profiles.HOST_WORKLOADS)
+        unknown = [w for w in self.workloads
+                   if w not in profiles.HOST_WORKLOADS and w not in profiles.GUEST_WORKLOADS]
+        if unknown:
+            raise topology.LabError(f"unknown workload(s): {', '.join(unknown)}")
+        self.deadline = time.monotonic() + args.max_minutes * 60
+        self.port = 7400
+        self.result = None
+
+    def rounds(self, workload):
+        quick, full = profiles.HOST_WORKLOADS[workload][1:]
+        return self.args.rounds or (quick if self.args.quick else full)
+
+    def _next_port(self):
+        self.port = 7400 + (self.port - 7399) % 500
+        return self.port
+
+    def run(self):
+        a = self.args
+        lab_ok, lab_why = topology.can_build_labs()
+        shaper = a.shaper
+        if lab_ok and shaper == "auto":
+            shaper = "netem" if topology.kernel_has_netem() else "linkemu"
+        if lab_ok:
+            topology.cleanup()
+        res = {
+            "schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "quick": a.quick, "machine": machine.describe(),
+            "git": machine.git_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+            "shaper": shaper if lab_ok else None, "repeats": self.repeats,
+            "floor": measure_floor(self.build), "profiles": [], "cells": [],
+        }
+        self.result = res
+        cells = self._plan_cells(lab_ok)
+        prog = Progress(sum(1 for c in cells if c["status"] == "planned") * self.repeats)
+        prog.say(f"ssi lab: {len(cells)} cells x {self.repeats} repeats, shaper {res['shaper']}, "
+                 f"floor {res['floor']['uffd_fault_us']:.0f} us/fault, budget {a.max_minutes} min")
+        for g in profiles.GUEST_WORKLOADS:
+            if g in self.workloads:
+                res["cells"].append({"workload": g, "status": "skipped", "reason": (
+                    "guest workloads need /dev/kvm (absent here)" if not os.path.exists("/dev/kvm")
+                    else "guest workloads across nodes are not wired into the lab yet")})
+        for prof in self.profiles:
+            group = [c for c in cells if c["profile"] == prof.name]
+            if not group:
+                continue
+            pinfo = prof.as_dict()
+            res["profiles"].append(pinfo)
+            if any(c["status"] == "planned" for c in group):
+                self._run_profile(prof, pinfo, group, shaper, prog)
+            res["cells"].extend(group)
+        return res
+
+    def _plan_cells(self, lab_ok):
+        cells = []
+        for prof in self.profiles:
+            for n in self.nodes:
+                for tr in (["tcp", "shm"] if prof.local else ["tcp"]):
+                    for w in self.workloads:
+                        if w in profiles.GUEST_WORKLOADS:
+                            continue
+                        c = {"workload": w, "nodes": n, "profile": prof.name, "transport": tr,
+                             "delay_us": prof.delay_us, "rate_gbit": prof.rate_gbit,
+                             "rounds": self.rounds(w), "status": "planned"}
+                        if not prof.local and not lab_ok:
+                            c.update(status="skipped", reason=topology_reason(lab_ok))
+                        cells.append(c)
+        return cells
+
+    def _run_profile(self, prof, pinfo, group, shaper, prog):
+        lab = None
+        try:
+            if not prof.local:
+                lab = topology.Lab(max(max(self.nodes), 2), prof, shaper, self.linkemu).up()
+            pinfo["rtt_us"] = self._calibrate(prof, lab)
+            prog.say(f"profile {prof.name}: measured rpc round trip "
+                     + ", ".join(f"{k} {v:.0f} us" for k, v in pinfo["rtt_us"].items()))
+            for c in group:
+                if c["status"] != "planned":
+                    continue
+                self._run_cell(c, prof, lab, pinfo, prog)
+        finally:
+            if lab:
+                lab.down()
+
+    def _calibrate(self, prof, lab):
+        rtt = {}
+        for tr in (["tcp", "shm"] if prof.local else ["tcp"]):
+            if prof.local:
+                out = runner.run_local(self.ssi, "ping", 2, tr, 300)
+            else:
+                out = runner.run_in_lab(self.ssi, lab, 2, "ping", 300, self._next_port())
+            rtt[tr] = runner.link_rtt_us(out)
+        return rtt
+
+    def _run_cell(self, c, prof, lab, pinfo, prog):
+        reps = []
+        label = f"{c['workload']} n={c['nodes']} {c['profile']} {c['transport']}"
+        for r in range(self.repeats):
+            if time.monotonic() > self.deadline:
+                c.update(status="skipped", reason="time budget (--max-minutes) used up")
+                prog.step(label, "skipped: time budget")
+                continue
+            try:
+                if prof.local:
+                    out = runner.run_local(self.ssi, c["workload"], c["nodes"], c["transport"], c["rounds"])
+                else:
+                    out = runner.run_in_lab(self.ssi, lab, c["nodes"], c["workload"], c["rounds"],
+                                            self._next_port())
+                reps.append(runner.metrics(out))
+                prog.step(label, f"{reps[-1]['time_ms']:.1f} ms")
+            except runner.CellFailed as e:
+                c.update(status="failed", reason=str(e))
+                prog.step(label, "FAILED")
+                prog.say(f"FAILED {label}: {e}")
+                break
+        c["repeats"] = reps
+        if reps and c["status"] == "planned":
+            c["status"] = "ok"
+        if reps:
+            c["summary"] = summarize(reps)
+            rtt = pinfo["rtt_us"][c["transport"]]
+            shared = c["workload"] != "lab-private"
+            c["model"] = {
+                "read": model.expected_fault_us(self.result["floor"], rtt, prof.rate_gbit, downgrade=shared),
+                "write": model.expected_fault_us(self.result["floor"], rtt, prof.rate_gbit),
+            }
+            med = c["summary"].get("read_fault_us", {}).get("median")
+            if med is not None and c["nodes"] > 1:
+                prog.say(f"  {label}: read fault {model.explain(med, c['model']['read'])}")
+
+
+def topology_reason(lab_ok):
+    return "" if lab_ok else "network namespaces unavailable: " + topology.can_build_labs()[1]
+
+
+def write_json(result, path):
+    with open(path + ".tmp", "w") as fh:
+        json.dump(result, fh, indent=1)
+    os.replace(path + ".tmp", path)

@@ -1,0 +1,104 @@
+#include "dsm_host.hpp"
+
+#include <chrono>
+
+namespace ssi::cluster {
+
+DsmSnapshot DsmSnapshot::of(const dsm::NodeStats& s) {
+  DsmSnapshot d;
+  d.read_faults = s.read_faults.load();
+  d.write_faults = s.write_faults.load();
+  d.upgrade_faults = s.upgrade_faults.load();
+  d.zero_fills = s.zero_fills.load();
+  d.coalesced = s.coalesced_faults.load();
+  d.bytes_sent = s.bytes_sent.load();
+  d.bytes_received = s.bytes_received.load();
+  d.invalidations_sent = s.invalidations_sent.load();
+  d.invalidations_received = s.invalidations_received.load();
+  d.fetches_sent = s.fetches_sent.load();
+  d.bad_messages = s.bad_messages.load();
+  d.read_n = s.read_latency.count();
+  d.read_ns = s.read_latency.sum_ns();
+  d.write_n = s.write_latency.count();
+  d.write_ns = s.write_latency.sum_ns();
+  d.upgrade_n = s.upgrade_latency.count();
+  d.upgrade_ns = s.upgrade_latency.sum_ns();
+  return d;
+}
+
+DsmSnapshot DsmSnapshot::operator-(const DsmSnapshot& e) const {
+  DsmSnapshot d;
+  d.read_faults = read_faults - e.read_faults;
+  d.write_faults = write_faults - e.write_faults;
+  d.upgrade_faults = upgrade_faults - e.upgrade_faults;
+  d.zero_fills = zero_fills - e.zero_fills;
+  d.coalesced = coalesced - e.coalesced;
+  d.bytes_sent = bytes_sent - e.bytes_sent;
+  d.bytes_received = bytes_received - e.bytes_received;
+  d.invalidations_sent = invalidations_sent - e.invalidations_sent;
+  d.invalidations_received = invalidations_received - e.invalidations_received;
+  d.fetches_sent = fetches_sent - e.fetches_sent;
+  d.bad_messages = bad_messages - e.bad_messages;
+  d.read_n = read_n - e.read_n;
+  d.read_ns = read_ns - e.read_ns;
+  d.write_n = write_n - e.write_n;
+  d.write_ns = write_ns - e.write_ns;
+  d.upgrade_n = upgrade_n - e.upgrade_n;
+  d.upgrade_ns = upgrade_ns - e.upgrade_ns;
+  return d;
+}
+
+namespace {
+std::uint64_t mean(std::uint64_t sum, std::uint64_t n) { return n ? sum / n : 0; }
+}  // namespace
+
+coord::Counters DsmSnapshot::counters() const {
+  return {{"read_faults", read_faults},
+          {"write_faults", write_faults},
+          {"upgrade_faults", upgrade_faults},
+          {"zero_fills", zero_fills},
+          {"coalesced_faults", coalesced},
+          {"page_bytes_sent", bytes_sent},
+          {"page_bytes_received", bytes_received},
+          {"invalidations_sent", invalidations_sent},
+          {"invalidations_received", invalidations_received},
+          {"fetches_sent", fetches_sent},
+          {"bad_messages", bad_messages},
+          {"read_fault_mean_ns", mean(read_ns, read_n)},
+          {"write_fault_mean_ns", mean(write_ns, write_n)},
+          {"upgrade_fault_mean_ns", mean(upgrade_ns, upgrade_n)}};
+}
+
+Result<void> DsmHost::start(std::uint32_t nodes, std::uint64_t bytes) {
+  return host_.call([this, nodes, bytes]() -> Result<void> {
+    dsm::NodeConfig nc;
+    nc.self = host_.self();
+    nc.nodes = nodes;
+    nc.bytes = bytes;
+    SSI_ASSIGN_OR_RETURN(node_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
+    return node_->start();
+  });
+}
+
+void DsmHost::stop() {
+  if (!node_) return;
+  (void)host_.call([this]() -> Result<void> {
+    node_->stop();
+    node_.reset();
+    return ok();
+  }, std::chrono::seconds(5));
+}
+
+std::uint64_t DsmHost::first_page_of(std::uint32_t node) const {
+  for (const auto& r : node_->homes().ranges())
+    if (r.home == NodeId{node}) return r.first.value();
+  return 0;
+}
+
+std::uint64_t DsmHost::pages_of(std::uint32_t node) const {
+  for (const auto& r : node_->homes().ranges())
+    if (r.home == NodeId{node}) return r.end.value() - r.first.value();
+  return 0;
+}
+
+}  // namespace ssi::cluster
