@@ -199,8 +199,8 @@ TEST(MachineDemo, ScriptedVcpusOnFourNodesOverShm) {
 }
 
 TEST(MachineDemo, KilledNodeStopsEveryoneWithinFiveSeconds) {
-  // A counter of 10^8 increments per vCPU keeps the machine busy.
-  Background demo({"demo", "--nodes", "3", "--workload", "machine-demo", "--rounds", "100000000"});
+  // 2*10^9 increments per vCPU keep the machine busy far longer than the test.
+  Background demo({"demo", "--nodes", "3", "--workload", "machine-demo", "--rounds", "2000000000"});
   ASSERT_TRUE(demo.wait_for_nodes(3)) << demo.err();
   std::this_thread::sleep_for(2000ms);  // joined, loaded, vCPUs running
   pid_t victim = demo.node(2);
