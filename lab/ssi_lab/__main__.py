@@ -16,15 +16,24 @@ def cmd_sweep(a):
     s = sweep.Sweep(a)
     path = os.path.join(a.out, "results.json")
     interrupted = False
+
+    def on_signal(signum, _frame):
+        s.stop_requested = True  # the running cell is killed, the labs torn down
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         res = s.run()
-    except KeyboardInterrupt:
+    except runner.Interrupted:
         interrupted = True
         res = s.result
         if res is None:
             print("ssi lab: interrupted before any cell ran", file=sys.stderr)
             return 130
         res["interrupted"] = True
+        for c in res["cells"]:
+            if c.get("status") == "planned":
+                c.update(status="skipped", reason="the sweep was interrupted (Ctrl-C / SIGTERM)")
     sweep.write_json(res, path)
     out = plots.render(res, a.out)
     failed = [c for c in res["cells"] if c.get("status") == "failed"]
@@ -44,7 +53,9 @@ def cmd_plot(a):
     if res.get("schema") != sweep.SCHEMA:
         print(f"ssi lab: error: {a.results} is not an ssi-lab result ({res.get('schema')})", file=sys.stderr)
         return 2
-    out = plots.render(res, a.out or os.path.dirname(os.path.abspath(a.results)))
+    outdir = a.out or os.path.dirname(os.path.abspath(a.results))
+    os.makedirs(outdir, exist_ok=True)
+    out = plots.render(res, outdir)
     for p in out.values():
         print(p)
     return 0

@@ -26,7 +26,7 @@ def describe():
         "cpu_model": cpu,
         "online_cpus": os.cpu_count(),
         "mem_gib": round(mem_kib / 2**20, 1),
-        "loadavg_at_start": os.getloadavg(),
+        "loadavg_at_start": os.getloadavg(),  # the lab's own load is small: above ~1 someone else runs
         "kvm": os.path.exists("/dev/kvm"),
         "cpu_placement": "not pinned: node processes and the link emulator share all CPUs "
                          "(the emulator runs SCHED_FIFO 50 when chrt is available)",

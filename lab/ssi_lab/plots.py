@@ -14,6 +14,23 @@ def _med(c, key):
     return c["summary"].get(key, {}).get("median")
 
 
+def _legend(ax):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no data in this sweep", ha="center", va="center", transform=ax.transAxes)
+
+
+def _finish(fig, axes, path, plt, grid=True):
+    for a in axes:
+        if grid:
+            a.grid(alpha=0.3)
+        _legend(a)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _delay_cells(res, nodes):
     """tcp cells over namespace profiles at the default 10 Gbit/s rate."""
     local = {p["name"] for p in res["profiles"] if p.get("local")}
@@ -45,37 +62,31 @@ def plot_latency_vs_delay(res, path, plt):
            xlabel="one-way link delay (us)", ylabel="mean read fault (us)")
     a2.set(title=f"Run time vs link delay ({nodes} nodes, tcp; min-max bars)",
            xlabel="one-way link delay (us)", ylabel="measured phase (ms)", yscale="log")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (a1, a2), path, plt)
 
 
 def plot_speedup(res, path, plt):
     cells = _ok(res["cells"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     top = max([c["nodes"] for c in cells] + [1])
-    for prof in [p["name"] for p in res["profiles"]][:2]:
-        for w in ("lab-private", "lab-counter"):
-            by_n = {c["nodes"]: _med(c, "throughput_ops_s") for c in cells
-                    if c["workload"] == w and c["profile"] == prof and c["transport"] == "tcp"}
-            if 1 not in by_n or not by_n[1] or len(by_n) < 2:
-                continue
-            ns = sorted(by_n)
-            ax.plot(ns, [by_n[n] / by_n[1] for n in ns], "o-", label=f"{w} ({prof})")
+    # Private pages only: the one workload whose work per node is independent
+    # of the others (the others are meant not to scale). Loopback, the
+    # fastest emulated link and the slowest one.
+    names = [p["name"] for p in res["profiles"]]
+    for prof in dict.fromkeys(names[:2] + names[-1:]):
+        by_n = {c["nodes"]: _med(c, "throughput_ops_s") for c in cells
+                if c["workload"] == "lab-private" and c["profile"] == prof and c["transport"] == "tcp"}
+        if not by_n.get(1) or len(by_n) < 2:
+            continue
+        ns = sorted(by_n)
+        ax.plot(ns, [by_n[n] / by_n[1] for n in ns], "o-", label=f"lab-private ({prof})")
     ax.plot([1, top], [1, top], "k:", label="ideal")
     cpus = res["machine"].get("online_cpus")
     if cpus:
         ax.axhline(cpus, color="grey", lw=0.8, ls="--", label=f"{cpus} online CPUs")
-    ax.set(title="Speed-up vs node count (aggregate ops/s over 1 node)", xlabel="nodes",
+    ax.set(title="Private-page speed-up vs node count (aggregate ops/s over 1 node)", xlabel="nodes",
            ylabel="speed-up")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (ax,), path, plt)
 
 
 def plot_fault_mix(res, path, plt):
@@ -95,10 +106,7 @@ def plot_fault_mix(res, path, plt):
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(title=f"Fault mix per run ({nodes} nodes, profile {prof}, tcp)", ylabel="events per run")
     ax.tick_params(axis="x", labelsize=7)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, (ax,), path, plt, grid=False)
 
 
 def render(res, outdir):
@@ -131,7 +139,9 @@ def report(res):
         f"{res['created']}, git {res.get('git') or '?'}, {'quick' if res['quick'] else 'full'} sweep, "
         f"{res['repeats']} repeats per cell, link shaper `{res.get('shaper')}`.", "",
         f"Machine: {m['cpu_model']}, {m['online_cpus']} CPUs, {m['mem_gib']} GiB, kernel {m['kernel']}, "
-        f"load at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}, /dev/kvm "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
+        + (f", at end {', '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}" if m.get("loadavg_at_end") else "")
+        + ", /dev/kvm "
         f"{'present' if m['kvm'] else 'absent'}. {m['cpu_placement']}.", "",
         f"Fault floor on this host (dsm_floor, median): uffd fault {fl['uffd_fault_us']:.1f} us, "
         f"write-protect {fl['write_protect_us']:.1f} us, drop {fl['drop_us']:.1f} us.", "",

@@ -14,6 +14,29 @@ class CellFailed(RuntimeError):
     pass
 
 
+class Interrupted(RuntimeError):
+    """Ctrl-C / SIGTERM: the sweep stops after killing this cell's processes."""
+
+
+def _wait(procs, main, timeout, should_stop):
+    """Waits for `main` in short slices (so a stop request is seen at once);
+    kills every process of the cell on the way out. Returns main's stderr."""
+    deadline = time.monotonic() + timeout
+    try:
+        while main.poll() is None:
+            if should_stop and should_stop():
+                raise Interrupted("interrupted")
+            if time.monotonic() > deadline:
+                raise CellFailed(f"timed out after {timeout} s")
+            time.sleep(0.05)
+        return main.stderr.read() if main.stderr else ""
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
 def _read_outcome(path, what):
     try:
         with open(path) as fh:
@@ -22,50 +45,46 @@ def _read_outcome(path, what):
         raise CellFailed(f"{what}: no JSON outcome ({e})")
 
 
-def run_local(ssi, workload, nodes, transport, rounds, timeout=CELL_TIMEOUT_S):
+def run_local(ssi, workload, nodes, transport, rounds, timeout=CELL_TIMEOUT_S, should_stop=None):
     """All nodes on this host's loopback (`ssi demo`)."""
     with tempfile.TemporaryDirectory(prefix="ssilab") as d:
         out = os.path.join(d, "outcome.json")
         cmd = [ssi, "demo", "--nodes", str(nodes), "--transport", transport, "--workload", workload,
                "--rounds", str(rounds), "--json", out]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CellFailed(f"timed out after {timeout} s")
-        outcome = _read_outcome(out, f"ssi demo exited {p.returncode}: {p.stderr.strip()[-300:]}")
+        # stderr to a file: a pipe nobody reads could fill up and stall the run.
+        with tempfile.TemporaryFile(mode="w+") as err:
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+            _wait([p], p, timeout, should_stop)
+            err.seek(0)
+            msg = err.read().strip()[-300:]
+        outcome = _read_outcome(out, f"ssi demo exited {p.returncode}: {msg}")
     if outcome.get("exit_code") != 0:
         raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
     return outcome
 
 
-def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S):
+def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S, should_stop=None):
     """Coordinator in node 0's namespace, node i in namespace i (the first
     `nodes` namespaces of the lab), over tcp."""
-    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
+    with tempfile.TemporaryDirectory(prefix="ssilab") as d, tempfile.TemporaryFile(mode="w+") as err:
         out = os.path.join(d, "outcome.json")
         coord_addr = f"{lab.address(0)}:{port}"
         coord = subprocess.Popen(lab.exec_argv(0, [
             ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
             workload, "--rounds", str(rounds), "--json", out]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs = []
+            stdout=subprocess.DEVNULL, stderr=err, text=True)
+        procs = [coord]
         try:
             time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
             for i in range(nodes):
                 procs.append(subprocess.Popen(lab.exec_argv(i, [
                     ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
                     "--listen", f"tcp:{lab.address(i)}:0"]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-            try:
-                _, err = coord.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise CellFailed(f"timed out after {timeout} s")
-            outcome = _read_outcome(out, f"coordinator exited {coord.returncode}: {err.strip()[-300:]}")
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         finally:
-            for p in procs + [coord]:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
+            _wait(procs, coord, timeout, should_stop)
+        err.seek(0)
+        outcome = _read_outcome(out, f"coordinator exited {coord.returncode}: {err.read().strip()[-300:]}")
     if outcome.get("exit_code") != 0:
         raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
     return outcome

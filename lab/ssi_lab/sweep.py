@@ -81,10 +81,14 @@ class Sweep:
         self.deadline = time.monotonic() + args.max_minutes * 60
         self.port = 7400
         self.result = None
+        self.stop_requested = False  # set by the SIGINT/SIGTERM handler
 
     def rounds(self, workload):
         quick, full = profiles.HOST_WORKLOADS[workload][1:]
         return self.args.rounds or (quick if self.args.quick else full)
+
+    def _stopping(self):
+        return self.stop_requested
 
     def _next_port(self):
         self.port = 7400 + (self.port - 7399) % 500
@@ -121,9 +125,10 @@ class Sweep:
                 continue
             pinfo = prof.as_dict()
             res["profiles"].append(pinfo)
+            res["cells"].extend(group)  # filled in place: an interrupted sweep keeps what ran
             if any(c["status"] == "planned" for c in group):
                 self._run_profile(prof, pinfo, group, shaper, prog)
-            res["cells"].extend(group)
+        res["machine"]["loadavg_at_end"] = os.getloadavg()
         return res
 
     def _plan_cells(self, lab_ok):
@@ -162,9 +167,10 @@ class Sweep:
         rtt = {}
         for tr in (["tcp", "shm"] if prof.local else ["tcp"]):
             if prof.local:
-                out = runner.run_local(self.ssi, "ping", 2, tr, 300)
+                out = runner.run_local(self.ssi, "ping", 2, tr, 300, should_stop=self._stopping)
             else:
-                out = runner.run_in_lab(self.ssi, lab, 2, "ping", 300, self._next_port())
+                out = runner.run_in_lab(self.ssi, lab, 2, "ping", 300, self._next_port(),
+                                        should_stop=self._stopping)
             rtt[tr] = runner.link_rtt_us(out)
         return rtt
 
@@ -172,16 +178,19 @@ class Sweep:
         reps = []
         label = f"{c['workload']} n={c['nodes']} {c['profile']} {c['transport']}"
         for r in range(self.repeats):
+            if self.stop_requested:
+                raise runner.Interrupted("interrupted")
             if time.monotonic() > self.deadline:
                 c.update(status="skipped", reason="time budget (--max-minutes) used up")
                 prog.step(label, "skipped: time budget")
                 continue
             try:
                 if prof.local:
-                    out = runner.run_local(self.ssi, c["workload"], c["nodes"], c["transport"], c["rounds"])
+                    out = runner.run_local(self.ssi, c["workload"], c["nodes"], c["transport"], c["rounds"],
+                                           should_stop=self._stopping)
                 else:
                     out = runner.run_in_lab(self.ssi, lab, c["nodes"], c["workload"], c["rounds"],
-                                            self._next_port())
+                                            self._next_port(), should_stop=self._stopping)
                 reps.append(runner.metrics(out))
                 prog.step(label, f"{reps[-1]['time_ms']:.1f} ms")
             except runner.CellFailed as e:
