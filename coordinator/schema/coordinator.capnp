@@ -23,6 +23,7 @@ struct MachineConfig {
   workload @6 :Text;
   workloadArg @7 :UInt64;
   phases @8 :UInt32;             # barriers: every node finishes phase i before i+1 starts
+  kernel @9 :Text;               # guest kernel file, read by node 0 ("guest" workload)
 }
 
 struct Counter {

@@ -35,6 +35,7 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setWorkload(in.workload);
   out.setWorkloadArg(in.workload_arg);
   out.setPhases(in.phases);
+  out.setKernel(in.kernel);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -48,6 +49,7 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.workload = in.getWorkload();
   out.workload_arg = in.getWorkloadArg();
   out.phases = in.getPhases();
+  out.kernel = in.getKernel();
   return out;
 }
 

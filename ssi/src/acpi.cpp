@@ -1,10 +1,10 @@
 #include "ssi/acpi.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
 #include <numeric>
-
-#include <fmt/format.h>
 
 #include "le_bytes.hpp"
 
@@ -12,7 +12,7 @@ namespace ssi::machine {
 
 namespace {
 
-constexpr char kOemId[] = "SSIVMM";      // 6 bytes
+constexpr char kOemId[] = "SSIVMM";       // 6 bytes
 constexpr char kOemTable[] = "SSIMACHN";  // 8 bytes
 constexpr char kCreator[] = "SSI ";       // 4 bytes
 constexpr std::uint64_t kHeaderLen = 36;
@@ -72,7 +72,8 @@ class Table {
  private:
   template <typename T>
   void put(T v) {
-    for (std::size_t i = 0; i < sizeof(T); ++i) b_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      b_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
   }
   std::string sig_;
   std::vector<std::uint8_t> b_;
@@ -84,23 +85,23 @@ AcpiTable fadt(std::uint64_t gpa, std::uint64_t dsdt) {
   constexpr std::uint32_t kHwReduced = 1u << 20, kPowerButton = 1u << 4, kSleepButton = 1u << 5;
   constexpr std::uint16_t kVgaNotPresent = 1u << 2, kNoAspm = 1u << 4;
   Table t("FACP", 6);
-  t.u32(0);                               // FIRMWARE_CTRL: no FACS (hardware-reduced)
+  t.u32(0);                                 // FIRMWARE_CTRL: no FACS (hardware-reduced)
   t.u32(static_cast<std::uint32_t>(dsdt));  // 32-bit DSDT, X_DSDT below too
-  t.zeros(2);                             // reserved, preferred PM profile (unspecified)
-  t.u16(0);                               // SCI_INT
-  t.zeros(109 - 48);                      // SMI_CMD .. CENTURY: none
-  t.u16(kVgaNotPresent | kNoAspm);        // IAPC_BOOT_ARCH (offset 109)
+  t.zeros(2);                               // reserved, preferred PM profile (unspecified)
+  t.u16(0);                                 // SCI_INT
+  t.zeros(109 - 48);                        // SMI_CMD .. CENTURY: none
+  t.u16(kVgaNotPresent | kNoAspm);          // IAPC_BOOT_ARCH (offset 109)
   t.u8(0);
   t.u32(kHwReduced | kPowerButton | kSleepButton);
-  t.gas(0, 0, 0, 0);  // RESET_REG: none
-  t.u8(0);            // RESET_VALUE
-  t.u16(0);           // ARM_BOOT_ARCH
-  t.u8(0);            // FADT minor version
-  t.u64(0);           // X_FIRMWARE_CTRL
-  t.u64(dsdt);        // X_DSDT
-  t.zeros(244 - 148); // X_PM1a_EVT_BLK .. X_GPE1_BLK: none
-  t.gas(0, 0, 0, 0);  // SLEEP_CONTROL_REG
-  t.gas(0, 0, 0, 0);  // SLEEP_STATUS_REG
+  t.gas(0, 0, 0, 0);       // RESET_REG: none
+  t.u8(0);                 // RESET_VALUE
+  t.u16(0);                // ARM_BOOT_ARCH
+  t.u8(0);                 // FADT minor version
+  t.u64(0);                // X_FIRMWARE_CTRL
+  t.u64(dsdt);             // X_DSDT
+  t.zeros(244 - 148);      // X_PM1a_EVT_BLK .. X_GPE1_BLK: none
+  t.gas(0, 0, 0, 0);       // SLEEP_CONTROL_REG
+  t.gas(0, 0, 0, 0);       // SLEEP_STATUS_REG
   t.raw("SSIVMM\0\0", 8);  // hypervisor vendor identity
   return t.finish(gpa);
 }
@@ -145,18 +146,18 @@ class Aml {
 std::vector<std::uint8_t> com1_aml() {
   constexpr std::uint8_t kDword = 0x0C, kZero = 0x00, kBuffer = 0x11, kByte = 0x0A;
   constexpr std::uint8_t kScope = 0x10, kDevice = 0x82;
-  const Aml::Bytes resources = {
-      0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x00, 0x08,  // IO: decode16, 0x3f8..0x3f8, align 0, 8 ports
-      0x22, 0x10, 0x00,                                // IRQNoFlags: IRQ 4
-      0x79, 0x00};                                     // end tag
+  const Aml::Bytes resources = {0x47, 0x01, 0xF8, 0x03, 0xF8,
+                                0x03, 0x00, 0x08,  // IO: decode16, 0x3f8..0x3f8, align 0, 8 ports
+                                0x22, 0x10, 0x00,  // IRQNoFlags: IRQ 4
+                                0x79, 0x00};       // end tag
   Aml::Bytes crs_buf = Aml::cat({{kByte, static_cast<std::uint8_t>(resources.size())}, resources});
-  const Aml::Bytes device = Aml::pkg(
-      kDevice,
-      Aml::cat({{'C', 'O', 'M', '1'},
-                Aml::name("_HID", {kDword, 0x41, 0xD0, 0x05, 0x01}),  // EisaId("PNP0501")
-                Aml::name("_UID", {kZero}),
-                Aml::name("_CRS", Aml::pkg(kBuffer, crs_buf))}),
-      true);
+  const Aml::Bytes device =
+      Aml::pkg(kDevice,
+               Aml::cat({{'C', 'O', 'M', '1'},
+                         Aml::name("_HID", {kDword, 0x41, 0xD0, 0x05, 0x01}),  // EisaId("PNP0501")
+                         Aml::name("_UID", {kZero}),
+                         Aml::name("_CRS", Aml::pkg(kBuffer, crs_buf))}),
+               true);
   return Aml::pkg(kScope, Aml::cat({{'\\', '_', 'S', 'B', '_'}, device}));
 }
 
@@ -169,7 +170,7 @@ AcpiTable dsdt_table() {
 AcpiTable madt(std::uint64_t gpa, std::uint32_t cpus) {
   Table t("APIC", 5);
   t.u32(static_cast<std::uint32_t>(kLapicBase));
-  t.u32(0);  // flags: no PC-AT 8259 pair promised
+  t.u32(0);                                   // flags: no PC-AT 8259 pair promised
   for (std::uint32_t i = 0; i < cpus; ++i) {  // Processor Local APIC
     t.u8(0);
     t.u8(8);
@@ -244,7 +245,7 @@ AcpiTable rsdp(std::uint64_t gpa, std::uint64_t xsdt) {
   t.raw("RSD PTR ", 8);
   t.u8(0);  // checksum of the first 20 bytes
   t.raw(kOemId, 6);
-  t.u8(2);  // revision: ACPI 2.0+
+  t.u8(2);   // revision: ACPI 2.0+
   t.u32(0);  // no RSDT
   t.u32(36);
   t.u64(xsdt);
@@ -259,7 +260,8 @@ AcpiTable rsdp(std::uint64_t gpa, std::uint64_t xsdt) {
 Result<void> check(const AcpiConfig& c) {
   if (c.cpus == 0 || c.cpus > 255) return bad(fmt::format("{} vCPUs: ACPI needs 1..255", c.cpus));
   if (!c.cpu_node.empty() && c.cpu_node.size() != c.cpus) {
-    return bad(fmt::format("cpu-to-node map has {} entries for {} cpus", c.cpu_node.size(), c.cpus));
+    return bad(
+        fmt::format("cpu-to-node map has {} entries for {} cpus", c.cpu_node.size(), c.cpus));
   }
   if (c.node_memory.empty()) return bad("no NUMA node has memory");
   for (std::uint32_t n : c.cpu_node) {
@@ -269,7 +271,8 @@ Result<void> check(const AcpiConfig& c) {
     }
   }
   if (c.node_memory.size() > 1 && c.remote_distance <= kLocalDistance) {
-    return bad(fmt::format("remote NUMA distance {} must be above the local 10", c.remote_distance));
+    return bad(
+        fmt::format("remote NUMA distance {} must be above the local 10", c.remote_distance));
   }
   return ok();
 }
@@ -308,7 +311,8 @@ Result<AcpiTables> build_acpi(const AcpiConfig& c, std::uint64_t base, std::uint
   for (std::uint64_t p : {facp.gpa, apic.gpa, sra.gpa, sli.gpa}) x.u64(p);
   const std::uint64_t xsdt_at = place(x.size());
   if (next - base > limit) {
-    return bad(fmt::format("ACPI tables need {} bytes, more than the {} reserved", next - base, limit));
+    return bad(
+        fmt::format("ACPI tables need {} bytes, more than the {} reserved", next - base, limit));
   }
   out.rsdp_gpa = rsdp_at;
   out.tables.push_back(rsdp(rsdp_at, xsdt_at));
@@ -327,7 +331,8 @@ Result<void> write_acpi(const AcpiTables& tables, const GuestRam& ram) {
   // scan the first KiB of the EBDA for the RSDP (Linux without
   // acpi_rsdp_addr, many test kernels) find it, and reserve the area.
   if (tables.rsdp_gpa < kLowRamEnd && tables.rsdp_gpa % 16 == 0) {
-    SSI_TRY(ram.write_value(Gpa{kBdaEbdaSegment}, static_cast<std::uint16_t>(tables.rsdp_gpa >> 4)));
+    SSI_TRY(
+        ram.write_value(Gpa{kBdaEbdaSegment}, static_cast<std::uint16_t>(tables.rsdp_gpa >> 4)));
   }
   return ok();
 }
@@ -362,7 +367,8 @@ std::vector<std::vector<MemRange>> node_memory(const MemoryMap& map, std::uint32
 }
 
 std::uint8_t slit_distance(std::uint64_t remote_latency_ns) {
-  const std::uint64_t scaled = kLocalDistance * (kLocalAccessNs + remote_latency_ns) / kLocalAccessNs;
+  const std::uint64_t scaled =
+      kLocalDistance * (kLocalAccessNs + remote_latency_ns) / kLocalAccessNs;
   return static_cast<std::uint8_t>(
       std::clamp<std::uint64_t>(scaled, kLocalDistance + 1, kMaxDistance));
 }

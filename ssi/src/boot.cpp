@@ -188,4 +188,18 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
   return l;
 }
 
+Result<BootLayout> read_boot_layout(const GuestRam& ram) {
+  SSI_ASSIGN_OR_RETURN(auto info, ram.read_value<ssi_boot_info>(Gpa{kBootInfoGpa}));
+  if (info.magic != SSI_BOOT_MAGIC || info.version != SSI_BOOT_VERSION)
+    return make_error(Errc::kProtocol,
+                      fmt::format("no ssi boot info at {:#x} (magic {:#x}, version {})",
+                                  kBootInfoGpa, info.magic, info.version));
+  BootLayout l;
+  l.kernel_cr3 = info.kernel_cr3;
+  l.user_cr3 = info.user_cr3;
+  l.map_end = info.map_end;
+  l.cpu_count = info.cpu_count;
+  return l;
+}
+
 }  // namespace ssi::machine

@@ -1,8 +1,7 @@
 #include "ssi/insn_fallback.hpp"
 
-#include <linux/kvm.h>
-
 #include <fmt/format.h>
+#include <linux/kvm.h>
 
 namespace ssi::machine {
 
@@ -39,16 +38,16 @@ std::string unsupported_line(std::uint64_t rip, std::span<const std::uint8_t> by
                              const std::string& reason) {
   std::string hex;
   for (std::uint8_t b : bytes) hex += fmt::format("{}{:02x}", hex.empty() ? "" : " ", b);
-  return fmt::format("unsupported instruction at rip {:#x}: {} ({})", rip,
-                     hex.empty() ? "??" : hex, reason);
+  return fmt::format("unsupported instruction at rip {:#x}: {} ({})", rip, hex.empty() ? "??" : hex,
+                     reason);
 }
 
 Result<void> handle_internal_error(vcpu::Vcpu& v, const vcpu::VcpuExit& exit) {
   SSI_ASSIGN_OR_RETURN(kvm_regs regs, v.get_regs());
   const auto& bytes = exit.internal.insn_bytes;
   if (exit.internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
-    return stop(unsupported_line(regs.rip, bytes,
-                                 fmt::format("KVM internal error suberror {}", exit.internal.suberror)));
+    return stop(unsupported_line(
+        regs.rip, bytes, fmt::format("KVM internal error suberror {}", exit.internal.suberror)));
   }
   std::uint16_t fsw = 0, fcw = 0x37F;  // the x87 state only matters for fwait
   if (!bytes.empty() && bytes[0] == 0x9B) {

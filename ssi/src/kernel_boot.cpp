@@ -17,13 +17,16 @@ bool is_elf64(std::span<const std::uint8_t> f) {
 }
 
 AcpiConfig acpi_config(const MemoryMap& map, const ForeignBootOptions& o) {
-  return {.cpus = o.vcpus, .cpu_node = cpu_nodes(o.vcpus, o.nodes),
-          .node_memory = node_memory(map, o.nodes), .remote_distance = o.numa_distance};
+  return {.cpus = o.vcpus,
+          .cpu_node = cpu_nodes(o.vcpus, o.nodes),
+          .node_memory = node_memory(map, o.nodes),
+          .remote_distance = o.numa_distance};
 }
 
 Result<void> check_counts(const ForeignBootOptions& o) {
   if (o.nodes == 0 || o.nodes > o.vcpus) {
-    return bad(fmt::format("{} NUMA nodes for {} vCPUs (each node needs a vCPU)", o.nodes, o.vcpus));
+    return bad(
+        fmt::format("{} NUMA nodes for {} vCPUs (each node needs a vCPU)", o.nodes, o.vcpus));
   }
   return ok();
 }
@@ -32,9 +35,12 @@ Result<void> check_counts(const ForeignBootOptions& o) {
 
 std::string_view kernel_kind_name(KernelKind k) {
   switch (k) {
-    case KernelKind::kSsiElf: return "ssi ELF64 test kernel";
-    case KernelKind::kMultiboot: return "multiboot kernel";
-    case KernelKind::kLinux: return "Linux bzImage";
+    case KernelKind::kSsiElf:
+      return "ssi ELF64 test kernel";
+    case KernelKind::kMultiboot:
+      return "multiboot kernel";
+    case KernelKind::kLinux:
+      return "Linux bzImage";
   }
   return "?";
 }
@@ -43,8 +49,9 @@ Result<KernelKind> detect_kernel(std::span<const std::uint8_t> file) {
   if (looks_like_bzimage(file)) return KernelKind::kLinux;
   if (find_multiboot_header(file)) return KernelKind::kMultiboot;
   if (is_elf64(file)) return KernelKind::kSsiElf;
-  return bad("not a kernel ssi can boot (expected a Linux bzImage, a multiboot kernel or an "
-             "ELF64 test kernel)");
+  return bad(
+      "not a kernel ssi can boot (expected a Linux bzImage, a multiboot kernel or an "
+      "ELF64 test kernel)");
 }
 
 std::vector<std::uint32_t> cpu_nodes(std::uint32_t vcpus, std::uint32_t nodes) {
@@ -82,17 +89,17 @@ Result<BootPlan> load_foreign_kernel(KernelKind kind, std::span<const std::uint8
     // Page tables and GDT for the 64-bit entry; Linux replaces both early.
     SSI_ASSIGN_OR_RETURN(BootLayout boot, build_boot_area(ram, {.cpu_count = o.vcpus}));
     SSI_TRY(write_linux_gdt(ram));
-    SSI_ASSIGN_OR_RETURN(LinuxLayout l,
-                         load_linux(file, img, o.initrd, ram,
-                                    {.cmdline = o.cmdline, .acpi_rsdp = acpi.rsdp_gpa}));
+    SSI_ASSIGN_OR_RETURN(
+        LinuxLayout l,
+        load_linux(file, img, o.initrd, ram, {.cmdline = o.cmdline, .acpi_rsdp = acpi.rsdp_gpa}));
     return BootPlan{.bsp = linux_entry_state(boot, l)};
   }
   if (kind == KernelKind::kMultiboot) {
     SSI_ASSIGN_OR_RETURN(MultibootImage img, parse_multiboot(file, ram.map()));
-    SSI_ASSIGN_OR_RETURN(MultibootLayout l,
-                         load_multiboot(file, img, ram,
-                                        {.cmdline = o.cmdline, .module = o.initrd,
-                                         .module_string = o.initrd_name}));
+    SSI_ASSIGN_OR_RETURN(
+        MultibootLayout l,
+        load_multiboot(file, img, ram,
+                       {.cmdline = o.cmdline, .module = o.initrd, .module_string = o.initrd_name}));
     return BootPlan{.bsp = multiboot_entry_state(l)};
   }
   return bad("an ELF64 test kernel is not booted through the foreign-kernel path");

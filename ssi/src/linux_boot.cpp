@@ -1,9 +1,9 @@
 #include "ssi/linux_boot.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "le_bytes.hpp"
 #include "ssi/e820.hpp"
@@ -15,7 +15,7 @@ namespace {
 using namespace bzimage;
 
 constexpr std::uint64_t kSector = 512;
-constexpr std::uint64_t kDefaultSetupSects = 4;  // a 0 in the header means 4 (protocol)
+constexpr std::uint64_t kDefaultSetupSects = 4;     // a 0 in the header means 4 (protocol)
 constexpr std::uint64_t kBootParamsHdrMax = 0x290;  // boot_params pads the header to here
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint8_t kLoaderUndefined = 0xFF;
@@ -53,8 +53,8 @@ Result<BzImage> parse_bzimage(std::span<const std::uint8_t> file) {
   }
   img.header_end = std::min<std::uint64_t>(0x202 + file[0x201], kBootParamsHdrMax);
   if (img.header_end < kHeaderMinEnd) {
-    return bad(fmt::format("setup header ends at {:#x}, before the protocol 2.12 fields",
-                           img.header_end));
+    return bad(
+        fmt::format("setup header ends at {:#x}, before the protocol 2.12 fields", img.header_end));
   }
   std::uint64_t sects = file[kSetupSects] == 0 ? kDefaultSetupSects : file[kSetupSects];
   img.setup_bytes = (sects + 1) * kSector;
@@ -112,11 +112,13 @@ Result<LinuxLayout> plan_linux(const BzImage& img, const MemoryMap& map,
   if (config.initrd_size > 0) {
     const std::uint64_t top =
         std::min<std::uint64_t>(std::uint64_t{img.initrd_addr_max} + 1, low_ram_end(map));
-    const std::uint64_t addr = top >= config.initrd_size ? (top - config.initrd_size) / kPage * kPage : 0;
+    const std::uint64_t addr =
+        top >= config.initrd_size ? (top - config.initrd_size) / kPage * kPage : 0;
     if (addr < l.kernel_end) {
-      return bad(fmt::format(
-          "initrd of {} KiB does not fit between the kernel end {:#x} and {:#x}; use a larger --mem",
-          (config.initrd_size + 1023) / 1024, l.kernel_end, top));
+      return bad(
+          fmt::format("initrd of {} KiB does not fit between the kernel end {:#x} and {:#x}; use a "
+                      "larger --mem",
+                      (config.initrd_size + 1023) / 1024, l.kernel_end, top));
     }
     l.initrd_addr = addr;
     l.initrd_size = config.initrd_size;

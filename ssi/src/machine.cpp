@@ -11,6 +11,7 @@
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
+#include "ssi/board.hpp"
 #include "ssi/boot.hpp"
 #include "ssi/devices/debug_exit.hpp"
 #include "ssi/devices/fw_cfg.hpp"
@@ -51,42 +52,19 @@ class AnonymousRam {
   std::uint64_t n_;
 };
 
-// Delivers an IPI to every LAPIC of this node it targets.
-class LocalIpiRouter final : public vcpu::IpiSink {
- public:
-  void send_ipi(const vcpu::Ipi& ipi) override {
-    for (vcpu::Lapic* l : lapics) {
-      if (vcpu::ipi_targets(ipi, l->apic_id(), l->ldr(), l->x2apic_mode())) l->deliver(ipi);
-    }
-  }
-  std::vector<vcpu::Lapic*> lapics;  // fixed before any vCPU runs
-};
-
-Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
-  SSI_ASSIGN_OR_RETURN(kvm_sregs base, v.get_sregs());
-  SSI_TRY(v.set_sregs(to_kvm_sregs(st, base)));
-  return v.set_regs(to_kvm_regs(st));
-}
-
 class SingleNodeMachine final : public Machine {
  public:
   explicit SingleNodeMachine(AnonymousRam ram, int console_fd)
       : ram_(std::move(ram)),
-        console_(console_fd),
-        uart_([this](char c) { console_.put(c); }),
-        qemu_exit_(DebugExit::Convention::kQemu, exit_),
-        ssi_exit_(DebugExit::Convention::kDirect, exit_),
-        io_(pio_, mmio_),
+        board_(console_fd, exit_),
         timers_([this](VcpuId id) { notify(id); }) {}
 
   Result<void> init(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
-    SSI_TRY(pio_.add("com1", kCom1Port, kUartPorts, &uart_));
-    SSI_TRY(pio_.add("isa-debug-exit", kQemuDebugExitPort, kQemuDebugExitPorts, &qemu_exit_));
-    SSI_TRY(pio_.add("ssi-exit", kSsiExitPort, kSsiExitPorts, &ssi_exit_));
+    SSI_TRY(board_.attach());
 
     fw_cfg_.emplace(FwCfgConfig{.ram_bytes = cfg.map.ram_bytes(),
                                 .cpus = static_cast<std::uint16_t>(cfg.vcpus)});
-    SSI_TRY(pio_.add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
+    SSI_TRY(board_.pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
 
     SSI_ASSIGN_OR_RETURN(GuestRam ram, GuestRam::make(cfg.map, ram_.span()));
     if (cfg.load_foreign) {
@@ -101,13 +79,7 @@ class SingleNodeMachine final : public Machine {
       ssi_aps_ = true;
     }
     SSI_ASSIGN_OR_RETURN(vm_, hv.create_vm({}));
-    std::uint32_t slot = 0;
-    for (const Region& r : cfg.map.regions()) {
-      if (r.kind != RegionKind::kRam && r.kind != RegionKind::kBootArea) continue;
-      SSI_ASSIGN_OR_RETURN(std::uint64_t off, cfg.map.ram_offset(r.base, r.size));
-      SSI_TRY(vm_->add_memory({.slot = slot++, .gpa = r.base, .size = r.size,
-                               .host = ram_.span().data() + off}));
-    }
+    SSI_TRY(map_guest_ram(*vm_, cfg.map, ram_.span()));
     SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries supported, hv.supported_cpuid());
     supported = vcpu::filter_cpuid(std::move(supported), vcpu::CpuidPolicy{});
     for (std::uint32_t i = 0; i < cfg.vcpus; ++i) SSI_TRY(add_vcpu(i, supported));
@@ -134,7 +106,7 @@ class SingleNodeMachine final : public Machine {
       });
     }
     for (auto& t : threads) t.join();
-    console_.flush();
+    board_.flush_console();
     if (first_error) return std::move(*first_error);
     return exit_.exit_code().value_or(0);
   }
@@ -169,7 +141,7 @@ class SingleNodeMachine final : public Machine {
         return enter(v, st);
       };
     }
-    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, io_, exit_,
+    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, board_.io(), exit_,
                                                      SteadyClock::instance(), std::move(ro));
     cpus_.push_back(std::move(cpu));
     return ok();
@@ -180,14 +152,8 @@ class SingleNodeMachine final : public Machine {
   }
 
   AnonymousRam ram_;
-  LineWriter console_;
   vcpu::ExitRequest exit_;
-  Serial16550 uart_;
-  DebugExit qemu_exit_;
-  DebugExit ssi_exit_;
-  IoBus pio_{"pio"};
-  IoBus mmio_{"mmio"};
-  MachineIo io_;
+  Board board_;
   LocalIpiRouter router_;
   std::optional<FwCfg> fw_cfg_;
   BootLayout layout_;

@@ -1,8 +1,8 @@
 #include "ssi/multiboot.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "le_bytes.hpp"
 #include "ssi/e820.hpp"
@@ -34,12 +34,14 @@ Result<void> check_segment(const MemoryMap& map, std::uint64_t gpa, std::uint64_
     return bad(fmt::format("segment at {:#x} is below 1 MiB (ssi's boot area)", gpa));
   }
   if (gpa + size > k4GiB || !map.ram_offset(Gpa{gpa}, size).ok()) {
-    return bad(fmt::format("segment [{:#x}, +{:#x}) is not inside guest RAM below 4 GiB", gpa, size));
+    return bad(
+        fmt::format("segment [{:#x}, +{:#x}) is not inside guest RAM below 4 GiB", gpa, size));
   }
   return ok();
 }
 
-Result<void> parse_elf32(std::span<const std::uint8_t> f, const MemoryMap& map, MultibootImage& img) {
+Result<void> parse_elf32(std::span<const std::uint8_t> f, const MemoryMap& map,
+                         MultibootImage& img) {
   if (f.size() < kElf32HeaderSize || f[0] != 0x7F || f[1] != 'E' || f[2] != 'L' || f[3] != 'F') {
     return bad("multiboot kernel without the a.out kludge (flag 16) must be an ELF file");
   }
@@ -52,7 +54,8 @@ Result<void> parse_elf32(std::span<const std::uint8_t> f, const MemoryMap& map, 
   const std::uint32_t phoff = le::get<std::uint32_t>(f, 28);
   const std::uint16_t phentsize = le::get<std::uint16_t>(f, 42);
   const std::uint16_t phnum = le::get<std::uint16_t>(f, 44);
-  if (phentsize < kElf32PhdrSize || std::uint64_t{phoff} + std::uint64_t{phnum} * phentsize > f.size()) {
+  if (phentsize < kElf32PhdrSize ||
+      std::uint64_t{phoff} + std::uint64_t{phnum} * phentsize > f.size()) {
     return bad("ELF program headers run past the end of the file");
   }
   const std::uint32_t entry = le::get<std::uint32_t>(f, 24);
@@ -60,8 +63,10 @@ Result<void> parse_elf32(std::span<const std::uint8_t> f, const MemoryMap& map, 
   for (std::uint32_t i = 0; i < phnum; ++i) {
     const std::uint64_t ph = phoff + std::uint64_t{i} * phentsize;
     if (le::get<std::uint32_t>(f, ph) != kPtLoad) continue;
-    const std::uint32_t off = le::get<std::uint32_t>(f, ph + 4), vaddr = le::get<std::uint32_t>(f, ph + 8),
-                        paddr = le::get<std::uint32_t>(f, ph + 12), filesz = le::get<std::uint32_t>(f, ph + 16),
+    const std::uint32_t off = le::get<std::uint32_t>(f, ph + 4),
+                        vaddr = le::get<std::uint32_t>(f, ph + 8),
+                        paddr = le::get<std::uint32_t>(f, ph + 12),
+                        filesz = le::get<std::uint32_t>(f, ph + 16),
                         memsz = le::get<std::uint32_t>(f, ph + 20);
     if (memsz == 0) continue;
     if (filesz > memsz) return bad(fmt::format("segment {} has p_filesz > p_memsz", i));
@@ -79,7 +84,8 @@ Result<void> parse_elf32(std::span<const std::uint8_t> f, const MemoryMap& map, 
   return ok();
 }
 
-Result<void> parse_aout(std::span<const std::uint8_t> f, const MemoryMap& map, MultibootImage& img) {
+Result<void> parse_aout(std::span<const std::uint8_t> f, const MemoryMap& map,
+                        MultibootImage& img) {
   const std::uint64_t h = img.header_offset;
   if (h + 32 > f.size()) return bad("multiboot header with the a.out kludge is truncated");
   const std::uint32_t header_addr = le::get<std::uint32_t>(f, h + 12),
@@ -88,8 +94,9 @@ Result<void> parse_aout(std::span<const std::uint8_t> f, const MemoryMap& map, M
                       bss_end = le::get<std::uint32_t>(f, h + 24),
                       entry = le::get<std::uint32_t>(f, h + 28);
   if (header_addr < load_addr || header_addr - load_addr > h) {
-    return bad(fmt::format("header_addr {:#x} / load_addr {:#x} do not match the header's file offset",
-                           header_addr, load_addr));
+    return bad(
+        fmt::format("header_addr {:#x} / load_addr {:#x} do not match the header's file offset",
+                    header_addr, load_addr));
   }
   const std::uint64_t file_start = h - (header_addr - load_addr);
   const std::uint64_t avail = f.size() - file_start;
@@ -113,7 +120,8 @@ Result<void> parse_aout(std::span<const std::uint8_t> f, const MemoryMap& map, M
 // Flat 32-bit code and data descriptors at the selectors the entry uses.
 Result<void> write_gdt(const GuestRam& ram) {
   const std::uint64_t gdt[3] = {0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF};
-  return ram.write(Gpa{kGdtGpa}, std::span(reinterpret_cast<const std::uint8_t*>(gdt), sizeof(gdt)));
+  return ram.write(Gpa{kGdtGpa},
+                   std::span(reinterpret_cast<const std::uint8_t*>(gdt), sizeof(gdt)));
 }
 
 SegmentReg flat32(std::uint16_t selector, std::uint8_t type) {
@@ -137,22 +145,26 @@ std::optional<std::uint32_t> find_multiboot_header(std::span<const std::uint8_t>
     if (magic != kHeaderMagic) continue;
     const std::uint32_t flags = le::get<std::uint32_t>(file, off + 4);
     const std::uint32_t sum = le::get<std::uint32_t>(file, off + 8);
-    if (static_cast<std::uint32_t>(magic + flags + sum) == 0) return static_cast<std::uint32_t>(off);
+    if (static_cast<std::uint32_t>(magic + flags + sum) == 0)
+      return static_cast<std::uint32_t>(off);
   }
   return std::nullopt;
 }
 
 Result<MultibootImage> parse_multiboot(std::span<const std::uint8_t> file, const MemoryMap& map) {
   auto off = find_multiboot_header(file);
-  if (!off) return bad("no multiboot header (magic 0x1badb002 with a valid checksum) in the first 8 KiB");
+  if (!off)
+    return bad("no multiboot header (magic 0x1badb002 with a valid checksum) in the first 8 KiB");
   MultibootImage img;
   img.header_offset = *off;
   img.flags = le::get<std::uint32_t>(file, *off + 4);
   // Bits 0-15 are requirements a loader must honour or refuse; ssi does
   // 0 (modules page aligned) and 1 (memory info), and like QEMU ignores 2 (video).
-  const std::uint32_t unsupported = img.flags & 0xFFFF & ~(kFlagPageAlign | kFlagMemInfo | kFlagVideo);
+  const std::uint32_t unsupported =
+      img.flags & 0xFFFF & ~(kFlagPageAlign | kFlagMemInfo | kFlagVideo);
   if (unsupported != 0) {
-    return bad(fmt::format("multiboot header requires features ssi lacks (flags {:#x})", unsupported));
+    return bad(
+        fmt::format("multiboot header requires features ssi lacks (flags {:#x})", unsupported));
   }
   img.aout_kludge = (img.flags & kFlagAout) != 0;
   SSI_TRY(img.aout_kludge ? parse_aout(file, map, img) : parse_elf32(file, map, img));
@@ -166,8 +178,9 @@ Result<MultibootImage> parse_multiboot(std::span<const std::uint8_t> file, const
   return img;
 }
 
-Result<MultibootLayout> load_multiboot(std::span<const std::uint8_t> file, const MultibootImage& img,
-                                       const GuestRam& ram, const MultibootConfig& config) {
+Result<MultibootLayout> load_multiboot(std::span<const std::uint8_t> file,
+                                       const MultibootImage& img, const GuestRam& ram,
+                                       const MultibootConfig& config) {
   for (const auto& s : img.segments) {
     SSI_TRY(ram.write(Gpa{s.gpa}, file.subspan(s.file_offset, s.file_size)));
     SSI_TRY(ram.fill(Gpa{s.gpa + s.file_size}, s.mem_size - s.file_size, 0));
@@ -187,8 +200,9 @@ Result<MultibootLayout> load_multiboot(std::span<const std::uint8_t> file, const
   std::uint32_t flags = kInfoMem | kInfoCmdline | kInfoMmap | kInfoLoaderName;
   const auto e820 = e820_map(ram.map());
   le::put<std::uint32_t>(b, 4, static_cast<std::uint32_t>(e820[0].size / 1024));  // mem_lower
-  le::put<std::uint32_t>(b, 8, static_cast<std::uint32_t>(
-                                   (std::min(low_ram_end(ram.map()), k4GiB) - kBootAreaEnd) / 1024));
+  le::put<std::uint32_t>(
+      b, 8,
+      static_cast<std::uint32_t>((std::min(low_ram_end(ram.map()), k4GiB) - kBootAreaEnd) / 1024));
   le::put<std::uint32_t>(b, 16, static_cast<std::uint32_t>(kCmdlineGpa));
   if (!config.module.empty()) {
     const std::uint64_t start = (img.end + kPage - 1) / kPage * kPage;
@@ -206,7 +220,8 @@ Result<MultibootLayout> load_multiboot(std::span<const std::uint8_t> file, const
     le::put<std::uint32_t>(b, kModsOff, l.module_start);
     le::put<std::uint32_t>(b, kModsOff + 4, l.module_end);
     le::put<std::uint32_t>(b, kModsOff + 8, static_cast<std::uint32_t>(l.info + kModStringOff));
-    std::copy(config.module_string.begin(), config.module_string.end(), info.begin() + kModStringOff);
+    std::copy(config.module_string.begin(), config.module_string.end(),
+              info.begin() + kModStringOff);
   }
   const std::uint64_t mmap_bytes = e820.size() * 24;
   if (kMmapOff + mmap_bytes > kLoaderNameOff) return bad("too many memory-map entries");

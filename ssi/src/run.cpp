@@ -35,8 +35,8 @@ Result<void> check_counts(const RunOptions& o) {
     return bad(fmt::format("--nodes {} is more than --vcpus {} (each node runs a vCPU)", o.nodes,
                            o.vcpus));
   }
-  if (o.nodes > 1) {
-    return make_error(Errc::kUnsupported, "--nodes above 1 is not supported yet");
+  if (o.nodes > 1 && o.transport != "tcp" && o.transport != "shm") {
+    return bad(fmt::format("--transport must be tcp or shm, not '{}'", o.transport));
   }
   return ok();
 }
@@ -67,6 +67,17 @@ Result<int> run(const RunOptions& o) {
   std::vector<std::uint8_t> initrd;
   if (!o.initrd.empty()) {
     SSI_ASSIGN_OR_RETURN(initrd, read_file(o.initrd, kMaxInitrdFile));
+  }
+  if (o.nodes > 1) {
+    if (*kind != KernelKind::kSsiElf)
+      return make_error(Errc::kUnsupported,
+                        fmt::format("{}: --nodes above 1 runs ssi ELF test kernels only (for now)",
+                                    o.kernel));
+    auto image = parse_elf(file, *map);
+    if (!image.ok()) return with_prefix(o.kernel, std::move(image).error());
+    SSI_TRY(check_kvm(o.kvm_device));
+    if (!o.run_on_nodes) return make_error(Errc::kUnsupported, "no multi-node launcher");
+    return o.run_on_nodes(o, *mem);
   }
   MachineConfig cfg{.vcpus = o.vcpus, .map = *map, .kernel_file = file, .kernel = {}};
   const ForeignBootOptions foreign{.vcpus = o.vcpus, .nodes = o.nodes, .cmdline = o.append,

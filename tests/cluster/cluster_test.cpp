@@ -161,4 +161,113 @@ TEST(Demo, CtrlCStopsEveryNodeCleanly) {
   for (pid_t p : all) EXPECT_TRUE(gone(p)) << "node process " << p << " outlived the machine";
 }
 
+// The multi-node machine across processes with scripted vCPUs (no KVM):
+// console from vCPUs on every node at node 0's stdout, whole lines in each
+// vCPU's order; INIT/SIPI, IPI ping-pong and the DSM counter checked by the
+// BSP (its summary line).
+void expect_machine_demo_output(const std::string& out, int nodes, int vcpus) {
+  for (int c = 0; c < vcpus; ++c) {
+    std::size_t at = 0;
+    for (int l = 1; l <= 3; ++l) {
+      std::string line = "cpu " + std::to_string(c) + " on node " + std::to_string(c % nodes) +
+                         ": line " + std::to_string(l) + " of 3\n";
+      std::size_t found = out.find(line, at);
+      ASSERT_NE(found, std::string::npos) << "missing or out of order: " << line << out;
+      at = found + line.size();
+    }
+  }
+  EXPECT_NE(out.find("machine-demo: " + std::to_string(vcpus) + " vCPUs on " +
+                     std::to_string(nodes) + " nodes: counter " + std::to_string(vcpus * 500) +
+                     " (exact), " + std::to_string(vcpus - 1) + " APs started by SIPI"),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(io_served_for_peers\s+[1-9])"))) << out;
+}
+
+TEST(MachineDemo, ScriptedVcpusOnTwoNodesOverTcp) {
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "2", "--workload", "machine-demo",
+                                    "--transport", "tcp"}, {}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  expect_machine_demo_output(r.out, 2, 4);
+}
+
+TEST(MachineDemo, ScriptedVcpusOnFourNodesOverShm) {
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "4", "--workload", "machine-demo",
+                                    "--transport", "shm"}, {}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  expect_machine_demo_output(r.out, 4, 8);
+}
+
+TEST(MachineDemo, KilledNodeStopsEveryoneWithinFiveSeconds) {
+  // 2*10^9 increments per vCPU keep the machine busy far longer than the test.
+  Background demo({"demo", "--nodes", "3", "--workload", "machine-demo", "--rounds", "2000000000"});
+  ASSERT_TRUE(demo.wait_for_nodes(3)) << demo.err();
+  std::this_thread::sleep_for(2000ms);  // joined, loaded, vCPUs running
+  pid_t victim = demo.node(2);
+  ASSERT_GT(victim, 0);
+  std::vector<pid_t> all = demo.children();
+  auto t0 = std::chrono::steady_clock::now();
+  kill(victim, SIGKILL);
+  int code = demo.wait(10s);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(code, 3) << demo.err();
+  EXPECT_LT(took, 5s) << demo.err();
+  EXPECT_NE(demo.err().find("node 2"), std::string::npos) << demo.err();
+  for (pid_t p : all) EXPECT_TRUE(gone(p)) << "node process " << p << " outlived the machine";
+}
+
+TEST(RunNodes, WithoutKvmFailsWithExitTwoAndOneLine) {
+  auto r = run_process(SSI_BINARY, {"run", "--nodes", "2", "--vcpus", "4", "--kernel",
+                                    SSI_GUEST_KERNEL_DIR "/hello.elf"},
+                       {"SSI_KVM_DEVICE=/nonexistent/kvm"}, 30s);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.err, "ssi: error: /nonexistent/kvm: No such file or directory (KVM is required to "
+                   "run guests)\n");
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(RunNodes, BadTransportIsRefused) {
+  auto r = run_process(SSI_BINARY, {"run", "--nodes", "2", "--vcpus", "2", "--transport", "udp",
+                                    "--kernel", SSI_GUEST_KERNEL_DIR "/hello.elf"}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--transport must be tcp or shm"), std::string::npos) << r.err;
+}
+
+// The guest test kernels across node processes under KVM.
+struct NodesCase {
+  const char* kernel;
+  int nodes, vcpus;
+  const char* transport;
+  const char* expect;  // in stdout
+};
+
+class GuestAcrossNodes : public ::testing::TestWithParam<NodesCase> {};
+
+TEST_P(GuestAcrossNodes, ExitsZeroWithExpectedOutput) {
+  if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/kvm";
+  const NodesCase& c = GetParam();
+  auto r = run_process(SSI_BINARY, {"run", "--nodes", std::to_string(c.nodes), "--vcpus",
+                                    std::to_string(c.vcpus), "--mem", "64M", "--transport",
+                                    c.transport, "--kernel",
+                                    std::string(SSI_GUEST_KERNEL_DIR) + "/" + c.kernel + ".elf"},
+                       {}, 240s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(c.expect), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kvm, GuestAcrossNodes,
+    ::testing::Values(NodesCase{"hello", 2, 4, "tcp", "all 4 cpus said hello"},
+                      NodesCase{"hello", 4, 4, "shm", "all 4 cpus said hello"},
+                      NodesCase{"counter", 2, 4, "tcp", "io_forwarded"},
+                      NodesCase{"counter", 4, 4, "shm", "io_forwarded"},
+                      NodesCase{"ipi", 2, 2, "tcp", "ipis_sent_remote"},
+                      NodesCase{"ipi", 4, 4, "shm", "ipis_sent_remote"},
+                      NodesCase{"litmus", 2, 2, "tcp", "io_forwarded"},
+                      NodesCase{"litmus", 4, 4, "shm", "io_forwarded"}),
+    [](const auto& info) {
+      return std::string(info.param.kernel) + "_" + std::to_string(info.param.nodes) + "nodes_" +
+             info.param.transport;
+    });
+
 }  // namespace

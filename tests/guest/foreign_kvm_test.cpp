@@ -3,9 +3,8 @@
 // initramfs through ssi's Linux loader. Skipped without /dev/kvm (this
 // project's CI machines have none: the same loaders are checked under
 // QEMU/TCG by multiboot_qemu_test and linux_qemu_test).
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>

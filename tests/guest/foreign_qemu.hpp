@@ -6,9 +6,8 @@
 // writes: the kernel, boot data, ACPI tables, page tables, GDT.
 #pragma once
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -60,10 +59,24 @@ class ForeignQemu {
   // Runs QEMU on the loaded RAM; `extra` adds QEMU options.
   ssi::testing::ProcessOutcome run(unsigned vcpus, std::chrono::seconds limit,
                                    std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"-machine", "pc", "-accel", "tcg", "-smp", std::to_string(vcpus),
-                                  "-m", std::to_string(map_.ram_bytes() >> 20) + "M", "-bios",
-                                  SSI_ENTRY_SHIM, "-display", "none", "-serial", "stdio",
-                                  "-monitor", "none", "-no-reboot", "-device",
+    std::vector<std::string> args{"-machine",
+                                  "pc",
+                                  "-accel",
+                                  "tcg",
+                                  "-smp",
+                                  std::to_string(vcpus),
+                                  "-m",
+                                  std::to_string(map_.ram_bytes() >> 20) + "M",
+                                  "-bios",
+                                  SSI_ENTRY_SHIM,
+                                  "-display",
+                                  "none",
+                                  "-serial",
+                                  "stdio",
+                                  "-monitor",
+                                  "none",
+                                  "-no-reboot",
+                                  "-device",
                                   "isa-debug-exit,iobase=0xf4,iosize=0x04"};
     for (auto& a : ram_image_args()) args.push_back(a);
     for (auto& a : extra) args.push_back(a);

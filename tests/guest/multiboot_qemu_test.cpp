@@ -15,7 +15,8 @@ namespace ssi::machine {
 namespace {
 
 constexpr std::uint64_t kMem = 64 * kMiB;
-const std::vector<std::uint8_t> kModule = {'S', 'S', 'I', 'M', 'O', 'D', '-', 'p', 'a', 'y', 'l', 'o', 'a', 'd'};
+const std::vector<std::uint8_t> kModule = {'S', 'S', 'I', 'M', 'O', 'D', '-',
+                                           'p', 'a', 'y', 'l', 'o', 'a', 'd'};
 
 struct MbCase {
   unsigned vcpus, nodes;
@@ -37,19 +38,22 @@ TEST_P(MultibootQemu, SsiLoaderBootsItAndEveryCheckPasses) {
   const MbCase c = GetParam();
   auto kernel = read_file(SSI_MBTEST, 1 << 20).value();
   ASSERT_EQ(detect_kernel(kernel).value(), KernelKind::kMultiboot);
-  const std::string cmdline = "cpus=" + std::to_string(c.vcpus) + " mem=64 nodes=" +
-                              std::to_string(c.nodes) + " module=SSIMOD";
+  const std::string cmdline = "cpus=" + std::to_string(c.vcpus) +
+                              " mem=64 nodes=" + std::to_string(c.nodes) + " module=SSIMOD";
   ForeignQemu q;
   ASSERT_TRUE(q.load(KernelKind::kMultiboot, kernel, kMem,
-                     {.vcpus = c.vcpus, .nodes = c.nodes, .cmdline = cmdline, .initrd = kModule,
+                     {.vcpus = c.vcpus,
+                      .nodes = c.nodes,
+                      .cmdline = cmdline,
+                      .initrd = kModule,
                       .initrd_name = "module.bin"}));
   auto o = q.run(c.vcpus, std::chrono::seconds(60));
   expect_pass(o);
   const std::string n = std::to_string(c.vcpus), k = std::to_string(c.nodes);
   EXPECT_NE(o.out.find("fw_cfg: signature=QEMU cpus=" + n + " ram_mib=64"), std::string::npos);
-  EXPECT_NE(o.out.find("acpi: lapics=" + n + " srat_cpus=" + n + " memory_domains=" + k +
-                       " slit=" + k),
-            std::string::npos)
+  EXPECT_NE(
+      o.out.find("acpi: lapics=" + n + " srat_cpus=" + n + " memory_domains=" + k + " slit=" + k),
+      std::string::npos)
       << o.out;
   EXPECT_NE(o.out.find("string=module.bin"), std::string::npos) << o.out;
   std::printf("%s", o.out.c_str());
@@ -69,13 +73,33 @@ TEST(MultibootQemuReference, QemuOwnLoaderBootsTheSameKernel) {
   ForeignQemu q;  // only for its temporary directory
   const std::string module = q.dir() + "/module.bin";
   std::ofstream(module, std::ios::binary)
-      .write(reinterpret_cast<const char*>(kModule.data()), static_cast<std::streamsize>(kModule.size()));
-  auto o = ssi::testing::run_process(
-      kQemuBinary,
-      {"-machine", "pc", "-accel", "tcg", "-smp", "2", "-m", "64M", "-display", "none", "-serial",
-       "stdio", "-monitor", "none", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-       "-kernel", SSI_MBTEST, "-initrd", module, "-append", "cpus=2 mem=64 module=SSIMOD"},
-      {}, std::chrono::seconds(60));
+      .write(reinterpret_cast<const char*>(kModule.data()),
+             static_cast<std::streamsize>(kModule.size()));
+  auto o = ssi::testing::run_process(kQemuBinary,
+                                     {"-machine",
+                                      "pc",
+                                      "-accel",
+                                      "tcg",
+                                      "-smp",
+                                      "2",
+                                      "-m",
+                                      "64M",
+                                      "-display",
+                                      "none",
+                                      "-serial",
+                                      "stdio",
+                                      "-monitor",
+                                      "none",
+                                      "-no-reboot",
+                                      "-device",
+                                      "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                                      "-kernel",
+                                      SSI_MBTEST,
+                                      "-initrd",
+                                      module,
+                                      "-append",
+                                      "cpus=2 mem=64 module=SSIMOD"},
+                                     {}, std::chrono::seconds(60));
   EXPECT_EQ(o.exit_code, 1) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
   EXPECT_NE(o.out.find("mbtest: PASS"), std::string::npos) << o.out;
 }

@@ -23,7 +23,9 @@ T get(const std::vector<std::uint8_t>& b, std::size_t off) {
 
 // Two nodes of two vCPUs over 512 MiB: the 2 x 2 configuration.
 AcpiConfig two_by_two(const MemoryMap& map) {
-  return {.cpus = 4, .cpu_node = {0, 0, 1, 1}, .node_memory = node_memory(map, 2),
+  return {.cpus = 4,
+          .cpu_node = {0, 0, 1, 1},
+          .node_memory = node_memory(map, 2),
           .remote_distance = 40};
 }
 
@@ -135,7 +137,7 @@ TEST(AcpiTest, NodeMemorySplitsLikeTheDsmHomeMapAcrossThePciHole) {
 
 TEST(AcpiTest, SlitDistanceGrowsWithLatencyAndStaysValid) {
   EXPECT_EQ(slit_distance(0), 11);
-  EXPECT_EQ(slit_distance(100), 20);   // twice a local access
+  EXPECT_EQ(slit_distance(100), 20);  // twice a local access
   EXPECT_EQ(slit_distance(1000), 110);
   EXPECT_EQ(slit_distance(50'000), 254);  // a DSM page fetch: capped, never 255
 }
@@ -144,9 +146,9 @@ TEST(AcpiTest, RejectsBadConfigs) {
   EXPECT_FALSE(build_acpi({.cpus = 0, .node_memory = {{{0, kMiB}}}}).ok());
   EXPECT_FALSE(build_acpi({.cpus = 2, .cpu_node = {0}, .node_memory = {{{0, kMiB}}}}).ok());
   EXPECT_FALSE(build_acpi({.cpus = 1, .cpu_node = {1}, .node_memory = {{{0, kMiB}}}}).ok());
-  EXPECT_FALSE(build_acpi({.cpus = 1, .node_memory = {{{0, kMiB}}, {{kMiB, kMiB}}},
-                           .remote_distance = 10})
-                   .ok());
+  EXPECT_FALSE(
+      build_acpi({.cpus = 1, .node_memory = {{{0, kMiB}}, {{kMiB, kMiB}}}, .remote_distance = 10})
+          .ok());
   auto tiny = build_acpi({.cpus = 64, .node_memory = {{{0, kMiB}}}}, kAcpiGpa, 256);
   ASSERT_FALSE(tiny.ok());
   EXPECT_NE(tiny.error().message.find("more than the 256 reserved"), std::string::npos);
@@ -169,7 +171,8 @@ TEST(AcpiTest, IaslDisassemblesEveryTable) {
     const std::string& name = x.signature;
     std::string path = dir + "/" + name + ".dat";
     std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(x.bytes.data()), static_cast<std::streamsize>(x.bytes.size()));
+        .write(reinterpret_cast<const char*>(x.bytes.data()),
+               static_cast<std::streamsize>(x.bytes.size()));
     auto o = ssi::testing::run_process(SSI_IASL, {"-d", path}, {}, std::chrono::seconds(30));
     EXPECT_EQ(o.exit_code, 0) << name << ":\n" << o.out << o.err;
     EXPECT_EQ(o.out.find("Error"), std::string::npos) << name << ":\n" << o.out;

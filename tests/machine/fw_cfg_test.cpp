@@ -11,9 +11,7 @@ namespace {
 // out to 0x510, then byte-wise ins from 0x511.
 class FwCfgTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(bus_.add("fw_cfg", kFwCfgPort, kFwCfgPorts, &dev_).ok());
-  }
+  void SetUp() override { ASSERT_TRUE(bus_.add("fw_cfg", kFwCfgPort, kFwCfgPorts, &dev_).ok()); }
   std::vector<std::uint8_t> read_item(std::uint16_t key, std::size_t n) {
     std::uint8_t sel[2] = {static_cast<std::uint8_t>(key), static_cast<std::uint8_t>(key >> 8)};
     EXPECT_TRUE(bus_.write(kFwCfgPort, sel));
@@ -29,7 +27,9 @@ class FwCfgTest : public ::testing::Test {
     return v;
   }
 
-  FwCfg dev_{{.ram_bytes = 256 * 1024 * 1024, .cpus = 4, .cpu_node = {0, 0, 1, 1},
+  FwCfg dev_{{.ram_bytes = 256 * 1024 * 1024,
+              .cpus = 4,
+              .cpu_node = {0, 0, 1, 1},
               .node_bytes = {128u << 20, 128u << 20}}};
   IoBus bus_{"pio"};
 };

@@ -60,7 +60,7 @@ TEST_F(LinuxBootTest, ZeroSetupSectsMeansFour) {
 
 struct BadHeader {
   const char* name;
-  std::function<void(BzImageBuilder&)> field;          // change a header field, or
+  std::function<void(BzImageBuilder&)> field;           // change a header field, or
   std::function<void(std::vector<std::uint8_t>&)> raw;  // corrupt the built bytes
   const char* message;
 };
@@ -71,14 +71,20 @@ TEST_F(LinuxBootTest, RejectsBadHeadersWithOneClearLine) {
       {"boot flag", {}, [](File& f) { f[bz::kBootFlag] = 0; }, "no 0xaa55 boot signature"},
       {"HdrS", {}, [](File& f) { f[bz::kHeaderMagicOff] = 'X'; }, "no 'HdrS' setup header"},
       {"truncated", {}, [](File& f) { f.resize(0x100); }, "too small for a bzImage"},
-      {"old protocol", [](BzImageBuilder& b) { b.version = 0x0206; }, {},
+      {"old protocol",
+       [](BzImageBuilder& b) { b.version = 0x0206; },
+       {},
        "boot protocol 2.06 is too old"},
       {"not high", [](BzImageBuilder& b) { b.loadflags = 0; }, {}, "LOADED_HIGH clear"},
       {"no 64-bit", [](BzImageBuilder& b) { b.xloadflags = 0x2; }, {}, "no 64-bit entry point"},
-      {"alignment", [](BzImageBuilder& b) { b.kernel_alignment = 0x300000; }, {},
+      {"alignment",
+       [](BzImageBuilder& b) { b.kernel_alignment = 0x300000; },
+       {},
        "not a power of two"},
       {"init_size", [](BzImageBuilder& b) { b.init_size = 0; }, {}, "init_size is 0"},
-      {"short header", [](BzImageBuilder& b) { b.jump = 0x20; }, {},
+      {"short header",
+       [](BzImageBuilder& b) { b.jump = 0x20; },
+       {},
        "before the protocol 2.12 fields"},
       {"no kernel", [](BzImageBuilder& b) { b.payload = 0; }, {}, "leaves no kernel"},
   };

@@ -56,11 +56,11 @@ File aout_kernel() {
   File f(64, 0xF4);
   const std::uint32_t load = 0x200000;
   put_header(f, 16, mb::kFlagMemInfo | mb::kFlagAout);
-  put<std::uint32_t>(f, 28, load + 16);  // header_addr
-  put<std::uint32_t>(f, 32, load);       // load_addr
-  put<std::uint32_t>(f, 36, 0);          // load_end_addr: whole file
+  put<std::uint32_t>(f, 28, load + 16);      // header_addr
+  put<std::uint32_t>(f, 32, load);           // load_addr
+  put<std::uint32_t>(f, 36, 0);              // load_end_addr: whole file
   put<std::uint32_t>(f, 40, load + 0x2000);  // bss_end_addr
-  put<std::uint32_t>(f, 44, load + 48);  // entry_addr
+  put<std::uint32_t>(f, 44, load + 48);      // entry_addr
   return f;
 }
 
@@ -129,16 +129,16 @@ TEST_F(MultibootTest, InfoBlockDescribesMemoryCmdlineModuleAndMmap) {
   File f = elf32_kernel();
   auto img = parse_multiboot(f, map_).value();
   File module(5000, 0xAB);
-  auto l = load_multiboot(f, img, *ram_,
-                          {.cmdline = "cpus=2 mem=64", .module = module, .module_string = "initrd.img"});
+  auto l = load_multiboot(
+      f, img, *ram_, {.cmdline = "cpus=2 mem=64", .module = module, .module_string = "initrd.img"});
   ASSERT_TRUE(l.ok()) << l.error().to_string();
   const std::uint32_t info = l->info;
   const std::uint32_t flags = at<std::uint32_t>(info);
-  for (std::uint32_t bit : {mb::kInfoMem, mb::kInfoCmdline, mb::kInfoMods, mb::kInfoMmap,
-                            mb::kInfoLoaderName}) {
+  for (std::uint32_t bit :
+       {mb::kInfoMem, mb::kInfoCmdline, mb::kInfoMods, mb::kInfoMmap, mb::kInfoLoaderName}) {
     EXPECT_NE(flags & bit, 0u) << "flag " << bit;
   }
-  EXPECT_EQ(at<std::uint32_t>(info + 4), kAcpiGpa / 1024);         // mem_lower (KiB)
+  EXPECT_EQ(at<std::uint32_t>(info + 4), kAcpiGpa / 1024);            // mem_lower (KiB)
   EXPECT_EQ(at<std::uint32_t>(info + 8), (64 * kMiB - kMiB) / 1024);  // mem_upper (KiB)
   EXPECT_EQ(str(at<std::uint32_t>(info + 16)), "cpus=2 mem=64");
   EXPECT_EQ(str(at<std::uint32_t>(info + 64)), "ssi");

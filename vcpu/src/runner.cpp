@@ -6,49 +6,6 @@
 
 namespace ssi::vcpu {
 
-kvm_sregs sipi_sregs(kvm_sregs s, std::uint8_t vector) {
-  auto real_seg = [](kvm_segment& seg, std::uint16_t selector, std::uint8_t type) {
-    seg = kvm_segment{};
-    seg.selector = selector;
-    seg.base = static_cast<std::uint64_t>(selector) << 4;
-    seg.limit = 0xFFFF;
-    seg.type = type;
-    seg.present = 1;
-    seg.s = 1;
-  };
-  real_seg(s.cs, static_cast<std::uint16_t>(vector << 8), 0xB);  // code, read, accessed
-  for (kvm_segment* seg : {&s.ds, &s.es, &s.fs, &s.gs, &s.ss}) real_seg(*seg, 0, 0x3);
-  s.tr = kvm_segment{};
-  s.tr.limit = 0xFFFF;
-  s.tr.type = 0xB;
-  s.tr.present = 1;
-  s.ldt = kvm_segment{};
-  s.ldt.limit = 0xFFFF;
-  s.ldt.type = 0x2;
-  s.ldt.present = 1;
-  s.gdt = {0, 0xFFFF, {}};
-  s.idt = {0, 0xFFFF, {}};
-  s.cr0 = 0x60000010;  // reset value: CD | NW | ET, protection and paging off
-  s.cr2 = s.cr3 = s.cr4 = 0;
-  s.efer = 0;
-  return s;
-}
-
-kvm_regs sipi_regs() {
-  kvm_regs r{};
-  r.rflags = 0x2;
-  r.rip = 0;
-  return r;
-}
-
-Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock) {
-  SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
-  auto now = clock.now();
-  SSI_ASSIGN_OR_RETURN(auto msrs, vcpu.get_msrs({0x10}));
-  if (msrs.empty()) return make_error(Errc::kUnsupported, "KVM did not return the TSC MSR");
-  return TscModel{khz * 1000, now, msrs[0].data};
-}
-
 struct VcpuRunner::Alive {
   std::mutex mu;
   VcpuRunner* self;
@@ -101,86 +58,8 @@ VcpuRunner::Stats VcpuRunner::stats() const {
   return stats_;
 }
 
-void VcpuRunner::notify() {
-  bool running;
-  {
-    std::lock_guard lock(mu_);
-    running = sm_.state() == VcpuState::kRunning;
-    if (running) ++stats_.kicks;
-  }
-  cv_.notify_all();  // wakes HLT / Created / Paused parking
-  // Kick only a vCPU that is (about to be) in KVM_RUN. No race: the runner
-  // sets Running under mu_ and then re-checks for new work (enter_guest), so
-  // work published before we saw "not Running" is found by that re-check.
-  if (running && options_.kick_on_notify) vcpu_.kick();
-}
-
-void VcpuRunner::pause() {
-  {
-    std::lock_guard lock(mu_);
-    pause_requested_ = true;
-  }
-  notify();
-}
-
-bool VcpuRunner::wait_paused(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] {
-    return sm_.state() == VcpuState::kPaused || sm_.state() == VcpuState::kStopped;
-  });
-}
-
-void VcpuRunner::resume() {
-  {
-    std::lock_guard lock(mu_);
-    pause_requested_ = false;
-  }
-  cv_.notify_all();
-}
-
-void VcpuRunner::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_requested_ = true;
-  }
-  notify();
-}
-
 bool VcpuRunner::should_leave() const {
   return stop_requested_ || exit_request_.requested();
-}
-
-Result<CpuState> VcpuRunner::save_state() {
-  VcpuState from;
-  {
-    std::lock_guard lock(mu_);
-    if (sm_.state() != VcpuState::kPaused)
-      return make_error(Errc::kInvalidArgument,
-                        fmt::format("vCPU {}: save_state needs Paused, not {}", vcpu_.id(),
-                                    state_name(sm_.state())));
-    from = sm_.paused_from();
-  }
-  SSI_ASSIGN_OR_RETURN(CpuState s, save_cpu_state(vcpu_, lapic_));
-  s.mp_state.mp_state = from == VcpuState::kHalted    ? KVM_MP_STATE_HALTED
-                        : from == VcpuState::kCreated ? KVM_MP_STATE_INIT_RECEIVED
-                                                      : KVM_MP_STATE_RUNNABLE;
-  return s;
-}
-
-Result<void> VcpuRunner::restore_state(const CpuState& s) {
-  {
-    std::lock_guard lock(mu_);
-    if (sm_.state() != VcpuState::kCreated)
-      return make_error(Errc::kInvalidArgument, "restore_state must come before run()");
-  }
-  SSI_TRY(restore_cpu_state(vcpu_, lapic_, s));
-  std::lock_guard lock(mu_);
-  resume_halted_ = s.mp_state.mp_state == KVM_MP_STATE_HALTED;
-  halted_if_flag_ = (s.regs.rflags & 0x200) != 0;  // IF decides what wakes it
-  // A guest sitting in HLT with IF=1 can take an interrupt at once, as its
-  // HLT exit said on the old node; otherwise wait for the first exit.
-  last_ready_ = resume_halted_ && halted_if_flag_;
-  return ok();
 }
 
 Result<void> VcpuRunner::run() {

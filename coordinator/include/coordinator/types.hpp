@@ -34,6 +34,7 @@ struct MachineConfig {
   std::string workload;
   std::uint64_t workload_arg = 0;
   std::uint32_t phases = 1;
+  std::string kernel;  // guest kernel file ("guest" workload; node 0 reads it)
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;

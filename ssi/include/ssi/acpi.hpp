@@ -1,9 +1,8 @@
 // ACPI tables ssi builds for foreign guests: RSDP (2.0), XSDT, FADT
 // (hardware-reduced, ACPI 6), a DSDT with COM1 (so its IRQ 4 is routed), MADT
-// (one local APIC per vCPU, the IOAPIC, ISA IRQ0 -> GSI2 override, LINT1 NMI), SRAT (each ssi node is a
-// NUMA node: its vCPUs and its home memory) and SLIT (distances). Plain bytes
-// with correct checksums, placed at a fixed guest address (e820.hpp); tests
-// dump and disassemble them with iasl.
+// (one local APIC per vCPU, the IOAPIC, ISA IRQ0 -> GSI2 override, LINT1 NMI), SRAT (each ssi node
+// is a NUMA node: its vCPUs and its home memory) and SLIT (distances). Plain bytes with correct
+// checksums, placed at a fixed guest address (e820.hpp); tests dump and disassemble them with iasl.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +24,9 @@ struct MemRange {
 
 struct AcpiConfig {
   std::uint32_t cpus = 1;
-  std::vector<std::uint32_t> cpu_node{};           // node of each vCPU; empty = all node 0
+  std::vector<std::uint32_t> cpu_node{};             // node of each vCPU; empty = all node 0
   std::vector<std::vector<MemRange>> node_memory{};  // per node: its home RAM
-  std::uint8_t remote_distance = 20;             // SLIT entry between two nodes (> 10)
+  std::uint8_t remote_distance = 20;                 // SLIT entry between two nodes (> 10)
 };
 
 struct AcpiTable {

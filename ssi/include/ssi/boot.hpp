@@ -90,4 +90,8 @@ struct BootLayout {
 // Writes page tables, GDT, TSSes and boot info into the boot area of `ram`.
 Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config);
 
+// Reads back the layout from the boot info in `ram`: how a node that did not
+// build the boot area (multi-node: node 0 did, through the DSM) starts an AP.
+Result<BootLayout> read_boot_layout(const GuestRam& ram);
+
 }  // namespace ssi::machine

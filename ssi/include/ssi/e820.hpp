@@ -24,7 +24,7 @@ inline constexpr std::uint64_t kCmdlineGpa = 0x96000;
 inline constexpr std::uint64_t kCmdlineMax = 0x2000;  // bytes, NUL included
 inline constexpr std::uint64_t kAcpiGpa = 0x98000;
 inline constexpr std::uint64_t kAcpiSize = 0x8000;
-inline constexpr std::uint64_t kLowRamEnd = 0xA0000;  // VGA hole and ROMs above
+inline constexpr std::uint64_t kLowRamEnd = 0xA0000;     // VGA hole and ROMs above
 inline constexpr std::uint64_t kBdaEbdaSegment = 0x40E;  // BIOS data area: EBDA segment (u16)
 
 // The largest boot-area page tables (kMaxRam) end below the command line.

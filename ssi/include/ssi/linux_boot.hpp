@@ -21,7 +21,7 @@ namespace ssi::machine {
 // Setup-header constants the loader and its tests share.
 namespace bzimage {
 inline constexpr std::uint64_t kSetupSects = 0x1F1;
-inline constexpr std::uint64_t kBootFlag = 0x1FE;  // 0xAA55
+inline constexpr std::uint64_t kBootFlag = 0x1FE;        // 0xAA55
 inline constexpr std::uint64_t kHeaderMagicOff = 0x202;  // "HdrS"
 inline constexpr std::uint32_t kHeaderMagic = 0x53726448;
 inline constexpr std::uint64_t kVersion = 0x206;
@@ -83,12 +83,12 @@ struct LinuxBootConfig {
 
 // Where everything goes; a pure function of the header, the map and the sizes.
 struct LinuxLayout {
-  std::uint64_t kernel_addr = 0;   // protected-mode kernel
-  std::uint64_t kernel_end = 0;    // kernel_addr + max(init_size, kernel size)
-  std::uint64_t entry = 0;         // kernel_addr + 0x200 (64-bit entry)
+  std::uint64_t kernel_addr = 0;  // protected-mode kernel
+  std::uint64_t kernel_end = 0;   // kernel_addr + max(init_size, kernel size)
+  std::uint64_t entry = 0;        // kernel_addr + 0x200 (64-bit entry)
   std::uint64_t boot_params = 0;
   std::uint64_t cmdline = 0;
-  std::uint64_t initrd_addr = 0;   // 0 if no initrd
+  std::uint64_t initrd_addr = 0;  // 0 if no initrd
   std::uint64_t initrd_size = 0;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "base/result.hpp"
@@ -17,6 +18,11 @@ struct RunOptions {
   std::string initrd;           // Linux initrd / multiboot module (optional)
   std::string append;           // kernel command line (Linux, multiboot)
   std::string kvm_device = "/dev/kvm";
+  std::string transport = "tcp";  // --nodes > 1: data path between the node processes
+  // --nodes > 1, after every check passed (KVM included): start the node
+  // processes (the CLI installs the cluster launcher; this library sits
+  // below it). Gets the RAM size in bytes; returns the machine's exit code.
+  std::function<Result<int>(const RunOptions&, std::uint64_t mem_bytes)> run_on_nodes;
 };
 
 // Checks everything that can be checked without KVM, then opens the KVM

@@ -57,6 +57,22 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   run->add_option("--initrd", opts.initrd, "Linux initrd, or the multiboot module");
   run->add_option("--append", opts.append, "Kernel command line (Linux, multiboot)");
   run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
+  run->add_option("--transport", opts.transport, "Data path between nodes: tcp | shm")
+      ->capture_default_str();
+  // --nodes > 1: a coordinator here and N `ssi node` processes running the
+  // "guest" workload; node 0 streams the console to our stdout.
+  opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
+    cluster::LocalClusterOptions lo;
+    lo.config.nodes = o.nodes;
+    lo.config.vcpus = o.vcpus;
+    lo.config.mem_bytes = mem;
+    lo.config.transport = o.transport;
+    lo.config.workload = "guest";
+    lo.config.phases = cluster::workload_phases("guest");
+    lo.config.kernel = o.kernel;
+    lo.verbose = false;
+    return cluster::run_local_cluster(lo);
+  };
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;

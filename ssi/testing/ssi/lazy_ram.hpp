@@ -14,8 +14,8 @@ class LazyRam {
  public:
   explicit LazyRam(std::size_t size)
       : size_(size),
-        p_(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                  -1, 0)) {}
+        p_(::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)) {}
   ~LazyRam() {
     if (p_ != MAP_FAILED) ::munmap(p_, size_);
   }

@@ -53,7 +53,7 @@ int main(void) {
   printf("ssi-init-tty: hello from /dev/console\n");
   say("ssi-init: done\n");
   fflush(stdout);
-  tcdrain(STDOUT_FILENO);  /* the UART sends asynchronously: let it finish before QEMU exits */
+  tcdrain(STDOUT_FILENO); /* the UART sends asynchronously: let it finish before QEMU exits */
   if (ioperm(0xf4, 4, 1) == 0) outb(0, 0xf4);
   perror("ssi-init: isa-debug-exit");
   return 1;

@@ -17,8 +17,12 @@
 #define FW_CFG_SEL 0x510
 #define FW_CFG_DATA 0x511
 
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v) {
+  __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
   uint8_t v;
   __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
@@ -53,9 +57,9 @@ static void __attribute__((noreturn)) finish(uint32_t failed_check) {
   for (;;) __asm__ volatile("cli; hlt");
 }
 
-#define CHECK(n, cond)        \
-  do {                        \
-    if (!(cond)) finish(n);   \
+#define CHECK(n, cond)      \
+  do {                      \
+    if (!(cond)) finish(n); \
   } while (0)
 
 static int starts_with(const char* s, const char* p) {
@@ -128,11 +132,13 @@ static void check_acpi(uint32_t cpus, uint32_t nodes) {
     CHECK(42, sum(t, u32_at(t + 4)) == 0);
     const uint32_t len = u32_at(t + 4);
     if (starts_with((const char*)t, "APIC")) {
-      for (uint32_t o = 44; o + 2 <= len && t[o + 1]; o += t[o + 1]) lapics += t[o] == 0 && (t[o + 4] & 1);
+      for (uint32_t o = 44; o + 2 <= len && t[o + 1]; o += t[o + 1])
+        lapics += t[o] == 0 && (t[o + 4] & 1);
     } else if (starts_with((const char*)t, "SRAT")) {
       for (uint32_t o = 48; o + 2 <= len && t[o + 1]; o += t[o + 1]) {
         if (t[o] == 0 && (t[o + 4] & 1)) ++srat_cpus;
-        if (t[o] == 1 && (t[o + 28] & 1) && u32_at(t + o + 2) < 32) domains |= 1u << u32_at(t + o + 2);
+        if (t[o] == 1 && (t[o + 28] & 1) && u32_at(t + o + 2) < 32)
+          domains |= 1u << u32_at(t + o + 2);
       }
     } else if (starts_with((const char*)t, "SLIT")) {
       slit_n = u32_at(t + 36);

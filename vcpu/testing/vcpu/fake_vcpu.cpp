@@ -71,6 +71,12 @@ FakeVcpu& FakeVcpu::push_wrmsr(std::uint32_t index, std::uint64_t value, MsrExit
 
 FakeVcpu& FakeVcpu::push_simple(ExitKind kind, bool ready) { return push(make(kind, ready)); }
 
+FakeVcpu& FakeVcpu::then_fill(std::function<void(std::span<std::uint8_t>)> fill) {
+  std::lock_guard lock(mu_);
+  if (!script_.empty()) script_.back().fill = std::move(fill);
+  return *this;
+}
+
 FakeVcpu& FakeVcpu::then(std::function<void()> before) {
   std::lock_guard lock(mu_);
   if (!script_.empty()) script_.back().before = std::move(before);
@@ -106,6 +112,8 @@ void FakeVcpu::record_completion() {
 
 Result<VcpuExit> FakeVcpu::run() {
   std::function<void()> before;
+  std::function<void(std::span<std::uint8_t>)> fill;
+  std::span<std::uint8_t> bytes;
   VcpuExit out;
   {
     std::lock_guard lock(mu_);
@@ -133,9 +141,12 @@ Result<VcpuExit> FakeVcpu::run() {
     c.exit.mmio.data = c.data;
     last_ready_ = c.exit.ready_for_interrupt_injection;
     before = c.before;
+    fill = c.fill;
+    bytes = c.data;
     out = c.exit;
   }
   if (before) before();  // outside the lock: it may call kick() or deliver IPIs
+  if (fill) fill(bytes);  // only this thread touches the current exit's bytes
   return out;
 }
 

@@ -21,6 +21,9 @@ struct ScriptedExit {
   std::uint64_t msr_data = 0;        // WRMSR value; RDMSR: what the run loop answered
   std::uint8_t msr_error = 0;        // the run loop set 1: the guest gets #GP
   std::function<void()> before;      // runs inside run() just before the exit is returned
+  // Runs after `before`: computes the bytes of a write at run time (what a
+  // guest would have in a register), e.g. an exit code from a check.
+  std::function<void(std::span<std::uint8_t>)> fill;
 };
 
 // What the run loop answered for a read exit (recorded at the next run()).
@@ -47,6 +50,7 @@ class FakeVcpu final : public Vcpu {
                        bool ready = true);
   FakeVcpu& push_simple(ExitKind kind, bool ready = true);  // HLT, SHUTDOWN, window, EINTR...
   FakeVcpu& then(std::function<void()> before);  // attach to the last pushed exit
+  FakeVcpu& then_fill(std::function<void(std::span<std::uint8_t>)> fill);  // likewise
 
   // --- recordings (read from the test thread after run() returned) ---
   std::vector<std::uint8_t> injected() const;        // KVM_INTERRUPT vectors in order

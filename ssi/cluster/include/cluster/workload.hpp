@@ -19,10 +19,12 @@ class Workload {
   virtual void stop() {}
 };
 
-// Known names: "ping" (rpc round trips to every peer), "dsm-demo", and the
+// Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"
+// (a KVM guest across the nodes: `ssi run --nodes N`), "machine-demo" (the
+// same machine with scripted vCPUs, no KVM needed), and the
 // interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md).
 inline constexpr const char* kWorkloadNames =
-    "dsm-demo, ping, lab-private, lab-read-mostly, lab-counter, lab-false-sharing, lab-prodcons";
+    "dsm-demo, ping, guest, machine-demo, lab-private, lab-read-mostly, lab-counter, lab-false-sharing, lab-prodcons";
 
 Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config);
 

@@ -23,15 +23,15 @@ inline constexpr std::uint16_t kSignature = 0x00;  // "QEMU"
 inline constexpr std::uint16_t kId = 0x01;         // u32 feature bits: 1 = traditional interface
 inline constexpr std::uint16_t kRamSize = 0x03;    // u64
 inline constexpr std::uint16_t kNbCpus = 0x05;     // u16
-inline constexpr std::uint16_t kNuma = 0x0D;       // u64 nodes, u64 node per cpu, u64 bytes per node
-inline constexpr std::uint16_t kMaxCpus = 0x0F;    // u16
-inline constexpr std::uint16_t kFileDir = 0x19;    // u32 big-endian count, then entries
+inline constexpr std::uint16_t kNuma = 0x0D;     // u64 nodes, u64 node per cpu, u64 bytes per node
+inline constexpr std::uint16_t kMaxCpus = 0x0F;  // u16
+inline constexpr std::uint16_t kFileDir = 0x19;  // u32 big-endian count, then entries
 }  // namespace fw_cfg
 
 struct FwCfgConfig {
   std::uint64_t ram_bytes = 0;
   std::uint16_t cpus = 1;
-  std::vector<std::uint32_t> cpu_node{};     // empty: no NUMA item
+  std::vector<std::uint32_t> cpu_node{};  // empty: no NUMA item
   std::vector<std::uint64_t> node_bytes{};
 };
 

@@ -1,0 +1,184 @@
+// "guest" and "machine-demo": this node's share of one multi-node machine
+// (multinode::NodeMachine) on the node's DSM region. "guest" runs KVM vCPUs
+// and a test kernel (`ssi run --nodes N`); "machine-demo" runs the scripted
+// FakeVcpu guest (multinode/scripted_guest.hpp), the same machine without
+// /dev/kvm. Phase 0: node 0 loads the kernel and boot area into guest RAM
+// (through the DSM); phase 1: every node runs its vCPUs until the exit.
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "cluster/workload.hpp"
+#include "dsm/node.hpp"
+#include "dsm_host.hpp"
+#include "multinode/node_machine.hpp"
+#include "multinode/scripted_guest.hpp"
+#include "multinode/wire.hpp"
+#include "ssi/elf_loader.hpp"
+#include "vcpu/fake_vm.hpp"
+
+namespace ssi::cluster {
+namespace {
+
+constexpr std::uint64_t kMaxKernelFile = 256 * machine::kMiB;
+constexpr std::uint64_t kDemoMem = 16 * machine::kMiB;
+// Exit code when the coordinator stops a machine that is still running.
+constexpr int kStopped = 3;
+// How long stop() waits for the vCPUs; one stuck on a dead peer's page
+// cannot be woken, and the process must still end (DESIGN.md 7).
+constexpr auto kStopGrace = std::chrono::milliseconds(1500);
+
+class MachineWorkload final : public Workload {
+ public:
+  MachineWorkload(NodeHost& host, const coord::MachineConfig& config, bool kvm)
+      : host_(host), config_(config), kvm_(kvm) {
+    if (kvm_) return;
+    // machine-demo defaults (`ssi demo` has no --vcpus/--mem): two vCPUs per
+    // node and 16 MiB; every node derives the same values from the config.
+    if (config_.vcpus < config_.nodes) config_.vcpus = 2 * config_.nodes;
+    if (config_.mem_bytes == 0) config_.mem_bytes = kDemoMem;
+  }
+  ~MachineWorkload() override {
+    stop();
+    (void)host_.call([this]() -> Result<void> {
+      host_.transport().on_receive([](rdma::Frame&&) {});
+      machine_.reset();
+      if (dsm_) dsm_->stop();
+      dsm_.reset();
+      return ok();
+    }, std::chrono::seconds(5));
+  }
+
+  Result<void> start() {
+    if (config_.vcpus < config_.nodes)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("{} vCPUs for {} nodes", config_.vcpus, config_.nodes));
+    SSI_ASSIGN_OR_RETURN(map_, machine::MemoryMap::pc(config_.mem_bytes));
+    if (config_.vcpu_node.empty()) {
+      placement_ = multinode::Placement::round_robin(config_.vcpus, config_.nodes);
+    } else {
+      SSI_ASSIGN_OR_RETURN(placement_,
+                           multinode::Placement::from_map(config_.nodes, config_.vcpu_node));
+    }
+    vcpu::CpuidEntries cpuid;
+    if (kvm_) {
+      SSI_ASSIGN_OR_RETURN(hv_, vcpu::open_kvm());
+      SSI_ASSIGN_OR_RETURN(cpuid, hv_->supported_cpuid());
+      cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
+      SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
+    }
+    return host_.call([this, cpuid]() -> Result<void> {
+      dsm::NodeConfig nc;
+      nc.self = host_.self();
+      nc.nodes = config_.nodes;
+      nc.bytes = map_->ram_bytes();
+      nc.own_receive_handler = false;  // shared with the machine's frames below
+      SSI_ASSIGN_OR_RETURN(dsm_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
+      std::span<std::uint8_t> ram(reinterpret_cast<std::uint8_t*>(dsm_->base()), dsm_->size());
+      if (!kvm_) {
+        multinode::testing::ScriptedGuestConfig sg;
+        sg.placement = placement_;
+        if (config_.workload_arg) sg.increments = static_cast<std::uint32_t>(config_.workload_arg);
+        vm_ = std::make_unique<vcpu::testing::FakeVm>(
+            [sg, ram](vcpu::testing::FakeVcpu& v) { multinode::testing::script_vcpu(v, sg, ram); });
+      }
+      multinode::NodeMachineConfig mc;
+      mc.self = host_.self();
+      mc.placement = placement_;
+      mc.map = *map_;
+      mc.cpuid = cpuid;
+      SSI_ASSIGN_OR_RETURN(machine_, multinode::NodeMachine::create(mc, ram, *vm_, host_.reactor(),
+                                                                    host_.transport()));
+      host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
+        if (dsm::Node::is_dsm_frame(f.header.type)) return d->deliver(std::move(f));
+        if (multinode::is_machine_frame(f.header.type)) m->deliver(std::move(f));
+      });
+      return dsm_->start();
+    });
+  }
+
+  coord::PhaseResult run_phase(std::uint32_t phase) override {
+    coord::PhaseResult r = phase == 0 ? load() : run();
+    r.stats = machine_->stats();
+    auto dsm_stats = DsmSnapshot::of(dsm_->stats()).counters();
+    r.stats.insert(r.stats.end(), dsm_stats.begin(), dsm_stats.end());
+    return r;
+  }
+
+  void stop() override {
+    if (!machine_) return;
+    machine_->request_exit(kStopped);
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, kStopGrace, [this] { return !running_; })) {
+      std::fprintf(stderr,
+                   "ssi node %u: vCPU threads still blocked %lld ms after the stop (waiting on a "
+                   "dead node's page or reply); exiting\n",
+                   host_.self().value(), static_cast<long long>(kStopGrace.count()));
+      std::fflush(nullptr);
+      std::_Exit(kStopped);
+    }
+  }
+
+ private:
+  coord::PhaseResult load() {
+    if (host_.self().value() != 0) return {0, "", {}};
+    std::vector<std::uint8_t> file;
+    std::optional<machine::ElfImage> image;
+    if (kvm_) {
+      auto f = machine::read_file(config_.kernel, kMaxKernelFile);
+      if (!f.ok()) return {2, f.error().to_string(), {}};
+      file = std::move(*f);
+      auto parsed = machine::parse_elf(file, *map_);
+      if (!parsed.ok()) return {2, fmt::format("{}: {}", config_.kernel, parsed.error().message), {}};
+      image = *parsed;
+    }
+    auto r = machine_->load(file, image ? &*image : nullptr);
+    if (!r.ok()) return {2, r.error().to_string(), {}};
+    return {0, "", {}};
+  }
+
+  coord::PhaseResult run() {
+    {
+      std::lock_guard lock(mu_);
+      running_ = true;
+    }
+    auto r = machine_->run();
+    {
+      std::lock_guard lock(mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
+    if (!r.ok()) return {multinode::kVcpuFailed, r.error().to_string(), {}};
+    std::string placed;
+    for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
+    return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};
+  }
+
+  NodeHost& host_;
+  coord::MachineConfig config_;
+  bool kvm_;
+  std::optional<machine::MemoryMap> map_;
+  multinode::Placement placement_;
+  std::unique_ptr<vcpu::Hypervisor> hv_;
+  std::unique_ptr<vcpu::Vm> vm_;
+  std::unique_ptr<dsm::Node> dsm_;
+  std::unique_ptr<multinode::NodeMachine> machine_;  // uses vm_ and dsm_'s memory
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool running_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Workload>> make_machine_workload(NodeHost& host,
+                                                        const coord::MachineConfig& config) {
+  auto w = std::make_unique<MachineWorkload>(host, config, config.workload == "guest");
+  SSI_TRY(w->start());
+  return std::unique_ptr<Workload>(std::move(w));
+}
+
+}  // namespace ssi::cluster

@@ -1,0 +1,64 @@
+// Pieces every machine shape assembles the same way: the devices node 0
+// owns (COM1 console, debug-exit ports) behind one IoHandler, guest RAM
+// registered as KVM memory slots, a vCPU put into a boot EntryState, and
+// IPI delivery among the LAPICs of one node. The single-node Machine and
+// the multi-node NodeMachine are both built from these.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "base/result.hpp"
+#include "ssi/boot.hpp"
+#include "ssi/devices/debug_exit.hpp"
+#include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/serial.hpp"
+#include "ssi/machine_io.hpp"
+#include "ssi/memory_map.hpp"
+#include "vcpu/io.hpp"
+#include "vcpu/kvm.hpp"
+#include "vcpu/lapic.hpp"
+
+namespace ssi::machine {
+
+// Node 0's devices. Thread-safe: vCPU threads and (multi-node) the fibers
+// serving forwarded accesses call io() concurrently; each device locks.
+class Board {
+ public:
+  Board(int console_fd, vcpu::ExitRequest& exit);
+  Board(const Board&) = delete;
+  Board& operator=(const Board&) = delete;
+
+  // Registers the devices on the buses (once, before any vCPU runs).
+  Result<void> attach();
+  vcpu::IoHandler& io() { return io_; }
+  IoBus& pio() { return pio_; }
+  IoBus& mmio() { return mmio_; }
+  void flush_console() { console_.flush(); }
+  std::uint64_t unclaimed() const { return io_.unclaimed(); }
+
+ private:
+  LineWriter console_;
+  Serial16550 uart_;
+  DebugExit qemu_exit_;
+  DebugExit ssi_exit_;
+  IoBus pio_{"pio"};
+  IoBus mmio_{"mmio"};
+  MachineIo io_;
+};
+
+// Registers every RAM / boot-area region of `map` as a memory slot backed by
+// `ram` (map.ram_bytes() long: anonymous memory or the node's DSM region).
+Result<void> map_guest_ram(vcpu::Vm& vm, const MemoryMap& map, std::span<std::uint8_t> ram);
+
+// Loads `st` into the vCPU's registers (before its first KVM_RUN, or at SIPI).
+Result<void> enter(vcpu::Vcpu& v, const EntryState& st);
+
+// Delivers an IPI to every LAPIC of this node that it targets.
+class LocalIpiRouter final : public vcpu::IpiSink {
+ public:
+  void send_ipi(const vcpu::Ipi& ipi) override;
+  std::vector<vcpu::Lapic*> lapics;  // fixed before any vCPU runs
+};
+
+}  // namespace ssi::machine

@@ -1,0 +1,47 @@
+// IPIs across nodes: an ICR write is delivered to the LAPICs of this node it
+// targets and sent to every other node that runs a target vCPU (one node
+// for a physical destination, all of them for broadcasts, shorthands and
+// logical mode; the receiver filters with the same ipi_targets rule). The
+// sending vCPU waits until the frame is handed to the transport, so an
+// INIT followed by a SIPI arrives in that order.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "multinode/data_path.hpp"
+#include "multinode/placement.hpp"
+#include "ssi/board.hpp"
+
+namespace ssi::multinode {
+
+class ClusterIpiRouter final : public vcpu::IpiSink {
+ public:
+  using OnError = std::function<void(const Error&)>;
+  ClusterIpiRouter(NodeId self, const Placement& placement, DataPath& data,
+                   machine::LocalIpiRouter& local, OnError on_error)
+      : self_(self), placement_(placement), data_(data), local_(local),
+        on_error_(std::move(on_error)) {}
+
+  void send_ipi(const vcpu::Ipi& ipi) override;
+  // An IPI frame from a peer: for this node's LAPICs only.
+  void receive(const vcpu::Ipi& ipi);
+
+  // Pure: the other nodes `ipi` must reach.
+  static std::vector<NodeId> remote_nodes(const vcpu::Ipi& ipi, NodeId self,
+                                          const Placement& placement);
+
+  std::uint64_t sent_remote() const { return sent_remote_.load(); }
+  std::uint64_t received() const { return received_.load(); }
+
+ private:
+  NodeId self_;
+  const Placement& placement_;
+  DataPath& data_;
+  machine::LocalIpiRouter& local_;
+  OnError on_error_;
+  std::atomic<std::uint64_t> sent_remote_{0}, received_{0};
+};
+
+}  // namespace ssi::multinode

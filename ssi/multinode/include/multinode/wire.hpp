@@ -1,0 +1,44 @@
+// The machine's frames on the data path (type range 0x0200-0x02ff, beside
+// the DSM's): device accesses forwarded to node 0, IPIs to the node that runs
+// the target vCPU, and the machine-wide exit. Pure encode/decode, tested
+// without a transport.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "base/ids.hpp"
+#include "base/result.hpp"
+#include "rdma/frame.hpp"
+#include "vcpu/lapic.hpp"
+
+namespace ssi::multinode {
+
+enum MachineFrame : rdma::FrameType {
+  kIoRequest = 0x0201,    // rpc to node 0; reply payload = the bytes read
+  kIpi = 0x0202,          // one ICR write, for the LAPICs of the receiving node
+  kMachineExit = 0x0203,  // arg0 = exit code: stop every vCPU of the receiving node
+};
+
+inline bool is_machine_frame(rdma::FrameType t) { return t >= 0x0200 && t <= 0x02ff; }
+
+enum class IoSpace : std::uint8_t { kPio = 0, kMmio = 1 };
+
+// One port-I/O or MMIO access of one vCPU (at most 8 bytes).
+struct IoAccess {
+  IoSpace space = IoSpace::kPio;
+  VcpuId vcpu;
+  bool is_write = false;
+  std::uint64_t address = 0;           // port or gpa
+  std::vector<std::uint8_t> data;      // write: the bytes; read: size = width
+};
+
+rdma::Frame encode_io(const IoAccess& a);
+Result<IoAccess> decode_io(const rdma::Frame& f);
+
+rdma::Frame encode_ipi(const vcpu::Ipi& ipi);
+Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f);
+
+}  // namespace ssi::multinode

@@ -1,0 +1,52 @@
+#include "multinode/forwarding_io.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace ssi::multinode {
+
+Result<void> ForwardingIo::pio(VcpuId vcpu, std::uint16_t port, bool is_write,
+                               std::span<std::uint8_t> data) {
+  return forward({IoSpace::kPio, vcpu, is_write, port, {data.begin(), data.end()}}, data);
+}
+
+Result<void> ForwardingIo::mmio(VcpuId vcpu, Gpa gpa, bool is_write,
+                                std::span<std::uint8_t> data) {
+  return forward({IoSpace::kMmio, vcpu, is_write, gpa.value(), {data.begin(), data.end()}}, data);
+}
+
+Result<void> ForwardingIo::forward(IoAccess a, std::span<std::uint8_t> data) {
+  auto what = [&] {
+    return fmt::format("{} {} {:#x} forwarded to node {}", a.space == IoSpace::kPio ? "port" : "mmio",
+                       a.is_write ? "write" : "read", a.address, device_node_.value());
+  };
+  auto reply = data_.rpc(device_node_, encode_io(a));
+  if (!reply) {  // the machine is exiting: reads see an open bus
+    std::fill(data.begin(), data.end(), std::uint8_t{0xFF});
+    return ok();
+  }
+  if (!reply->ok()) {
+    Error e = reply->error();
+    e.message = fmt::format("{}: {}", what(), e.message);
+    return e;
+  }
+  forwarded_.fetch_add(1, std::memory_order_relaxed);
+  const rdma::Frame& f = **reply;
+  if (f.header.flags & rdma::kFlagError) {
+    auto b = f.payload.bytes();
+    return make_error(static_cast<Errc>(f.header.arg0),
+                      fmt::format("{}: {}", what(),
+                                  std::string(reinterpret_cast<const char*>(b.data()), b.size())));
+  }
+  if (!a.is_write) {
+    if (f.payload.size() != data.size())
+      return make_error(Errc::kProtocol, fmt::format("{}: reply has {} bytes, not {}", what(),
+                                                     f.payload.size(), data.size()));
+    std::memcpy(data.data(), f.payload.bytes().data(), data.size());
+  }
+  return ok();
+}
+
+}  // namespace ssi::multinode

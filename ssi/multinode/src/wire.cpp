@@ -1,0 +1,73 @@
+#include "multinode/wire.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace ssi::multinode {
+
+namespace {
+Error bad(std::string msg) { return make_error(Errc::kProtocol, std::move(msg)); }
+}  // namespace
+
+// arg0: bits 0-7 width, bit 8 write, bits 9-10 space, bits 32-63 vCPU; arg1: address.
+rdma::Frame encode_io(const IoAccess& a) {
+  std::uint64_t arg0 = (a.data.size() & 0xFF) | (std::uint64_t{a.is_write} << 8) |
+                       (std::uint64_t(a.space) << 9) | (std::uint64_t{a.vcpu.value()} << 32);
+  rdma::Frame f = rdma::Frame::make(kIoRequest, PageNo{0}, arg0, a.address);
+  if (a.is_write)
+    f.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a.data)));
+  return f;
+}
+
+Result<IoAccess> decode_io(const rdma::Frame& f) {
+  const auto& h = f.header;
+  if (h.type != kIoRequest) return bad(fmt::format("frame type {:#x} is not an I/O request", h.type));
+  IoAccess a;
+  std::size_t width = h.arg0 & 0xFF;
+  a.is_write = (h.arg0 >> 8) & 1;
+  auto space = (h.arg0 >> 9) & 3;
+  if (space > 1) return bad(fmt::format("I/O request with address space {}", space));
+  a.space = static_cast<IoSpace>(space);
+  a.vcpu = VcpuId{static_cast<std::uint32_t>(h.arg0 >> 32)};
+  a.address = h.arg1;
+  if (width == 0 || width > 8) return bad(fmt::format("I/O request of {} bytes", width));
+  if (a.space == IoSpace::kPio && a.address > 0xFFFF)
+    return bad(fmt::format("port {:#x} is out of range", a.address));
+  if (a.is_write && f.payload.size() != width)
+    return bad(fmt::format("I/O write of {} bytes carries {}", width, f.payload.size()));
+  a.data.assign(width, 0);
+  if (a.is_write) std::memcpy(a.data.data(), f.payload.bytes().data(), width);
+  return a;
+}
+
+// arg0: bits 0-7 vector, 8-10 mode, 11-12 shorthand, 13 logical, 14 level
+// assert, 15 level triggered, 32-63 source APIC id; arg1: destination (low),
+// source vCPU (high).
+rdma::Frame encode_ipi(const vcpu::Ipi& ipi) {
+  std::uint64_t arg0 = ipi.vector | (std::uint64_t(ipi.mode) << 8) |
+                       (std::uint64_t(ipi.shorthand) << 11) | (std::uint64_t{ipi.logical} << 13) |
+                       (std::uint64_t{ipi.level_assert} << 14) |
+                       (std::uint64_t{ipi.level_triggered} << 15) |
+                       (std::uint64_t{ipi.source_apic_id} << 32);
+  std::uint64_t arg1 = ipi.destination | (std::uint64_t{ipi.source.value()} << 32);
+  return rdma::Frame::make(kIpi, PageNo{0}, arg0, arg1);
+}
+
+Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f) {
+  const auto& h = f.header;
+  if (h.type != kIpi) return bad(fmt::format("frame type {:#x} is not an IPI", h.type));
+  vcpu::Ipi ipi;
+  ipi.vector = static_cast<std::uint8_t>(h.arg0 & 0xFF);
+  ipi.mode = static_cast<vcpu::DeliveryMode>((h.arg0 >> 8) & 7);
+  ipi.shorthand = static_cast<vcpu::DestShorthand>((h.arg0 >> 11) & 3);
+  ipi.logical = (h.arg0 >> 13) & 1;
+  ipi.level_assert = (h.arg0 >> 14) & 1;
+  ipi.level_triggered = (h.arg0 >> 15) & 1;
+  ipi.source_apic_id = static_cast<std::uint32_t>(h.arg0 >> 32);
+  ipi.destination = static_cast<std::uint32_t>(h.arg1);
+  ipi.source = VcpuId{static_cast<std::uint32_t>(h.arg1 >> 32)};
+  return ipi;
+}
+
+}  // namespace ssi::multinode

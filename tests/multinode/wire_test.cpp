@@ -1,0 +1,103 @@
+// Machine frames and IPI routing rules: pure, no transport.
+#include <gtest/gtest.h>
+
+#include "multinode/ipi_router.hpp"
+#include "multinode/wire.hpp"
+
+namespace ssi::multinode {
+namespace {
+
+TEST(Wire, IoWriteRoundTrips) {
+  IoAccess a{IoSpace::kMmio, VcpuId{7}, true, 0xFED00010, {1, 2, 3, 4}};
+  auto back = decode_io(encode_io(a));
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(back->space, IoSpace::kMmio);
+  EXPECT_EQ(back->vcpu, VcpuId{7});
+  EXPECT_TRUE(back->is_write);
+  EXPECT_EQ(back->address, 0xFED00010u);
+  EXPECT_EQ(back->data, (std::vector<std::uint8_t>{1, 2, 3, 4}));
+}
+
+TEST(Wire, IoReadCarriesWidthNotBytes) {
+  IoAccess a{IoSpace::kPio, VcpuId{3}, false, 0x3FD, {0xAA}};
+  rdma::Frame f = encode_io(a);
+  EXPECT_TRUE(f.payload.empty());
+  auto back = decode_io(f);
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(back->is_write);
+  EXPECT_EQ(back->data.size(), 1u);
+}
+
+TEST(Wire, MalformedIoRequestsAreRefused) {
+  IoAccess a{IoSpace::kPio, VcpuId{0}, true, 0x3F8, {'x'}};
+  rdma::Frame wide = encode_io(a);
+  wide.header.arg0 = (wide.header.arg0 & ~0xFFull) | 9;  // 9-byte access
+  EXPECT_FALSE(decode_io(wide).ok());
+  rdma::Frame port = encode_io(a);
+  port.header.arg1 = 0x10000;
+  EXPECT_FALSE(decode_io(port).ok());
+  rdma::Frame short_payload = encode_io(a);
+  short_payload.payload = rdma::Payload();
+  EXPECT_FALSE(decode_io(short_payload).ok());
+}
+
+TEST(Wire, IpiRoundTripsEveryField) {
+  vcpu::Ipi ipi;
+  ipi.source = VcpuId{5};
+  ipi.source_apic_id = 5;
+  ipi.mode = vcpu::DeliveryMode::kStartup;
+  ipi.vector = 0x9A;
+  ipi.shorthand = vcpu::DestShorthand::kAllExcludingSelf;
+  ipi.destination = 0xFFFFFFFF;
+  ipi.logical = true;
+  ipi.level_assert = false;
+  ipi.level_triggered = true;
+  auto back = decode_ipi(encode_ipi(ipi));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->source, ipi.source);
+  EXPECT_EQ(back->source_apic_id, 5u);
+  EXPECT_EQ(back->mode, ipi.mode);
+  EXPECT_EQ(back->vector, 0x9A);
+  EXPECT_EQ(back->shorthand, ipi.shorthand);
+  EXPECT_EQ(back->destination, 0xFFFFFFFFu);
+  EXPECT_TRUE(back->logical);
+  EXPECT_FALSE(back->level_assert);
+  EXPECT_TRUE(back->level_triggered);
+}
+
+TEST(IpiRouting, PhysicalDestinationGoesToTheNodeOfThatVcpuOnly) {
+  Placement p = Placement::round_robin(4, 2);  // 0,2 on node 0; 1,3 on node 1
+  vcpu::Ipi ipi;
+  ipi.destination = 3;
+  EXPECT_EQ(ClusterIpiRouter::remote_nodes(ipi, NodeId{0}, p), std::vector<NodeId>{NodeId{1}});
+  ipi.destination = 2;
+  EXPECT_TRUE(ClusterIpiRouter::remote_nodes(ipi, NodeId{0}, p).empty()) << "local vCPU";
+}
+
+TEST(IpiRouting, BroadcastsShorthandsAndLogicalModeReachEveryOtherNode) {
+  Placement p = Placement::round_robin(4, 4);
+  std::vector<NodeId> others{NodeId{0}, NodeId{2}, NodeId{3}};
+  vcpu::Ipi ipi;
+  ipi.destination = 0xFF;  // xAPIC physical broadcast
+  EXPECT_EQ(ClusterIpiRouter::remote_nodes(ipi, NodeId{1}, p), others);
+  ipi.destination = 1;
+  ipi.logical = true;
+  EXPECT_EQ(ClusterIpiRouter::remote_nodes(ipi, NodeId{1}, p), others);
+  ipi.logical = false;
+  ipi.shorthand = vcpu::DestShorthand::kAllExcludingSelf;
+  EXPECT_EQ(ClusterIpiRouter::remote_nodes(ipi, NodeId{1}, p), others);
+  ipi.shorthand = vcpu::DestShorthand::kSelf;
+  EXPECT_TRUE(ClusterIpiRouter::remote_nodes(ipi, NodeId{1}, p).empty());
+}
+
+TEST(Placement, RoundRobinAndExplicitMaps) {
+  Placement p = Placement::round_robin(5, 2);
+  EXPECT_EQ(p.vcpu_node, (std::vector<std::uint32_t>{0, 1, 0, 1, 0}));
+  EXPECT_EQ(p.vcpus_on(NodeId{1}), (std::vector<std::uint32_t>{1, 3}));
+  EXPECT_FALSE(Placement::from_map(2, {0, 2}).ok()) << "node out of range";
+  EXPECT_FALSE(Placement::from_map(2, {1, 0}).ok()) << "BSP must be on node 0";
+  EXPECT_TRUE(Placement::from_map(2, {0, 0, 1}).ok());
+}
+
+}  // namespace
+}  // namespace ssi::multinode
