@@ -65,29 +65,49 @@ def run_local(ssi, workload, nodes, transport, rounds, timeout=CELL_TIMEOUT_S, s
 
 def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S, should_stop=None):
     """Coordinator in node 0's namespace, node i in namespace i (the first
-    `nodes` namespaces of the lab), over tcp."""
-    with tempfile.TemporaryDirectory(prefix="ssilab") as d, tempfile.TemporaryFile(mode="w+") as err:
+    `nodes` namespaces of the lab), over tcp. A failure's reason carries the
+    last lines every process wrote to stderr."""
+    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
         out = os.path.join(d, "outcome.json")
         coord_addr = f"{lab.address(0)}:{port}"
-        coord = subprocess.Popen(lab.exec_argv(0, [
-            ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
-            workload, "--rounds", str(rounds), "--json", out]),
-            stdout=subprocess.DEVNULL, stderr=err, text=True)
-        procs = [coord]
+        errs = [open(os.path.join(d, f"stderr-{k}"), "w+") for k in range(nodes + 1)]
         try:
-            time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
-            for i in range(nodes):
-                procs.append(subprocess.Popen(lab.exec_argv(i, [
-                    ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
-                    "--listen", f"tcp:{lab.address(i)}:0"]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            coord = subprocess.Popen(lab.exec_argv(0, [
+                ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
+                workload, "--rounds", str(rounds), "--json", out]),
+                stdout=subprocess.DEVNULL, stderr=errs[0], text=True)
+            procs = [coord]
+            try:
+                time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
+                for i in range(nodes):
+                    procs.append(subprocess.Popen(lab.exec_argv(i, [
+                        ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
+                        "--listen", f"tcp:{lab.address(i)}:0"]),
+                        stdout=subprocess.DEVNULL, stderr=errs[i + 1]))
+            finally:
+                _wait(procs, coord, timeout, should_stop)
+            try:
+                outcome = _read_outcome(out, f"coordinator exited {coord.returncode}")
+                if outcome.get("exit_code") != 0:
+                    raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
+            except CellFailed as e:
+                raise CellFailed(f"{e}; {_tails(errs, procs)}")
         finally:
-            _wait(procs, coord, timeout, should_stop)
-        err.seek(0)
-        outcome = _read_outcome(out, f"coordinator exited {coord.returncode}: {err.read().strip()[-300:]}")
-    if outcome.get("exit_code") != 0:
-        raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
+            for f in errs:
+                f.close()
     return outcome
+
+
+def _tails(errs, procs):
+    """'coordinator: ...; node 1 (exit -9): ...' from the last stderr lines."""
+    parts = []
+    for k, (f, p) in enumerate(zip(errs, procs)):
+        f.seek(0)
+        lines = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("[ssi]")]
+        who = "coordinator" if k == 0 else f"node {k - 1}"
+        if lines or p.returncode not in (0, None):
+            parts.append(f"{who} (exit {p.returncode}): {' | '.join(lines[-2:])[-240:]}")
+    return "; ".join(parts) or "no process wrote an error"
 
 
 def metrics(outcome):
