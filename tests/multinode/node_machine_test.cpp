@@ -127,6 +127,9 @@ TEST(NodeMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
   EXPECT_EQ(info->magic, SSI_BOOT_MAGIC);
   EXPECT_EQ(info->node_count, 2u);
   EXPECT_EQ(info->cpu_node[1], 1u);
+  EXPECT_EQ(info->node_ram_start[0], 0u);
+  EXPECT_EQ(info->node_ram_start[1], m.cluster().node(0).homes().ranges()[1].first.value() * kPageSize)
+      << "the guest is told the DSM's homes";
 }
 
 TEST(NodeMachineTest, ExitOnOneNodeStopsEveryNode) {
