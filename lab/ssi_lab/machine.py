@@ -28,8 +28,7 @@ def describe():
         "mem_gib": round(mem_kib / 2**20, 1),
         "loadavg_at_start": os.getloadavg(),  # the lab's own load is small: above ~1 someone else runs
         "kvm": os.path.exists("/dev/kvm"),
-        "cpu_placement": "not pinned: node processes and the link emulator share all CPUs "
-                         "(the emulator runs SCHED_FIFO 50 when chrt is available)",
+        "cpu_placement": "see 'placement'; the link emulator runs SCHED_FIFO 50 when chrt is available",
     }
 
 

@@ -142,7 +142,9 @@ def report(res):
         f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
         + (f", at end {', '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}" if m.get("loadavg_at_end") else "")
         + ", /dev/kvm "
-        f"{'present' if m['kvm'] else 'absent'}. {m['cpu_placement']}.", "",
+        f"{'present' if m['kvm'] else 'absent'}. CPU placement: loopback cells "
+        f"{res.get('placement', {}).get('local', '?')}; emulated clusters "
+        f"{res.get('placement', {}).get('lab', '?')}; {m['cpu_placement']}.", "",
         f"Fault floor on this host (dsm_floor, median): uffd fault {fl['uffd_fault_us']:.1f} us, "
         f"write-protect {fl['write_protect_us']:.1f} us, drop {fl['drop_us']:.1f} us.", "",
         "How to read this: docs/benchmarking.md.", "",

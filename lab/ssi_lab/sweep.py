@@ -107,6 +107,8 @@ class Sweep:
             "quick": a.quick, "machine": machine.describe(),
             "git": machine.git_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             "shaper": shaper if lab_ok else None, "repeats": self.repeats,
+            "placement": {"local": "not pinned",
+                          "lab": f"every lab process on CPUs {a.lab_cpus}" if a.lab_cpus else "not pinned"},
             "floor": measure_floor(self.build), "profiles": [], "cells": [],
         }
         self.result = res
@@ -151,7 +153,8 @@ class Sweep:
         lab = None
         try:
             if not prof.local:
-                lab = topology.Lab(max(max(self.nodes), 2), prof, shaper, self.linkemu).up()
+                lab = topology.Lab(max(max(self.nodes), 2), prof, shaper, self.linkemu,
+                                   cpus=self.args.lab_cpus or None).up()
             pinfo["rtt_us"] = self._calibrate(prof, lab)
             prog.say(f"profile {prof.name}: measured rpc round trip "
                      + ", ".join(f"{k} {v:.0f} us" for k, v in pinfo["rtt_us"].items()))

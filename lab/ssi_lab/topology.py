@@ -105,7 +105,7 @@ def cleanup(all_labs=False):
 class Lab:
     """N node namespaces + a switch namespace, shaped as `profile` says."""
 
-    def __init__(self, nodes, profile, shaper, linkemu, tag=None):
+    def __init__(self, nodes, profile, shaper, linkemu, tag=None, cpus=None):
         if nodes < 1 or nodes > 200:
             raise LabError("a lab has 1..200 nodes")
         self.nodes, self.profile, self.shaper, self.linkemu = nodes, profile, shaper, linkemu
@@ -113,6 +113,10 @@ class Lab:
         self.switch_ns = f"ssilab-{self.tag}-sw"
         self.node_ns = [f"ssilab-{self.tag}-n{i}" for i in range(nodes)]
         self.emu = None
+        # CPU list (taskset syntax) for every process of the lab, or None.
+        # On this machine kind a wake-up on another CPU costs ~1 ms, which
+        # swamps the emulated delays: see docs/benchmarking.md, placement.
+        self.cpus = cpus
 
     def address(self, i):
         return f"{SUBNET}.{i + 1}"
@@ -169,7 +173,7 @@ class Lab:
         for ns in self.node_ns:
             run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
         p = self.profile
-        cmd = ["ip", "netns", "exec", self.switch_ns]
+        cmd = ["ip", "netns", "exec", self.switch_ns] + self._pin()
         # Real-time priority: the emulated wire must not queue behind the
         # nodes' own work on a machine with few cores.
         if shutil.which("chrt"):
@@ -184,8 +188,11 @@ class Lab:
             err = self.emu.stderr.read().strip() if self.emu.poll() is not None else ""
             raise LabError(f"ssi-linkemu did not start: {err or line or 'no output'}")
 
+    def _pin(self):
+        return ["taskset", "-c", self.cpus] if self.cpus and shutil.which("taskset") else []
+
     def exec_argv(self, i, argv):
-        return ["ip", "netns", "exec", self.node_ns[i]] + list(argv)
+        return ["ip", "netns", "exec", self.node_ns[i]] + self._pin() + list(argv)
 
     def down(self):
         if self.emu and self.emu.poll() is None:

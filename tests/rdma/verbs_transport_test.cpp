@@ -251,6 +251,28 @@ TEST_F(VerbsSoftTest, QpErrorIsReportedOnBothSidesAndTheNodesReconnect) {
   });
 }
 
+// The NIC of node 0 dies while its process (and so its side channels)
+// lives on: the failed work requests alone must bring the connections down.
+TEST_F(VerbsSoftTest, NicFailureAloneFailsPendingRpcsAndIsReported) {
+  run([&] {
+    ASSERT_TRUE(add_nodes(3).ok());
+    ASSERT_TRUE(link(1, 0).ok());
+    ASSERT_TRUE(link(2, 0).ok());
+    std::optional<Result<Frame>> pending;
+    boost::fibers::fiber caller([&] { pending.emplace(nodes_[1]->rpc(NodeId{0}, Frame::make(kData), 20s)); });
+    boost::this_fiber::sleep_for(10ms);
+    net_.kill(*fabrics_[0]);
+    ASSERT_TRUE(eventually([&] { return pending.has_value(); })) << "the pending rpc never failed";
+    caller.join();
+    ASSERT_FALSE(pending->ok());
+    EXPECT_EQ(pending->error().code, Errc::kDisconnected) << pending->error().to_string();
+    EXPECT_TRUE(saw_down(1, NodeId{0}));
+    EXPECT_TRUE(saw_down(2, NodeId{0}));
+    ASSERT_TRUE(saw_down(0, NodeId{1}));
+    EXPECT_NE(downs_[0].front().why.message.find("flushed"), std::string::npos) << downs_[0].front().why.to_string();
+  });
+}
+
 TEST_F(VerbsSoftTest, SimultaneousDialsSettleOnOneQueuePairPerPeer) {
   run([&] {
     ASSERT_TRUE(add_nodes(2).ok());
