@@ -136,6 +136,21 @@ Result<EntryState> BootLayout::ap_state(std::uint32_t cpu, std::uint8_t sipi_vec
   return st;
 }
 
+static Result<void> fill_node_ram(ssi_boot_info& info, const BootConfig& config, std::uint64_t ram_bytes) {
+  const auto& starts = config.node_ram_start;
+  if (starts.empty()) return ok();  // all RAM on node 0: zeros
+  if (starts.size() != config.node_count || config.node_count > SSI_MAX_NODES || starts[0] != 0)
+    return bad(fmt::format("node RAM map has {} entries for {} nodes (at most {}, from 0)",
+                           starts.size(), config.node_count, SSI_MAX_NODES));
+  for (std::size_t n = 0; n < starts.size(); ++n) {
+    if ((n > 0 && starts[n] < starts[n - 1]) || starts[n] > ram_bytes)
+      return bad(fmt::format("node {} RAM starts at {:#x}: out of order or past the RAM", n,
+                             starts[n]));
+    info.node_ram_start[n] = starts[n];
+  }
+  return ok();
+}
+
 Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config) {
   if (config.cpu_count == 0 || config.cpu_count > kMaxVcpus) {
     return bad(fmt::format("cpu count {} is outside 1..{}", config.cpu_count, kMaxVcpus));
@@ -184,6 +199,7 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
     }
     info.cpu_node[cpu] = node;
   }
+  SSI_TRY(fill_node_ram(info, config, ram.map().ram_bytes()));
   SSI_TRY(ram.write_value(Gpa{kBootInfoGpa}, info));
   return l;
 }

@@ -133,8 +133,9 @@ TEST_F(BootTest, GdtHasKernelAndUserSegmentsAndOneBusyTssPerCpu) {
 
 TEST_F(BootTest, BootInfoDescribesTheMachine) {
   std::vector<std::uint32_t> nodes{0, 0, 1, 1};
+  std::vector<std::uint64_t> node_ram{0, 16 * kMiB};
   build(32 * kMiB, {.cpu_count = 4, .node_count = 2, .cpu_node = nodes,
-                    .kernel_entry = 0x100000, .kernel_end = 0x180000});
+                    .node_ram_start = node_ram, .kernel_entry = 0x100000, .kernel_end = 0x180000});
   auto info = ram_->read_value<ssi_boot_info>(Gpa{kBootInfoGpa}).value();
   EXPECT_EQ(info.magic, SSI_BOOT_MAGIC);
   EXPECT_EQ(info.version, SSI_BOOT_VERSION);
@@ -149,6 +150,7 @@ TEST_F(BootTest, BootInfoDescribesTheMachine) {
   EXPECT_EQ(info.cpu_node[1], 0u);
   EXPECT_EQ(info.cpu_node[2], 1u);
   EXPECT_EQ(info.cpu_node[3], 1u);
+  EXPECT_EQ(info.node_ram_start[1], 16 * kMiB);
 }
 
 TEST_F(BootTest, BspEntersLongModeAtTheEntryWithBootInfoInRdi) {

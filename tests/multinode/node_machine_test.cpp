@@ -27,6 +27,14 @@ std::string rtrim(std::string s) {
   return s;
 }
 
+// The BSP's part in the small tests: INIT + SIPI(0x08) to cpu 1, then cli; hlt.
+void start_cpu1_then_sleep(vcpu::testing::FakeVcpu& v) {
+  v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
+      .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)
+      .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)
+      .push_simple(vcpu::ExitKind::kHlt, false);
+}
+
 struct GuestCase {
   std::uint32_t nodes, vcpus;
   std::string transport;
@@ -127,6 +135,9 @@ TEST(NodeMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
   EXPECT_EQ(info->magic, SSI_BOOT_MAGIC);
   EXPECT_EQ(info->node_count, 2u);
   EXPECT_EQ(info->cpu_node[1], 1u);
+  EXPECT_EQ(info->node_ram_start[0], 0u);
+  EXPECT_EQ(info->node_ram_start[1], m.cluster().node(0).homes().ranges()[1].first.value() * kPageSize)
+      << "the guest is told the DSM's homes";
 }
 
 TEST(NodeMachineTest, ExitOnOneNodeStopsEveryNode) {
@@ -134,10 +145,7 @@ TEST(NodeMachineTest, ExitOnOneNodeStopsEveryNode) {
   // request reaches every node; vCPU 0 just halts.
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
-      v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
-          .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)  // INIT to cpu 1
-          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)  // SIPI 0x08
-          .push_simple(vcpu::ExitKind::kHlt, false);
+      start_cpu1_then_sleep(v);
     } else {
       // The exit reaches this node asynchronously: the guest halts meanwhile.
       v.push_io_out(0xF8, {7}, false).push_simple(vcpu::ExitKind::kHlt, false);
@@ -156,10 +164,7 @@ TEST(NodeMachineTest, ForwardedReadTakesNodeZerosAnswer) {
   // COM1's LSR read from node 1 says "transmitter empty", as node 0's UART does.
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
-      v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
-          .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)
-          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)
-          .push_simple(vcpu::ExitKind::kHlt, false);
+      start_cpu1_then_sleep(v);
     } else {
       v.push_io_in(0x3FD, 1, false).push_io_out(0xF8, {0}, false)
           .push_simple(vcpu::ExitKind::kHlt, false);
@@ -178,10 +183,7 @@ TEST(NodeMachineTest, ForwardedReadTakesNodeZerosAnswer) {
 TEST(NodeMachineTest, LosingNodeZeroFailsTheForwardingVcpuWithAClearError) {
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
-      v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
-          .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)
-          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)
-          .push_simple(vcpu::ExitKind::kHlt, false);
+      start_cpu1_then_sleep(v);
     } else {
       v.push_io_out(0x80, {1}, false).then([] { std::this_thread::sleep_for(100ms); })
           .push_io_out(0x3F8, {'x'}, false);

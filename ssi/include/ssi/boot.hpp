@@ -68,6 +68,8 @@ struct BootConfig {
   std::uint32_t cpu_count = 1;
   std::uint32_t node_count = 1;
   std::span<const std::uint32_t> cpu_node{};  // node of each cpu; empty = all on node 0
+  // First RAM offset homed at each node (ascending from 0); empty = all on node 0.
+  std::span<const std::uint64_t> node_ram_start{};
   std::uint64_t kernel_entry = 0;
   std::uint64_t kernel_end = 0;
 };

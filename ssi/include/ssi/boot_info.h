@@ -21,8 +21,9 @@
 #include <stdint.h>
 
 #define SSI_BOOT_MAGIC 0x5353494230303031ull /* "SSIB0001" */
-#define SSI_BOOT_VERSION 1u
+#define SSI_BOOT_VERSION 2u
 #define SSI_MAX_VCPUS 64u
+#define SSI_MAX_NODES 16u
 
 /* GDT selectors (the same in every CPU). */
 #define SSI_SEL_KERNEL_CODE 0x08
@@ -54,6 +55,10 @@ struct ssi_boot_info {
   uint64_t ioapic_base;     /* 0xFEC00000 */
   uint64_t kernel_end;      /* first free byte after the kernel's loaded segments */
   uint32_t cpu_node[SSI_MAX_VCPUS]; /* node that runs each cpu */
+  /* v2: where guest RAM lives. Node n is the DSM home (the vNUMA node) of RAM
+   * offsets [node_ram_start[n], node_ram_start[n + 1]); the last node's range
+   * ends at mem_bytes. RAM offset == guest-physical address below 3 GiB. */
+  uint64_t node_ram_start[SSI_MAX_NODES];
 };
 
 #endif /* SSI_BOOT_INFO_H_ */

@@ -9,6 +9,7 @@
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
+#include "dsm/home_map.hpp"
 #include "multinode/data_path.hpp"
 #include "multinode/forwarding_io.hpp"
 #include "multinode/ipi_router.hpp"
@@ -99,10 +100,16 @@ struct NodeMachine::Impl {
       return make_error(Errc::kInvalidArgument, "only node 0 loads the kernel");
     if (kernel) SSI_TRY(machine::load_elf(*kernel, file, *guest_ram));
     const auto& p = config.placement;
+    // The guest's vNUMA view: the DSM's default homes, equal chunks per node.
+    SSI_ASSIGN_OR_RETURN(dsm::HomeMap homes,
+                         dsm::HomeMap::equal_chunks(config.map.ram_bytes() / kPageSize, p.nodes));
+    std::vector<std::uint64_t> node_ram;
+    for (const auto& r : homes.ranges()) node_ram.push_back(r.first.value() * kPageSize);
     SSI_ASSIGN_OR_RETURN(machine::BootLayout layout,
                          machine::build_boot_area(*guest_ram, {.cpu_count = p.vcpus(),
                                                                .node_count = p.nodes,
                                                                .cpu_node = p.vcpu_node,
+                                                               .node_ram_start = node_ram,
                                                                .kernel_entry = kernel ? kernel->entry : 0,
                                                                .kernel_end = kernel ? kernel->end() : 0}));
     if (by_vcpu[0]) SSI_TRY(machine::enter(*by_vcpu[0]->vcpu, layout.bsp_state()));

@@ -12,5 +12,7 @@ int kernel_main(unsigned cpu) {
   if (!rt_wait_at_least(&g_said, info->cpu_count, 20000000)) return 1;
   rt_printf("hello: all %u cpus said hello, %lu MiB RAM\n", info->cpu_count,
             info->mem_bytes >> 20);
+  for (unsigned n = 1; n < info->node_count && n < SSI_MAX_NODES; ++n)
+    rt_printf("hello: node %u is home of RAM from %lu MiB\n", n, info->node_ram_start[n] >> 20);
   return 0;
 }
