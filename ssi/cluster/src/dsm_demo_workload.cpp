@@ -43,7 +43,7 @@ class DsmDemoWorkload final : public Workload {
     return r;
   }
 
-  void stop() override { dsm_.stop(); }
+  void stop() override { dsm_.halt(); }
 
  private:
   std::uint64_t* word(std::uint64_t page, std::uint64_t index = 0) const {

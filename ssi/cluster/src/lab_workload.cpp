@@ -41,9 +41,10 @@ Result<void> LabWorkload::start_line() {
   return wait_until([&] { return arrived->load() >= nodes_; }, "every node at the start line");
 }
 
-Result<void> LabWorkload::wait_until(const std::function<bool()>& done, const char* what) {
+Result<void> LabWorkload::wait_until(const std::function<bool()>& done, const char* what) const {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (std::uint64_t spins = 0; !done(); ++spins) {
+    if (stopping_) return make_error(Errc::kShutdown, fmt::format("stopped while waiting for {}", what));
     if ((spins & 63) == 0 && std::chrono::steady_clock::now() > deadline)
       return make_error(Errc::kTimeout, fmt::format("gave up after 60 s waiting for {}", what));
     // Yield first (the update is usually close); then sleep briefly so a

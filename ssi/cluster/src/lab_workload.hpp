@@ -36,7 +36,10 @@ class LabWorkload : public Workload {
         bytes_(config.mem_bytes ? config.mem_bytes : kDefaultBytes) {}
 
   Result<void> start() { return dsm_.start(nodes_, bytes_); }
-  void stop() override { dsm_.stop(); }
+  void stop() override {
+    stopping_ = true;  // waits give up; memory stays mapped until destruction
+    dsm_.halt();
+  }
   coord::PhaseResult run_phase(std::uint32_t phase) override;
 
  protected:
@@ -51,7 +54,7 @@ class LabWorkload : public Workload {
   Result<void> start_line();
   // Spins (yielding the CPU) until `done`; bounded so that a lost update
   // fails the cell instead of hanging the sweep.
-  static Result<void> wait_until(const std::function<bool()>& done, const char* what);
+  Result<void> wait_until(const std::function<bool()>& done, const char* what) const;
 
   DsmHost dsm_;
   std::uint32_t nodes_;
@@ -60,6 +63,7 @@ class LabWorkload : public Workload {
 
  private:
   coord::Counters measured_;
+  std::atomic<bool> stopping_{false};
 };
 
 // Relaxed atomic access to plain words of DSM memory: keeps the compiler

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -32,10 +34,12 @@ class ClusterRuntime final : public coord::NodeRuntime {
 
   void run_phase(std::uint32_t phase, Done done) override {
     join_worker();
+    worker_done_ = false;
     worker_ = std::thread([this, phase, done = std::move(done)] {
       coord::PhaseResult r = workload_ ? workload_->run_phase(phase)
                                        : coord::PhaseResult{2, "not configured", {}};
       done(std::move(r));
+      worker_done_ = true;
     });
   }
 
@@ -47,12 +51,27 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
  private:
+  // A worker blocked on a DSM page whose home died can never be woken (the
+  // DSM leaves that request hanging): after a bounded wait the process
+  // exits with the "node lost" code instead of hanging, and before the
+  // workload's memory is unmapped under the worker.
   void join_worker() {
-    if (worker_.joinable()) worker_.join();
+    if (!worker_.joinable()) return;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!worker_done_ && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!worker_done_) {
+      std::fprintf(stderr, "ssi node %u: the workload is stuck (waiting for memory of a lost node); exiting\n",
+                   host_.self().value());
+      std::fflush(stderr);
+      _exit(3);
+    }
+    worker_.join();
   }
   NodeHost& host_;
   std::unique_ptr<Workload> workload_;
   std::thread worker_;
+  std::atomic<bool> worker_done_{true};
 };
 
 std::string hostname() {

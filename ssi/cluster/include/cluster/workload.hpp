@@ -16,6 +16,9 @@ class Workload {
   virtual ~Workload() = default;
   // Blocking; runs on a worker thread (not the reactor thread).
   virtual coord::PhaseResult run_phase(std::uint32_t phase) = 0;
+  // Makes run_phase return soon (the machine stops). Must not free memory
+  // a running run_phase may still touch: that happens in the destructor,
+  // after the worker thread is joined.
   virtual void stop() {}
 };
 
