@@ -1,7 +1,7 @@
 #include "ssi/insn_fallback.hpp"
 
 #include <fmt/format.h>
-#include <linux/kvm.h>
+#include "vcpu/kvm_abi.hpp"
 
 namespace ssi::machine {
 

@@ -1,7 +1,7 @@
 #include "ssi/insn_fallback.hpp"
 
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vcpu/kvm_abi.hpp"
 
 #include "vcpu/fake_vcpu.hpp"
 

@@ -2,7 +2,7 @@
 // layer sets. Pure, so the conversion is unit-tested without /dev/kvm.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vcpu/kvm_abi.hpp"
 
 #include "ssi/boot.hpp"
 

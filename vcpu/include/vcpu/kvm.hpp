@@ -7,7 +7,7 @@
 // they are what travels when a vCPU migrates between nodes of one cluster.
 #pragma once
 
-#include <linux/kvm.h>
+#include "vcpu/kvm_abi.hpp"
 
 #include <array>
 #include <cstdint>
@@ -28,6 +28,7 @@ using CpuidEntries = std::vector<kvm_cpuid_entry2>;
 struct XsaveArea {
   std::array<std::uint32_t, 1024> region{};
 };
+static_assert(sizeof(XsaveArea) == sizeof(kvm_xsave), "KVM_GET/SET_XSAVE copy sizeof(kvm_xsave)");
 
 class Vcpu {
  public:
