@@ -228,41 +228,4 @@ TEST(RunNodes, BadTransportIsRefused) {
   EXPECT_NE(r.err.find("--transport must be tcp or shm"), std::string::npos) << r.err;
 }
 
-// The guest test kernels across node processes under KVM.
-struct NodesCase {
-  const char* kernel;
-  int nodes, vcpus;
-  const char* transport;
-  const char* expect;  // in stdout
-};
-
-class GuestAcrossNodes : public ::testing::TestWithParam<NodesCase> {};
-
-TEST_P(GuestAcrossNodes, ExitsZeroWithExpectedOutput) {
-  if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/kvm";
-  const NodesCase& c = GetParam();
-  auto r = run_process(SSI_BINARY, {"run", "--nodes", std::to_string(c.nodes), "--vcpus",
-                                    std::to_string(c.vcpus), "--mem", "64M", "--transport",
-                                    c.transport, "--kernel",
-                                    std::string(SSI_GUEST_KERNEL_DIR) + "/" + c.kernel + ".elf"},
-                       {}, 240s);
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find(c.expect), std::string::npos) << r.out;
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Kvm, GuestAcrossNodes,
-    ::testing::Values(NodesCase{"hello", 2, 4, "tcp", "all 4 cpus said hello"},
-                      NodesCase{"hello", 4, 4, "shm", "all 4 cpus said hello"},
-                      NodesCase{"counter", 2, 4, "tcp", "io_forwarded"},
-                      NodesCase{"counter", 4, 4, "shm", "io_forwarded"},
-                      NodesCase{"ipi", 2, 2, "tcp", "ipis_sent_remote"},
-                      NodesCase{"ipi", 4, 4, "shm", "ipis_sent_remote"},
-                      NodesCase{"litmus", 2, 2, "tcp", "io_forwarded"},
-                      NodesCase{"litmus", 4, 4, "shm", "io_forwarded"}),
-    [](const auto& info) {
-      return std::string(info.param.kernel) + "_" + std::to_string(info.param.nodes) + "nodes_" +
-             info.param.transport;
-    });
-
 }  // namespace

@@ -47,10 +47,15 @@ inline std::vector<std::string> expected_output(const RunCase& c) {
   if (c.kernel == "counter") return {"expected=" + std::to_string(100000 * c.vcpus)};
   if (c.kernel == "ipi") return {"round trips"};
   if (c.kernel == "litmus") {
-    return {"SB+mfence: rounds=20000 forbidden=0", "MP: rounds=20000 forbidden=0"};
+    std::vector<std::string> out;
+    for (const char* t : {"SB+mfence", "MP", "LB", "2+2W"})
+      out.push_back(std::string(t) + ": rounds=10000 forbidden=0");
+    out.push_back(c.vcpus >= 4 ? "IRIW: rounds=10000 forbidden=0" : "IRIW: skipped");
+    return out;
   }
   if (c.kernel == "timer") return {"timer: ", " ticks after "};  // >= 10: exit code 0
   if (c.kernel == "compute") return {"compute: iterations=100000000"};
+  if (c.kernel == "tour") return {"tour: counter=" + std::to_string(20000 * c.vcpus), "memory is coherent"};
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "base/clock.hpp"
 #include "vcpu/cpu_state.hpp"
 #include "vcpu/kvm.hpp"
+#include "vcpu/kvm_host.hpp"
 #include "vcpu/lapic.hpp"
 
 namespace ssi::vcpu {
@@ -25,7 +26,7 @@ class NullSink final : public IpiSink {
 
 struct KvmTest : ::testing::Test {
   void SetUp() override {
-    if (!kvm_available()) GTEST_SKIP() << "no /dev/kvm";
+    if (auto h = probe_kvm_host(); !h.usable) GTEST_SKIP() << h.reason;
     auto h = open_kvm();
     ASSERT_TRUE(h.ok()) << h.error().to_string();
     hv = std::move(*h);

@@ -15,6 +15,7 @@
 #include "fd.hpp"
 #include "kvm_vcpu.hpp"
 #include "vcpu/kvm.hpp"
+#include "vcpu/kvm_host.hpp"
 #include "vcpu/lapic.hpp"
 
 namespace ssi::vcpu {
@@ -153,11 +154,6 @@ Result<std::unique_ptr<Hypervisor>> open_kvm(const std::string& path) {
   return std::unique_ptr<Hypervisor>(std::make_unique<KvmHypervisor>(std::move(kvm)));
 }
 
-bool kvm_available() {
-  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  ::close(fd);
-  return true;
-}
+bool kvm_available() { return probe_kvm_host().usable; }
 
 }  // namespace ssi::vcpu
