@@ -18,11 +18,28 @@
 namespace ssi::cluster {
 namespace {
 
+// The coordinator's stop reason when the user interrupted the run
+// (coordinator.cpp): its launcher reports that in one line, so the nodes
+// stay quiet about it.
+bool is_interruption(const std::string& reason) { return reason.starts_with("interrupted"); }
+
+// A DSM fault takes well under 1 ms here; a stopped worker notices the
+// stop after its current operation.
+constexpr auto kServeAfterStop = std::chrono::milliseconds(200);
+
 // Glue between the coordinator's orders and this node's host + workload.
 class ClusterRuntime final : public coord::NodeRuntime {
  public:
   explicit ClusterRuntime(NodeHost& host) : host_(host) {}
-  ~ClusterRuntime() override { join_worker(); }
+  ~ClusterRuntime() override {
+    join_worker();
+    // Stopped mid-phase: peers' workers may still be in a fault on a page
+    // homed here; keep serving them while they notice the stop, or they
+    // would wait for a DSM that is gone. (A phase that finished leaves no
+    // fault in flight.)
+    if (stopped_mid_phase_) std::this_thread::sleep_for(kServeAfterStop);
+    workload_.reset();
+  }
 
   Result<void> configure(const coord::MachineConfig& config) override {
     std::vector<std::string> addresses;
@@ -44,9 +61,11 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
   void stop(const std::string& reason, bool failed) override {
-    if (failed) std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
+    if (failed && !is_interruption(reason))
+      std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
     // Peers now close their connections in any order: expected, not a warning.
-    if (!failed) log::get("rdma")->set_level(spdlog::level::err);
+    if (!failed || is_interruption(reason)) log::get("rdma")->set_level(spdlog::level::err);
+    stopped_mid_phase_ = !worker_done_;
     if (workload_) workload_->stop();
   }
 
@@ -59,7 +78,7 @@ class ClusterRuntime final : public coord::NodeRuntime {
     if (!worker_.joinable()) return;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!worker_done_ && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!worker_done_) {
       std::fprintf(stderr, "ssi node %u: the workload is stuck (waiting for memory of a lost node); exiting\n",
                    host_.self().value());
@@ -72,6 +91,7 @@ class ClusterRuntime final : public coord::NodeRuntime {
   std::unique_ptr<Workload> workload_;
   std::thread worker_;
   std::atomic<bool> worker_done_{true};
+  bool stopped_mid_phase_ = false;
 };
 
 std::string hostname() {
@@ -95,16 +115,19 @@ int run_node_command(const NodeCommandOptions& options) {
   no.info = coord::NodeInfo{self, hostname(), SSI_CLUSTER_VERSION,
                             (*host)->transport().local_address(),
                             static_cast<std::uint32_t>(getpid()), {options.transport}};
-  int code = 0;
+  coord::NodeExit e;
   {
+    // The runtime (worker thread, workload, its DSM) is torn down while the
+    // reactor still runs: the workload frees its DSM node with a call on the
+    // reactor. Shutting the host down first left that call waiting for a
+    // reactor that was gone, and every node with a DSM 5 s at exit.
     ClusterRuntime runtime(**host);
-    coord::NodeExit e = coord::run_node(no, runtime);
-    if (e.exit_code != 0)
-      std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, e.message.c_str());
-    code = e.exit_code;
-    (*host)->shutdown();
+    e = coord::run_node(no, runtime);
   }
-  return code;
+  (*host)->shutdown();
+  if (e.exit_code != 0 && !is_interruption(e.message))
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, e.message.c_str());
+  return e.exit_code;
 }
 
 }  // namespace ssi::cluster
