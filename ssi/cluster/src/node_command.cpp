@@ -1,6 +1,12 @@
 #include "cluster/node_command.hpp"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "cluster/host_port.hpp"
 #include "cluster/node_host.hpp"
 #include "cluster/workload.hpp"
 #include "coordinator/node_client.hpp"
@@ -94,6 +101,41 @@ class ClusterRuntime final : public coord::NodeRuntime {
   bool stopped_mid_phase_ = false;
 };
 
+// Connects (and hangs up) until the coordinator accepts a TCP connection:
+// 50 ms, 100 ms, ... up to 1 s between attempts, until `timeout`.
+Result<void> wait_for_coordinator(const std::string& address, std::chrono::milliseconds timeout) {
+  SSI_ASSIGN_OR_RETURN(HostPort hp, parse_host_port(address, false));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    addrinfo* found = nullptr;
+    int gai = getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &found);
+    int err = EHOSTUNREACH;
+    for (addrinfo* a = gai == 0 ? found : nullptr; a; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+      err = rc == 0 ? 0 : errno;
+      ::close(fd);
+      if (rc == 0) break;
+    }
+    if (found) freeaddrinfo(found);
+    if (err == 0) return ok();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      std::string why = gai != 0 ? gai_strerror(gai) : std::strerror(err);
+      return make_error(Errc::kTimeout, fmt::format("coordinator {} not reachable within {} s: {}",
+                                                    address, timeout.count() / 1000, why));
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
 std::string hostname() {
   char buf[256] = {};
   gethostname(buf, sizeof buf - 1);
@@ -109,6 +151,10 @@ int run_node_command(const NodeCommandOptions& options) {
   if (!host.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
     return 2;
+  }
+  if (auto up = wait_for_coordinator(options.coordinator, options.join_timeout); !up.ok()) {
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, up.error().message.c_str());
+    return 3;
   }
   coord::NodeOptions no;
   no.coordinator = options.coordinator;

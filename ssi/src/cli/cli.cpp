@@ -198,6 +198,11 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->check(one_of(kNodeTransports, "transport"));
   node->add_option("--listen", node_opts.listen, "Transport listen address (e.g. tcp:0.0.0.0:7000)")
       ->check(transport_address());
+  node->add_option_function<double>(
+          "--join-timeout",
+          [](double s) { node_opts.join_timeout = std::chrono::milliseconds(static_cast<long>(s * 1000)); },
+          "Seconds to keep retrying to reach the coordinator (default 60)")
+      ->check(CLI::Range(0.0, 86400.0));
   node->callback([&rc] { rc = cluster::run_node_command(node_opts); });
 
   auto* coordinator = app.add_subcommand(
