@@ -1,16 +1,18 @@
 #include "cluster/node_command.hpp"
 
 #include <netdb.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -101,6 +103,54 @@ class ClusterRuntime final : public coord::NodeRuntime {
   bool stopped_mid_phase_ = false;
 };
 
+// scancel signals every task of the job, nodes included. A node gives the
+// coordinator (signalled too) a moment to stop the machine cleanly, which
+// reports the interruption once; a node left alone ends itself. Nodes of
+// `ssi demo` / `ssi run` inherit SIGINT/SIGTERM ignored and keep it so.
+std::atomic<int> g_signal{0};
+constexpr auto kStopGraceAfterSignal = std::chrono::seconds(1);
+
+void on_signal(int sig) { g_signal.store(sig); }
+
+class SignalGrace {
+ public:
+  explicit SignalGrace(unsigned id) {
+    for (int sig : {SIGINT, SIGTERM}) {
+      struct sigaction old {};
+      sigaction(sig, nullptr, &old);
+      if (old.sa_handler == SIG_IGN) continue;
+      struct sigaction sa {};
+      sa.sa_handler = on_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(sig, &sa, nullptr);
+    }
+    watcher_ = std::thread([this, id] {
+      std::unique_lock lock(mu_);
+      while (!done_ && g_signal.load() == 0) cv_.wait_for(lock, std::chrono::milliseconds(10));
+      if (done_ || cv_.wait_for(lock, kStopGraceAfterSignal, [this] { return done_; })) return;
+      int sig = g_signal.load();
+      std::fprintf(stderr, "ssi node %u: SIG%s and no stop from the coordinator within %lld s; exiting\n",
+                   id, sigabbrev_np(sig), static_cast<long long>(kStopGraceAfterSignal.count()));
+      std::fflush(nullptr);
+      std::_Exit(128 + sig);
+    });
+  }
+  ~SignalGrace() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    watcher_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread watcher_;
+};
+
 // Connects (and hangs up) until the coordinator accepts a TCP connection:
 // 50 ms, 100 ms, ... up to 1 s between attempts, until `timeout`.
 Result<void> wait_for_coordinator(const std::string& address, std::chrono::milliseconds timeout) {
@@ -124,6 +174,9 @@ Result<void> wait_for_coordinator(const std::string& address, std::chrono::milli
     }
     if (found) freeaddrinfo(found);
     if (err == 0) return ok();
+    if (int sig = g_signal.load())  // nobody to stop us yet: end now
+      return make_error(Errc::kShutdown, fmt::format("interrupted by SIG{} while waiting for the coordinator",
+                                                     sigabbrev_np(sig)));
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       std::string why = gai != 0 ? gai_strerror(gai) : std::strerror(err);
@@ -152,9 +205,10 @@ int run_node_command(const NodeCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
     return 2;
   }
+  SignalGrace grace(options.id);
   if (auto up = wait_for_coordinator(options.coordinator, options.join_timeout); !up.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, up.error().message.c_str());
-    return 3;
+    return g_signal.load() ? 128 + g_signal.load() : 3;
   }
   coord::NodeOptions no;
   no.coordinator = options.coordinator;
