@@ -67,14 +67,15 @@ def plot_latency_vs_delay(res, path, plt):
         xs = [d for d, _ in pts]
         lat = [(d, c["summary"]["read_fault_us"]) for d, c in pts if _med(c, "read_fault_us") is not None]
         if lat and w != "lab-private":
-            bars = a1.errorbar([d for d, _ in lat], [st["median"] for _, st in lat], yerr=_bars([st for _, st in lat]),
-                               fmt="o-", capsize=3, label=f"{w} measured")
-            colors[w] = bars.lines[0].get_color()
+            colors[w] = f"C{WORKLOAD_ORDER.index(w)}"  # the same colour in both panels
+            a1.errorbar([d for d, _ in lat], [st["median"] for _, st in lat], yerr=_bars([st for _, st in lat]),
+                        fmt="o-", capsize=3, color=colors[w], label=f"{w} measured")
             # The model is a floor for a remote fault: none on 1 node.
             if nodes > 1:
                 models[w] = [(d, c["model"]["read"]["total_us"]) for d, c in pts if c.get("model")]
         t = [c["summary"]["time_ms"] for _, c in pts]
-        a2.errorbar(xs, [st["median"] for st in t], yerr=_bars(t), fmt="o-", capsize=3, label=w)
+        a2.errorbar(xs, [st["median"] for st in t], yerr=_bars(t), fmt="o-", capsize=3,
+                    color=f"C{WORKLOAD_ORDER.index(w)}", label=w)
     for ws, pts in _model_groups({w: p for w, p in models.items() if p}):
         color = colors[ws[0]] if len(ws) == 1 else "black"
         a1.plot([d for d, _ in pts], [v for _, v in pts], "--", color=color, label=f"model ({', '.join(ws)})")
@@ -159,7 +160,7 @@ def _fmt(v, spec=".1f"):
 
 def _num(v):
     """3 significant digits without exponent: 0.0123, 1.23, 123, 12300."""
-    return f"{v:.3g}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.0f}"
+    return f"{v:.3g}" if 1e-3 <= abs(v) < 1e3 or v == 0 else f"{v:.0f}"
 
 
 def _time(ms):
