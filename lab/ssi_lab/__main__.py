@@ -50,9 +50,9 @@ def cmd_sweep(a):
 def cmd_plot(a):
     with open(a.results) as fh:
         res = json.load(fh)
-    if res.get("schema") != sweep.SCHEMA:
-        print(f"ssi lab: error: {a.results} is not an ssi-lab result ({res.get('schema')})", file=sys.stderr)
-        return 2
+    schema = res.get("schema") if isinstance(res, dict) else type(res).__name__
+    if schema != sweep.SCHEMA:
+        return fail(f"{a.results} is not an ssi-lab result (schema {schema}, expected {sweep.SCHEMA})")
     outdir = a.out or os.path.dirname(os.path.abspath(a.results))
     os.makedirs(outdir, exist_ok=True)
     out = plots.render(res, outdir)
@@ -96,8 +96,15 @@ def cmd_down(a):
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (no usage block), exit 2 like ssi's own."""
+
+    def error(self, message):
+        self.exit(2, f"ssi lab: error: {message} (see scripts/lab --help)\n")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="scripts/lab", description=(
+    p = OneLineParser(prog="scripts/lab", description=(
         "ssi interconnect lab: emulated clusters (network namespaces + shaped links), sweeps, "
         "JSON, plots. See docs/benchmarking.md."))
     p.add_argument("--build", default=os.path.join(ROOT, "build"), help="ssi build directory")
@@ -143,8 +150,19 @@ def main(argv=None):
     try:
         return a.fn(a)
     except (topology.LabError, runner.CellFailed) as e:
-        print(f"ssi lab: error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
+    except json.JSONDecodeError as e:
+        return fail(f"{getattr(a, 'results', '?')} is not JSON ({e.msg}, line {e.lineno})")
+    except (KeyError, TypeError, ValueError) as e:
+        # A results.json from another version or edited by hand.
+        return fail(f"malformed results ({type(e).__name__}: {e})")
+
+
+def fail(message):
+    print(f"ssi lab: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

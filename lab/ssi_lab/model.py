@@ -15,6 +15,13 @@ It is a floor for a 2-hop fault (requester -> home, home replies with the
 page). Measured minus model is where ssi loses time: queueing behind
 other faults, 3-hop forwards and invalidation rounds, wake-ups."""
 
+# One complete sentence for reports (the docstring above has the details).
+SUMMARY = ("expected 2-hop fault latency = floor (this host's userfaultfd fault, plus a write-protect "
+           "downgrade when the page's holder wrote it) + the measured 64-byte rpc round trip over the "
+           "profile's links + the 4 KiB page's serialisation at the link rate; measured minus model is "
+           "the time ssi adds (queueing, 3-hop forwards, invalidations, wake-ups). "
+           "Not applied to 1-node cells, which have no remote faults.")
+
 PAGE_BYTES = 4096
 HEADER_BYTES = 64
 

@@ -38,27 +38,48 @@ def _delay_cells(res, nodes):
             and c["transport"] == "tcp" and c.get("rate_gbit") == 10.0]
 
 
+def _bars(stats, scale=1.0):
+    """min-max error bars around the median of summary dicts."""
+    return [[(st["median"] - st["min"]) * scale for st in stats], [(st["max"] - st["median"]) * scale for st in stats]]
+
+
+def _model_groups(series):
+    """{workload: [(delay, model us)]} -> [(workloads, points)]: workloads whose
+    model is the same (it depends on the link and on whether a read needs a
+    downgrade, not on the workload) share one line."""
+    groups = {}
+    for w, pts in series.items():
+        key = tuple((d, round(v, 1)) for d, v in pts)
+        groups.setdefault(key, []).append(w)
+    return [(ws, list(key)) for key, ws in groups.items()]
+
+
 def plot_latency_vs_delay(res, path, plt):
     nodes = max([c["nodes"] for c in _ok(res["cells"])] + [2])
     nodes = 2 if any(c["nodes"] == 2 for c in _ok(res["cells"])) else nodes
     cells = _delay_cells(res, nodes)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors, models = {}, {}
     for w in WORKLOAD_ORDER:
-        pts = sorted((c["delay_us"], c) for c in cells if c["workload"] == w)
+        pts = sorted(((c["delay_us"], c) for c in cells if c["workload"] == w), key=lambda p: p[0])
         if not pts:
             continue
         xs = [d for d, _ in pts]
-        lat = [(d, _med(c, "read_fault_us")) for d, c in pts if _med(c, "read_fault_us") is not None]
+        lat = [(d, c["summary"]["read_fault_us"]) for d, c in pts if _med(c, "read_fault_us") is not None]
         if lat and w != "lab-private":
-            line, = a1.plot([d for d, _ in lat], [v for _, v in lat], "o-", label=f"{w} measured")
-            mod = [(d, c["model"]["read"]["total_us"]) for d, c in pts if c.get("model")]
-            a1.plot([d for d, _ in mod], [v for _, v in mod], "--", color=line.get_color(),
-                    label=f"{w} model")
+            colors[w] = f"C{WORKLOAD_ORDER.index(w)}"  # the same colour in both panels
+            a1.errorbar([d for d, _ in lat], [st["median"] for _, st in lat], yerr=_bars([st for _, st in lat]),
+                        fmt="o-", capsize=3, color=colors[w], label=f"{w} measured")
+            # The model is a floor for a remote fault: none on 1 node.
+            if nodes > 1:
+                models[w] = [(d, c["model"]["read"]["total_us"]) for d, c in pts if c.get("model")]
         t = [c["summary"]["time_ms"] for _, c in pts]
-        a2.errorbar(xs, [s["median"] for s in t],
-                    yerr=[[s["median"] - s["min"] for s in t], [s["max"] - s["median"] for s in t]],
-                    fmt="o-", capsize=3, label=w)
-    a1.set(title=f"Read fault latency vs link delay ({nodes} nodes, tcp)",
+        a2.errorbar(xs, [st["median"] for st in t], yerr=_bars(t), fmt="o-", capsize=3,
+                    color=f"C{WORKLOAD_ORDER.index(w)}", label=w)
+    for ws, pts in _model_groups({w: p for w, p in models.items() if p}):
+        color = colors[ws[0]] if len(ws) == 1 else "black"
+        a1.plot([d for d, _ in pts], [v for _, v in pts], "--", color=color, label=f"model ({', '.join(ws)})")
+    a1.set(title=f"Read fault latency vs link delay ({nodes} nodes, tcp; min-max bars)",
            xlabel="one-way link delay (us)", ylabel="mean read fault (us)")
     a2.set(title=f"Run time vs link delay ({nodes} nodes, tcp; min-max bars)",
            xlabel="one-way link delay (us)", ylabel="measured phase (ms)", yscale="log")
@@ -74,12 +95,15 @@ def plot_speedup(res, path, plt):
     # fastest emulated link and the slowest one.
     names = [p["name"] for p in res["profiles"]]
     for prof in dict.fromkeys(names[:2] + names[-1:]):
-        by_n = {c["nodes"]: _med(c, "throughput_ops_s") for c in cells
-                if c["workload"] == "lab-private" and c["profile"] == prof and c["transport"] == "tcp"}
-        if not by_n.get(1) or len(by_n) < 2:
+        by_n = {c["nodes"]: c["summary"]["throughput_ops_s"] for c in cells
+                if c["workload"] == "lab-private" and c["profile"] == prof and c["transport"] == "tcp"
+                and c["summary"].get("throughput_ops_s")}
+        if not by_n.get(1) or not by_n[1]["median"] or len(by_n) < 2:
             continue
         ns = sorted(by_n)
-        ax.plot(ns, [by_n[n] / by_n[1] for n in ns], "o-", label=f"lab-private ({prof})")
+        base = by_n[1]["median"]
+        ax.errorbar(ns, [by_n[n]["median"] / base for n in ns], yerr=_bars([by_n[n] for n in ns], 1.0 / base),
+                    fmt="o-", capsize=3, label=f"lab-private ({prof}; min-max bars)")
     ax.plot([1, top], [1, top], "k:", label="ideal")
     cpus = res["machine"].get("online_cpus")
     if cpus:
@@ -101,10 +125,13 @@ def plot_fault_mix(res, path, plt):
     bottom = [0.0] * len(ws)
     for key, label in (("read_faults", "read"), ("write_faults", "write"), ("upgrade_faults", "upgrade"),
                        ("invalidations", "invalidations sent")):
-        vals = [sum(r[key] for r in sel[w]["repeats"]) / len(sel[w]["repeats"]) for w in ws]
-        ax.bar(ws, vals, bottom=bottom, label=label)
+        runs = [[r[key] for r in sel[w]["repeats"]] for w in ws]
+        vals = [sum(x) / len(x) for x in runs]
+        ax.bar(ws, vals, bottom=bottom, label=label, capsize=3,
+               yerr=[[v - min(x) for v, x in zip(vals, runs)], [max(x) - v for v, x in zip(vals, runs)]])
         bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set(title=f"Fault mix per run ({nodes} nodes, profile {prof}, tcp)", ylabel="events per run")
+    ax.set(title=f"Fault mix per run ({nodes} nodes, profile {prof}, tcp; mean, min-max bars)",
+           ylabel="events per run")
     ax.tick_params(axis="x", labelsize=7)
     _finish(fig, (ax,), path, plt, grid=False)
 
@@ -129,6 +156,18 @@ def render(res, outdir):
 
 def _fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
+
+
+def _num(v):
+    """3 significant digits without exponent: 0.0123, 1.23, 123, 12300."""
+    return f"{v:.3g}" if 1e-3 <= abs(v) < 1e3 or v == 0 else f"{v:.0f}"
+
+
+def _time(ms):
+    """A {min, median, max} in ms as 'median [min-max] unit', in the unit
+    that suits the median (us below 1 ms, s from 10 s)."""
+    unit, scale = ("us", 1e3) if ms["median"] < 1 else ("s", 1e-3) if ms["median"] >= 1e4 else ("ms", 1.0)
+    return f"{_num(ms['median'] * scale)} [{_num(ms['min'] * scale)}-{_num(ms['max'] * scale)}] {unit}"
 
 
 def report(res):
@@ -157,18 +196,19 @@ def report(res):
         lines.append(f"| {p['name']} | {'loopback' if p.get('local') else p['delay_us']} | "
                      f"{p['rate_gbit'] or 'unlimited'} | {rtt} |")
     lines += ["", "## Cells (median [min-max] over repeats)", "",
-              "| workload | nodes | profile | transport | time ms | ops/s | read fault us (model) | "
+              "| workload | nodes | profile | transport | time | ops/s | read fault us (model) | "
               "write fault us (model) |", "|---|---|---|---|---|---|---|---|"]
     for c in res["cells"]:
         if c.get("status") != "ok":
             continue
         s = c["summary"]
-        t = s["time_ms"]
-        mr = c.get("model", {}).get("read", {}).get("total_us")
-        mw = c.get("model", {}).get("write", {}).get("total_us")
+        # The model is a remote fault's floor: meaningless on 1 node.
+        model_of = c.get("model", {}) if c["nodes"] > 1 else {}
+        mr = model_of.get("read", {}).get("total_us")
+        mw = model_of.get("write", {}).get("total_us")
         lines.append(
             f"| {c['workload']} | {c['nodes']} | {c['profile']} | {c['transport']} | "
-            f"{t['median']:.1f} [{t['min']:.1f}-{t['max']:.1f}] | {_med(c, 'throughput_ops_s') or 0:.3g} | "
+            f"{_time(s['time_ms'])} | {_num(_med(c, 'throughput_ops_s') or 0)} | "
             f"{_fmt(_med(c, 'read_fault_us'), '.0f')} ({_fmt(mr, '.0f')}) | "
             f"{_fmt(_med(c, 'write_fault_us'), '.0f')} ({_fmt(mw, '.0f')}) |")
     others = [c for c in res["cells"] if c.get("status") != "ok"]
@@ -177,5 +217,5 @@ def report(res):
         for c in others:
             where = f" n={c['nodes']} {c['profile']} {c['transport']}" if "nodes" in c else ""
             lines.append(f"- {c['workload']}{where}: {c['status']}: {c.get('reason', '')}")
-    lines += ["", "Model: " + model.__doc__.strip().splitlines()[0], ""]
+    lines += ["", "Model: " + model.SUMMARY, ""]
     return "\n".join(lines)

@@ -206,6 +206,7 @@ class Sweep:
             c["status"] = "ok"
         if reps:
             c["summary"] = summarize(reps)
+        if reps and c["nodes"] > 1:  # 1 node: no remote fault to model
             rtt = pinfo["rtt_us"][c["transport"]]
             shared = c["workload"] != "lab-private"
             c["model"] = {
@@ -213,7 +214,7 @@ class Sweep:
                 "write": model.expected_fault_us(self.result["floor"], rtt, prof.rate_gbit),
             }
             med = c["summary"].get("read_fault_us", {}).get("median")
-            if med is not None and c["nodes"] > 1:
+            if med is not None:
                 prog.say(f"  {label}: read fault {model.explain(med, c['model']['read'])}")
 
 

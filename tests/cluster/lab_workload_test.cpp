@@ -94,11 +94,12 @@ TEST(LabWorkload, CounterTakesTurnsSoEveryIncrementMovesThePage) {
   EXPECT_GE(faults, 78u) << j.dump(1);
 }
 
-TEST(LabWorkload, UnwritableJsonPathIsAClearError) {
+TEST(LabWorkload, UnwritableJsonPathIsRefusedBeforeTheRun) {
   auto r = run_process(SSI_BINARY, {"demo", "--nodes", "1", "--workload", "lab-private", "--rounds",
                                     "5", "--json", "/nonexistent-dir/x.json"}, {}, 60s);
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("cannot write /nonexistent-dir/x.json.tmp"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot write /nonexistent-dir/x.json"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("joined"), std::string::npos) << "no node may start: " << r.err;
 }
 
 }  // namespace

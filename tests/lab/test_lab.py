@@ -99,7 +99,61 @@ class ReportTest(unittest.TestCase):
                 text = fh.read()
             self.assertIn("| d100us-10g | 100.0 | 10.0 | tcp 260 |", text)
             self.assertIn("guest-counter: skipped: no /dev/kvm", text)
-            self.assertIn("lab-prodcons | 2 | local | tcp | 4.0 [4.0-4.0]", text)
+            self.assertIn("lab-prodcons | 2 | local | tcp | 4 [4-4] ms", text)
+
+    def test_report_has_no_model_on_one_node_and_a_complete_model_sentence(self):
+        text = plots.report(synthetic_result())
+        one_node = [ln for ln in text.splitlines() if ln.startswith("| lab-counter | 1 |")]
+        self.assertTrue(one_node)
+        for ln in one_node:
+            self.assertEqual(ln.count("(-)"), 2, ln)
+        sentence = next(ln for ln in text.splitlines() if ln.startswith("Model: "))
+        self.assertTrue(sentence.endswith("."), sentence)
+        self.assertIn("round trip", sentence)
+
+    def test_times_are_in_a_readable_unit(self):
+        self.assertEqual(plots._time({"min": 0.0121, "median": 0.0234, "max": 0.05}), "23.4 [12.1-50] us")
+        self.assertEqual(plots._time({"min": 1.5, "median": 2.25, "max": 3.0}), "2.25 [1.5-3] ms")
+        self.assertEqual(plots._time({"min": 12000, "median": 15000, "max": 20000}), "15 [12-20] s")
+
+    def test_workloads_with_the_same_model_share_one_line(self):
+        same = [(0, 100.0), (100, 300.0)]
+        groups = plots._model_groups({"a": same, "b": list(same), "c": [(0, 140.0), (100, 340.0)]})
+        self.assertEqual(sorted(ws for ws, _ in groups), [["a", "b"], ["c"]])
+
+
+class CommandLineTest(unittest.TestCase):
+    """Every error of scripts/lab is one line on stderr and exit 2."""
+
+    def run_lab(self, *args):
+        lab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lab")
+        return subprocess.run([lab, *args], capture_output=True, text=True, timeout=60)
+
+    def expect_one_line_error(self, p, needle):
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        self.assertTrue(p.stderr.startswith("ssi lab: error: "), p.stderr)
+        self.assertIn(needle, p.stderr)
+
+    def test_plot_of_a_missing_file(self):
+        self.expect_one_line_error(self.run_lab("plot", "/nonexistent.json"), "No such file")
+
+    def test_plot_of_a_file_that_is_not_json(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write("{")
+            f.flush()
+            self.expect_one_line_error(self.run_lab("plot", f.name), "is not JSON")
+
+    def test_plot_of_results_missing_fields(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump({"schema": sweep.SCHEMA}, f)
+            f.flush()
+            self.expect_one_line_error(self.run_lab("plot", f.name, "--out", tempfile.gettempdir()),
+                                       "malformed results")
+
+    def test_bad_arguments(self):
+        self.expect_one_line_error(self.run_lab("sweep", "--nodes", "0"), "node counts")
+        self.expect_one_line_error(self.run_lab("nonsense"), "invalid choice")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to create network namespaces")

@@ -115,7 +115,7 @@ TEST_F(CliTest, VcpusNotANumber) {
 
 TEST_F(CliTest, QemuStyleAliases) {
   expect_usage_error(run_ssi({"run", "-smp", "0", "-m", "64M", "-kernel", good_kernel()}),
-                     "--vcpus must be at least 1");
+                     "-smp: '0': '0' is not N or KEY=N");
 }
 
 TEST_F(CliTest, MissingKvmDeviceNamesTheDeviceAndWhyItIsNeeded) {
@@ -203,9 +203,54 @@ TEST_F(CliTest, ValidForeignKernelsGetAsFarAsKvm) {
   }
 }
 
+// --- QEMU habits: accepted spellings get as far as KVM ---
+
+TEST_F(CliTest, QemuSpellingsAreAccepted) {
+  const std::string no_kvm = "SSI_KVM_DEVICE=" + dir_ + "/kvm";
+  auto k = good_kernel();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"run", "-m", "64", "-kernel", k},  // bare -m is MiB, as in QEMU
+           {"run", "-m", "64M", "-smp", "2", "-kernel", k},
+           {"run", "-smp", "cpus=2", "-kernel", k},
+           {"run", "-smp", "4,sockets=2,cores=2,threads=1", "-kernel", k},
+           {"run", "-smp", "sockets=2,cores=2", "-kernel", k},
+           {"run", "-nographic", "-serial", "stdio", "-kernel", k}}) {
+    expect_usage_error(run_ssi(args, {no_kvm}), "(KVM is required to run guests)");
+  }
+}
+
+TEST_F(CliTest, BadQemuValuesAreRefusedWhileParsing) {
+  auto k = good_kernel();
+  expect_usage_error(run_ssi({"run", "-smp", "4,sockets=3", "-kernel", k}),
+                     "sockets*cores*threads = 3 is not the 4 CPUs");
+  expect_usage_error(run_ssi({"run", "-smp", "cpus=x", "-kernel", k}), "is not N or KEY=N");
+  expect_usage_error(run_ssi({"run", "-smp", "2,dragons=1", "-kernel", k}), "unknown key 'dragons'");
+  expect_usage_error(run_ssi({"run", "-m", "12X", "-kernel", k}), "unknown suffix 'X'");
+  expect_usage_error(run_ssi({"run", "-serial", "tcp::4444", "-kernel", k}), "-serial");
+}
+
+TEST_F(CliTest, BadAddressesAndNamesAreRefusedWhileParsing) {
+  expect_usage_error(run_ssi({"coordinator", "--listen", "127.0.0.1:70000", "--nodes", "2"}),
+                     "port 70000 is out of range (0..65535)");
+  expect_usage_error(run_ssi({"coordinator", "--listen", "nohost", "--nodes", "2"}),
+                     "is not HOST:PORT");
+  expect_usage_error(run_ssi({"node", "--coordinator", "127.0.0.1:0", "--id", "0"}),
+                     "port 0 is out of range (1..65535)");
+  expect_usage_error(run_ssi({"node", "--coordinator", "127.0.0.1:7470", "--id", "0", "--listen",
+                              "tcp:0.0.0.0:99999"}),
+                     "port 99999 is out of range");
+  expect_usage_error(run_ssi({"node", "--coordinator", "127.0.0.1:7470", "--id", "0", "--transport",
+                              "carrier-pigeon"}),
+                     "unknown transport 'carrier-pigeon'");
+  expect_usage_error(run_ssi({"coordinator", "--nodes", "2", "--workload", "nope"}),
+                     "unknown workload 'nope'");
+}
+
 TEST_F(CliTest, RunHelpListsOptions) {
   auto o = run_ssi({"run", "--help"});
   EXPECT_EQ(o.exit_code, 0);
+  for (const char* qemu : {"-m", "--smp", "--nographic", "--serial", "--json", "-smp"})
+    EXPECT_NE(o.out.find(qemu), std::string::npos) << qemu;
   EXPECT_NE(o.out.find("--vcpus"), std::string::npos);
   EXPECT_NE(o.out.find("--mem"), std::string::npos);
   EXPECT_NE(o.out.find("--kernel"), std::string::npos);

@@ -16,8 +16,6 @@
 namespace ssi::cluster {
 namespace {
 
-constexpr std::uint64_t kDefaultBytes = 16ull << 20;
-constexpr std::uint64_t kDefaultIncrements = 5000;
 constexpr unsigned kThreadsPerNode = 2;
 constexpr std::uint64_t kHelloMagic = 0x55aa000000000000ull;
 constexpr std::uint64_t kPatternPages = 8;
@@ -26,8 +24,7 @@ class DsmDemoWorkload final : public Workload {
  public:
   DsmDemoWorkload(NodeHost& host, const coord::MachineConfig& config)
       : host_(host), dsm_(host), nodes_(config.nodes),
-        increments_(config.workload_arg ? config.workload_arg : kDefaultIncrements),
-        bytes_(config.mem_bytes ? config.mem_bytes : kDefaultBytes) {}
+        increments_(config.workload_arg), bytes_(config.mem_bytes) {}  // defaults: with_defaults()
 
   Result<void> start() {
     std::uint64_t needed = (1 + nodes_ + nodes_ * kPatternPages) * kPageSize;
@@ -43,7 +40,7 @@ class DsmDemoWorkload final : public Workload {
     return r;
   }
 
-  void stop() override { dsm_.halt(); }
+  void stop() override { stopping_ = true; }
 
  private:
   std::uint64_t* word(std::uint64_t page, std::uint64_t index = 0) const {
@@ -62,7 +59,7 @@ class DsmDemoWorkload final : public Workload {
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < kThreadsPerNode; ++t)
       threads.emplace_back([&] {
-        for (std::uint64_t i = 0; i < increments_; ++i) counter->fetch_add(1);
+        for (std::uint64_t i = 0; i < increments_ && !stopping_; ++i) counter->fetch_add(1);
       });
     *word(1 + me) = kHelloMagic | me;
     for (std::uint64_t i = 0; i < kPatternPages; ++i)
@@ -99,6 +96,7 @@ class DsmDemoWorkload final : public Workload {
   std::uint32_t nodes_;
   std::uint64_t increments_;
   std::uint64_t bytes_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace

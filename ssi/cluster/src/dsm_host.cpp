@@ -80,14 +80,6 @@ Result<void> DsmHost::start(std::uint32_t nodes, std::uint64_t bytes) {
   });
 }
 
-void DsmHost::halt() {
-  if (!node_) return;
-  (void)host_.call([this]() -> Result<void> {
-    node_->stop();
-    return ok();
-  }, std::chrono::seconds(5));
-}
-
 void DsmHost::stop() {
   if (!node_) return;
   (void)host_.call([this]() -> Result<void> {

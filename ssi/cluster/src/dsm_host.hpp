@@ -37,9 +37,8 @@ class DsmHost {
 
   // `bytes` of coherent memory homed in equal chunks over `nodes` nodes.
   Result<void> start(std::uint32_t nodes, std::uint64_t bytes);
-  // Stops serving faults and frames; the memory stays mapped (a worker may
-  // still be in it). stop() also unmaps it: only once no thread uses it.
-  void halt();
+  // Stops serving faults and frames and unmaps the memory: only once no
+  // thread uses it (after the worker is joined).
   void stop();
 
   std::byte* page(std::uint64_t p) const { return node_->base() + p * kPageSize; }

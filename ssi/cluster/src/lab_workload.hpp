@@ -27,19 +27,15 @@ namespace ssi::cluster {
 
 class LabWorkload : public Workload {
  public:
-  static constexpr std::uint64_t kDefaultBytes = 16ull << 20;
   static constexpr std::uint32_t kPhases = 3;
 
-  LabWorkload(NodeHost& host, const coord::MachineConfig& config, std::uint64_t default_rounds)
-      : dsm_(host), nodes_(config.nodes),
-        rounds_(config.workload_arg ? config.workload_arg : default_rounds),
-        bytes_(config.mem_bytes ? config.mem_bytes : kDefaultBytes) {}
+  // Rounds and memory come filled in by with_defaults().
+  LabWorkload(NodeHost& host, const coord::MachineConfig& config)
+      : dsm_(host), nodes_(config.nodes), rounds_(config.workload_arg), bytes_(config.mem_bytes) {}
 
   Result<void> start() { return dsm_.start(nodes_, bytes_); }
-  void stop() override {
-    stopping_ = true;  // waits give up; memory stays mapped until destruction
-    dsm_.halt();
-  }
+  // Waits give up; the DSM keeps serving peers until destruction.
+  void stop() override { stopping_ = true; }
   coord::PhaseResult run_phase(std::uint32_t phase) override;
 
  protected:

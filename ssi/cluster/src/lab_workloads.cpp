@@ -19,7 +19,7 @@ constexpr std::uint64_t kLinesPerPage = kPageSize / 64;
 // far as there are CPUs).
 class PrivatePages final : public LabWorkload {
  public:
-  PrivatePages(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c, 4000) {}
+  PrivatePages(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c) {}
 
  private:
   std::uint64_t count() const { return std::min<std::uint64_t>(256, dsm_.pages_of(me())); }
@@ -51,7 +51,7 @@ class PrivatePages final : public LabWorkload {
 // that follows the link delay. Versions read must never go backwards.
 class ReadMostly final : public LabWorkload {
  public:
-  ReadMostly(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c, 200) {}
+  ReadMostly(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c) {}
 
  private:
   static constexpr std::uint64_t kWriteEvery = 10;
@@ -102,7 +102,7 @@ class ReadMostly final : public LabWorkload {
 // node does thousands of them in the time one page request takes.
 class Counter final : public LabWorkload {
  public:
-  Counter(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c, 500) {}
+  Counter(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c) {}
 
  private:
   std::atomic<std::uint64_t>* counter() const { return dsm_.atomic_word(dsm_.first_page_of(0)); }
@@ -126,7 +126,7 @@ class Counter final : public LabWorkload {
 // that follows another node's. A lost write shows as a slot out of step.
 class FalseSharing final : public LabWorkload {
  public:
-  FalseSharing(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c, 2000) {}
+  FalseSharing(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c) {}
 
  private:
   std::uint64_t* slot(std::uint32_t node) const {
@@ -154,7 +154,7 @@ class FalseSharing final : public LabWorkload {
 // message. With one node both threads share it.
 class ProdCons final : public LabWorkload {
  public:
-  ProdCons(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c, 500) {}
+  ProdCons(NodeHost& h, const coord::MachineConfig& c) : LabWorkload(h, c) {}
 
  private:
   static constexpr std::uint64_t kPayloadWords = 32;

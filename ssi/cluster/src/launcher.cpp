@@ -11,17 +11,25 @@
 
 #include <fmt/format.h>
 
-#include "cluster/outcome_json.hpp"
+#include "cluster/host_port.hpp"
+#include "cluster/workload.hpp"
+#include "report.hpp"
 
 namespace ssi::cluster {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
-void on_signal(int) { g_interrupted.store(true); }
+void on_signal(int sig) {
+  int none = 0;
+  g_signal.compare_exchange_strong(none, sig);  // the first signal names the exit code
+  g_interrupted.store(true);
+}
 
 // fork + exec `ssi node ...`; the child dies with us (PDEATHSIG) and leaves
-// Ctrl-C to the coordinator, which stops every node cleanly.
+// Ctrl-C and SIGTERM (which a terminal or Slurm may send to the whole
+// process group) to the coordinator, which stops every node cleanly.
 pid_t spawn_node(std::uint16_t port, std::uint32_t id, const LocalClusterOptions& o) {
   std::vector<std::string> args = {"ssi",  "node", "--coordinator",
                                    fmt::format("127.0.0.1:{}", port),
@@ -32,6 +40,7 @@ pid_t spawn_node(std::uint16_t port, std::uint32_t id, const LocalClusterOptions
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -40,47 +49,28 @@ pid_t spawn_node(std::uint16_t port, std::uint32_t id, const LocalClusterOptions
   _exit(127);
 }
 
-// Bounded reap: every node gets 5 s to exit after the coordinator is done.
+// Nodes exit by themselves once stopped (within milliseconds); the bound
+// only matters for a node stuck in the kernel, which is then killed and
+// named, so a hang is visible rather than silently absorbed.
 void reap(std::vector<pid_t>& pids) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (pid_t pid : pids) {
-    if (pid <= 0) continue;
-    while (waitpid(pid, nullptr, WNOHANG) == 0) {
+  for (std::size_t id = 0; id < pids.size(); ++id) {
+    if (pids[id] <= 0) continue;
+    while (waitpid(pids[id], nullptr, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
+        std::fprintf(stderr, "ssi: node %zu did not exit within 5 s of the stop; killed\n", id);
+        kill(pids[id], SIGKILL);
+        waitpid(pids[id], nullptr, 0);
         break;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 }
 
-void print_event(const std::string& line) { std::fprintf(stderr, "[ssi] %s\n", line.c_str()); }
-
-// Node results and the per-node stats table on stdout; the failure on stderr;
-// and the JSON file if asked for (written even for a failed run).
-int report(const Result<coord::Outcome>& outcome, const coord::MachineConfig& config,
-           const std::string& json_path, std::chrono::steady_clock::time_point started) {
-  if (!json_path.empty()) {
-    auto wall = std::chrono::steady_clock::now() - started;
-    if (auto w = write_outcome_json(json_path, config, outcome, wall); !w.ok()) {
-      std::fprintf(stderr, "ssi: error: %s\n", w.error().to_string().c_str());
-      return 2;
-    }
-  }
-  if (!outcome.ok()) {
-    std::fprintf(stderr, "ssi: error: %s\n", outcome.error().to_string().c_str());
-    return 2;
-  }
-  for (const auto& n : outcome->nodes)
-    if (!n.last.message.empty())
-      std::printf("node %u: %s\n", n.info.id.value(), n.last.message.c_str());
-  std::string table = coord::format_stats_table(outcome->nodes);
-  if (!table.empty()) std::printf("\nper-node stats:\n%s", table.c_str());
-  if (outcome->exit_code != 0) std::fprintf(stderr, "ssi: error: %s\n", outcome->message.c_str());
-  std::fflush(stdout);
-  return outcome->exit_code;
+// Progress on stderr; quiet once interrupted (the report says it in one line).
+void print_event(const std::string& line) {
+  if (!g_interrupted.load()) std::fprintf(stderr, "[ssi] %s\n", line.c_str());
 }
 
 }  // namespace
@@ -101,17 +91,18 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return 2;
   }
   auto [fd, port] = *sock;
+  coord::MachineConfig config = with_defaults(options.config);
   auto started = std::chrono::steady_clock::now();
+  const auto& interrupted = install_interrupt_flag();  // before any child exists
   std::vector<pid_t> pids;
-  for (std::uint32_t id = 0; id < options.config.nodes; ++id)
-    pids.push_back(spawn_node(port, id, options));
+  for (std::uint32_t id = 0; id < config.nodes; ++id) pids.push_back(spawn_node(port, id, options));
 
   coord::CoordinatorOptions co;
   co.listen_fd = fd;
-  co.config = options.config;
+  co.config = config;
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.timing = options.timing;
-  co.interrupted = &install_interrupt_flag();
+  co.interrupted = &interrupted;
   co.watchdog = [&pids]() -> std::optional<std::string> {
     for (std::size_t id = 0; id < pids.size(); ++id) {
       int status = 0;
@@ -126,34 +117,35 @@ int run_local_cluster(const LocalClusterOptions& options) {
   co.on_event = options.verbose ? print_event : nullptr;
   auto outcome = coord::run_coordinator(co);
   reap(pids);
-  return report(outcome, options.config, options.json_path, started);
+  return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
+                     options.json_path});
 }
 
 int run_coordinator_command(const CoordinatorCommandOptions& options) {
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  std::string port = options.listen.substr(options.listen.rfind(':') + 1);
-  std::uint16_t port_no = 0;
-  if (options.listen.find(':') == std::string::npos ||
-      std::sscanf(port.c_str(), "%hu", &port_no) != 1) {
-    std::fprintf(stderr, "ssi: error: --listen wants HOST:PORT, got '%s'\n", options.listen.c_str());
+  auto address = parse_host_port(options.listen, true);
+  if (!address.ok()) {
+    std::fprintf(stderr, "ssi: error: --listen: %s\n", address.error().message.c_str());
     return 2;
   }
-  auto sock = coord::listen_socket(host, port_no);
+  const std::string& host = address->host;
+  auto sock = coord::listen_socket(host, address->port);
   if (!sock.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
     return 2;
   }
+  coord::MachineConfig config = with_defaults(options.config);
   coord::CoordinatorOptions co;
   co.listen_fd = sock->first;
-  co.config = options.config;
+  co.config = config;
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.interrupted = &install_interrupt_flag();
   co.on_event = print_event;
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
-               host.c_str(), sock->second, options.config.nodes, host.c_str(), sock->second);
+               host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();
   auto outcome = coord::run_coordinator(co);
-  return report(outcome, options.config, options.json_path, started);
+  return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
+                     options.json_path});
 }
 
 }  // namespace ssi::cluster

@@ -25,7 +25,6 @@ namespace ssi::cluster {
 namespace {
 
 constexpr std::uint64_t kMaxKernelFile = 256 * machine::kMiB;
-constexpr std::uint64_t kDemoMem = 16 * machine::kMiB;
 // Exit code when the coordinator stops a machine that is still running.
 constexpr int kStopped = 3;
 // How long stop() waits for the vCPUs; one stuck on a dead peer's page
@@ -35,13 +34,7 @@ constexpr auto kStopGrace = std::chrono::milliseconds(1500);
 class MachineWorkload final : public Workload {
  public:
   MachineWorkload(NodeHost& host, const coord::MachineConfig& config, bool kvm)
-      : host_(host), config_(config), kvm_(kvm) {
-    if (kvm_) return;
-    // machine-demo defaults (`ssi demo` has no --vcpus/--mem): two vCPUs per
-    // node and 16 MiB; every node derives the same values from the config.
-    if (config_.vcpus < config_.nodes) config_.vcpus = 2 * config_.nodes;
-    if (config_.mem_bytes == 0) config_.mem_bytes = kDemoMem;
-  }
+      : host_(host), config_(config), kvm_(kvm) {}  // machine-demo's sizes: with_defaults()
   ~MachineWorkload() override {
     stop();
     (void)host_.call([this]() -> Result<void> {
@@ -82,7 +75,7 @@ class MachineWorkload final : public Workload {
       if (!kvm_) {
         multinode::testing::ScriptedGuestConfig sg;
         sg.placement = placement_;
-        if (config_.workload_arg) sg.increments = static_cast<std::uint32_t>(config_.workload_arg);
+        sg.increments = static_cast<std::uint32_t>(config_.workload_arg);
         vm_ = std::make_unique<vcpu::testing::FakeVm>(
             [sg, ram](vcpu::testing::FakeVcpu& v) { multinode::testing::script_vcpu(v, sg, ram); });
       }

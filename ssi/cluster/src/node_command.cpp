@@ -1,16 +1,25 @@
 #include "cluster/node_command.hpp"
 
+#include <netdb.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "cluster/host_port.hpp"
 #include "cluster/node_host.hpp"
 #include "cluster/workload.hpp"
 #include "coordinator/node_client.hpp"
@@ -18,11 +27,28 @@
 namespace ssi::cluster {
 namespace {
 
+// The coordinator's stop reason when the user interrupted the run
+// (coordinator.cpp): its launcher reports that in one line, so the nodes
+// stay quiet about it.
+bool is_interruption(const std::string& reason) { return reason.starts_with("interrupted"); }
+
+// A DSM fault takes well under 1 ms here; a stopped worker notices the
+// stop after its current operation.
+constexpr auto kServeAfterStop = std::chrono::milliseconds(200);
+
 // Glue between the coordinator's orders and this node's host + workload.
 class ClusterRuntime final : public coord::NodeRuntime {
  public:
   explicit ClusterRuntime(NodeHost& host) : host_(host) {}
-  ~ClusterRuntime() override { join_worker(); }
+  ~ClusterRuntime() override {
+    join_worker();
+    // Stopped mid-phase: peers' workers may still be in a fault on a page
+    // homed here; keep serving them while they notice the stop, or they
+    // would wait for a DSM that is gone. (A phase that finished leaves no
+    // fault in flight.)
+    if (stopped_mid_phase_) std::this_thread::sleep_for(kServeAfterStop);
+    workload_.reset();
+  }
 
   Result<void> configure(const coord::MachineConfig& config) override {
     std::vector<std::string> addresses;
@@ -44,9 +70,11 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
   void stop(const std::string& reason, bool failed) override {
-    if (failed) std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
+    if (failed && !is_interruption(reason))
+      std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
     // Peers now close their connections in any order: expected, not a warning.
-    if (!failed) log::get("rdma")->set_level(spdlog::level::err);
+    if (!failed || is_interruption(reason)) log::get("rdma")->set_level(spdlog::level::err);
+    stopped_mid_phase_ = !worker_done_;
     if (workload_) workload_->stop();
   }
 
@@ -59,7 +87,7 @@ class ClusterRuntime final : public coord::NodeRuntime {
     if (!worker_.joinable()) return;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!worker_done_ && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!worker_done_) {
       std::fprintf(stderr, "ssi node %u: the workload is stuck (waiting for memory of a lost node); exiting\n",
                    host_.self().value());
@@ -72,7 +100,94 @@ class ClusterRuntime final : public coord::NodeRuntime {
   std::unique_ptr<Workload> workload_;
   std::thread worker_;
   std::atomic<bool> worker_done_{true};
+  bool stopped_mid_phase_ = false;
 };
+
+// scancel signals every task of the job, nodes included. A node gives the
+// coordinator (signalled too) a moment to stop the machine cleanly, which
+// reports the interruption once; a node left alone ends itself. Nodes of
+// `ssi demo` / `ssi run` inherit SIGINT/SIGTERM ignored and keep it so.
+std::atomic<int> g_signal{0};
+constexpr auto kStopGraceAfterSignal = std::chrono::seconds(1);
+
+void on_signal(int sig) { g_signal.store(sig); }
+
+class SignalGrace {
+ public:
+  explicit SignalGrace(unsigned id) {
+    for (int sig : {SIGINT, SIGTERM}) {
+      struct sigaction old {};
+      sigaction(sig, nullptr, &old);
+      if (old.sa_handler == SIG_IGN) continue;
+      struct sigaction sa {};
+      sa.sa_handler = on_signal;
+      sigemptyset(&sa.sa_mask);
+      sigaction(sig, &sa, nullptr);
+    }
+    watcher_ = std::thread([this, id] {
+      std::unique_lock lock(mu_);
+      while (!done_ && g_signal.load() == 0) cv_.wait_for(lock, std::chrono::milliseconds(10));
+      if (done_ || cv_.wait_for(lock, kStopGraceAfterSignal, [this] { return done_; })) return;
+      int sig = g_signal.load();
+      std::fprintf(stderr, "ssi node %u: SIG%s and no stop from the coordinator within %lld s; exiting\n",
+                   id, sigabbrev_np(sig), static_cast<long long>(kStopGraceAfterSignal.count()));
+      std::fflush(nullptr);
+      std::_Exit(128 + sig);
+    });
+  }
+  ~SignalGrace() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    watcher_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread watcher_;
+};
+
+// Connects (and hangs up) until the coordinator accepts a TCP connection:
+// 50 ms, 100 ms, ... up to 1 s between attempts, until `timeout`.
+Result<void> wait_for_coordinator(const std::string& address, std::chrono::milliseconds timeout) {
+  SSI_ASSIGN_OR_RETURN(HostPort hp, parse_host_port(address, false));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    addrinfo* found = nullptr;
+    int gai = getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &found);
+    int err = EHOSTUNREACH;
+    for (addrinfo* a = gai == 0 ? found : nullptr; a; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+      err = rc == 0 ? 0 : errno;
+      ::close(fd);
+      if (rc == 0) break;
+    }
+    if (found) freeaddrinfo(found);
+    if (err == 0) return ok();
+    if (int sig = g_signal.load())  // nobody to stop us yet: end now
+      return make_error(Errc::kShutdown, fmt::format("interrupted by SIG{} while waiting for the coordinator",
+                                                     sigabbrev_np(sig)));
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      std::string why = gai != 0 ? gai_strerror(gai) : std::strerror(err);
+      return make_error(Errc::kTimeout, fmt::format("coordinator {} not reachable within {} s: {}",
+                                                    address, timeout.count() / 1000, why));
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
 
 std::string hostname() {
   char buf[256] = {};
@@ -90,21 +205,29 @@ int run_node_command(const NodeCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
     return 2;
   }
+  SignalGrace grace(options.id);
+  if (auto up = wait_for_coordinator(options.coordinator, options.join_timeout); !up.ok()) {
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, up.error().message.c_str());
+    return g_signal.load() ? 128 + g_signal.load() : 3;
+  }
   coord::NodeOptions no;
   no.coordinator = options.coordinator;
   no.info = coord::NodeInfo{self, hostname(), SSI_CLUSTER_VERSION,
                             (*host)->transport().local_address(),
                             static_cast<std::uint32_t>(getpid()), {options.transport}};
-  int code = 0;
+  coord::NodeExit e;
   {
+    // The runtime (worker thread, workload, its DSM) is torn down while the
+    // reactor still runs: the workload frees its DSM node with a call on the
+    // reactor. Shutting the host down first left that call waiting for a
+    // reactor that was gone, and every node with a DSM 5 s at exit.
     ClusterRuntime runtime(**host);
-    coord::NodeExit e = coord::run_node(no, runtime);
-    if (e.exit_code != 0)
-      std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, e.message.c_str());
-    code = e.exit_code;
-    (*host)->shutdown();
+    e = coord::run_node(no, runtime);
   }
-  return code;
+  (*host)->shutdown();
+  if (e.exit_code != 0 && !is_interruption(e.message))
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, e.message.c_str());
+  return e.exit_code;
 }
 
 }  // namespace ssi::cluster

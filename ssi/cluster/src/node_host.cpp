@@ -26,6 +26,8 @@ Result<std::unique_ptr<NodeHost>> NodeHost::create(NodeId self, const std::strin
 NodeHost::~NodeHost() { shutdown(); }
 
 Result<void> NodeHost::call(std::function<Result<void>()> fn, std::chrono::milliseconds timeout) {
+  // A task posted to a stopped reactor never runs: fail now, not at the timeout.
+  if (down_) return make_error(Errc::kShutdown, "reactor call after the node host shut down");
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto future = done->get_future();
   reactor_->post([fn = std::move(fn), done] { done->set_value(fn()); });

@@ -1,6 +1,7 @@
 #include "cluster/workload.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace ssi::cluster {
 
@@ -30,7 +31,47 @@ Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::Mac
     if (w.ok() || w.error().code != Errc::kNotFound) return w;
   }
   return make_error(Errc::kInvalidArgument,
-                    fmt::format("unknown workload '{}' (known: {})", config.workload, kWorkloadNames));
+                    fmt::format("unknown workload '{}' (known: {})", config.workload,
+                                fmt::join(workload_names(), ", ")));
+}
+
+const std::vector<std::string>& workload_names() {
+  static const std::vector<std::string> names = {
+      "dsm-demo",    "ping",        "guest",           "machine-demo",      "lab-private",
+      "lab-read-mostly", "lab-counter", "lab-false-sharing", "lab-prodcons"};
+  return names;
+}
+
+namespace {
+
+struct Defaults {
+  const char* name;
+  std::uint64_t rounds;
+  std::uint64_t mem_bytes;
+};
+
+constexpr std::uint64_t kHostMem = 16ull << 20;  // host workloads' DSM region
+
+// Rounds are what --rounds counts: round trips per peer (ping), increments
+// per thread (dsm-demo, machine-demo), operations per node (lab-*).
+constexpr Defaults kDefaults[] = {
+    {"ping", 2000, 0},          {"dsm-demo", 5000, kHostMem},
+    {"machine-demo", 500, kHostMem}, {"lab-private", 4000, kHostMem},
+    {"lab-read-mostly", 200, kHostMem}, {"lab-counter", 500, kHostMem},
+    {"lab-false-sharing", 2000, kHostMem}, {"lab-prodcons", 500, kHostMem}};
+
+}  // namespace
+
+coord::MachineConfig with_defaults(coord::MachineConfig config) {
+  config.phases = workload_phases(config.workload);
+  for (const auto& d : kDefaults) {
+    if (config.workload != d.name) continue;
+    if (config.workload_arg == 0) config.workload_arg = d.rounds;
+    if (config.mem_bytes == 0) config.mem_bytes = d.mem_bytes;
+  }
+  // machine-demo (`ssi demo` has no --vcpus): two scripted vCPUs per node.
+  if (config.workload == "machine-demo" && config.vcpus < config.nodes) config.vcpus = 2 * config.nodes;
+  return config;
 }
 
 std::uint32_t workload_phases(const std::string& name) {

@@ -209,15 +209,23 @@ struct NodeMachine::Impl {
       s.injected += r.injected;
       s.halts += r.halts;
     }
-    return {{"vcpus", cpus.size()},
-            {"vcpu_run_ms", run_ns.load() / 1'000'000},
-            {"vcpu_exits", s.exits},
-            {"interrupts_injected", s.injected},
-            {"halts", s.halts},
-            {"io_forwarded", forwarding ? forwarding->forwarded() : 0},
-            {"io_served_for_peers", served.load()},
-            {"ipis_sent_remote", router.sent_remote()},
-            {"ipis_received_remote", router.received()}};
+    coord::Counters out = {{"vcpus", cpus.size()},
+                           {"vcpu_run_ms", run_ns.load() / 1'000'000},
+                           {"vcpu_exits", s.exits},
+                           {"interrupts_injected", s.injected},
+                           {"halts", s.halts},
+                           {"io_forwarded", forwarding ? forwarding->forwarded() : 0},
+                           {"io_served_for_peers", served.load()},
+                           {"ipis_sent_remote", router.sent_remote()},
+                           {"ipis_received_remote", router.received()}};
+    // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
+    for (const auto& c : cpus) {
+      auto r = c->runner->stats();
+      std::string p = "vcpu" + std::to_string(c->index) + ".";
+      out.insert(out.end(), {{p + "exits", r.exits}, {p + "interrupts_injected", r.injected},
+                             {p + "halts", r.halts}, {p + "kicks", r.kicks}});
+    }
+    return out;
   }
 
   NodeMachineConfig config;

@@ -5,17 +5,27 @@
 #include "cli.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+
+#include "cluster/build_info.hpp"
+#include "cluster/host_port.hpp"
 #include "cluster/launcher.hpp"
+#include "cluster/outcome_json.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
+#include "qemu_args.hpp"
+#include "ssi/memory_map.hpp"
 #include "ssi/run.hpp"
 #include "ssi/version.hpp"
 
@@ -25,40 +35,106 @@ namespace {
 
 constexpr int kUsageError = 2;
 
-// QEMU habits: single-dash long options become their ssi spelling.
-std::vector<std::string> qemu_aliases(int argc, char** argv) {
-  std::vector<std::string> args;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "-smp") {
-      args.emplace_back("--vcpus");
-    } else if (a == "-kernel") {
-      args.emplace_back("--kernel");
-    } else if (a == "-initrd") {
-      args.emplace_back("--initrd");
-    } else if (a == "-append") {
-      args.emplace_back("--append");
-    } else {
-      args.emplace_back(a);
-    }
-  }
-  return args;
+// A CLI11 validator from a Result-returning check: the error message
+// becomes CLI11's, so a bad value is one line and exit 2 at parse time.
+template <typename Check>
+CLI::Validator check_with(std::string description, Check check) {
+  return CLI::Validator(
+      [check](std::string& value) -> std::string {
+        auto r = check(value);
+        return r.ok() ? std::string() : r.error().message;
+      },
+      std::move(description));
 }
 
+CLI::Validator one_of(const std::vector<std::string>& names, const char* what) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return check_with(list, [names, what, list](const std::string& v) -> Result<void> {
+    if (std::find(names.begin(), names.end(), v) != names.end()) return ok();
+    return make_error(Errc::kInvalidArgument, fmt::format("unknown {} '{}' (known: {})", what, v, list));
+  });
+}
+
+CLI::Validator host_port(bool allow_any_port) {
+  return check_with("HOST:PORT", [allow_any_port](const std::string& v) -> Result<void> {
+    SSI_TRY(cluster::parse_host_port(v, allow_any_port));
+    return ok();
+  });
+}
+
+// `-m`: a bare number is MiB (QEMU); the option then holds the size with
+// its suffix, so the library sees an unambiguous value.
+CLI::Validator mem_size() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        auto bytes = parse_mem(v);
+        if (!bytes.ok()) return bytes.error().message;
+        v = std::to_string(*bytes);
+        return {};
+      },
+      "SIZE");
+}
+
+// `ssi node --listen`: only the tcp form has a port to check.
+CLI::Validator transport_address() {
+  return check_with("tcp:HOST:PORT | shm:NAME", [](const std::string& v) -> Result<void> {
+    if (!v.starts_with("tcp:")) return ok();
+    SSI_TRY(cluster::parse_host_port(std::string_view(v).substr(4), true));
+    return ok();
+  });
+}
+
+// --json FILE: its directory must exist and be writable now, not after the run.
+CLI::Validator writable_file() {
+  return check_with("FILE", [](const std::string& v) -> Result<void> {
+    auto slash = v.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : v.substr(0, slash);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      return Error::from_errno(fmt::format("cannot write {} (directory {})", v, dir));
+    return ok();
+  });
+}
+
+const std::vector<std::string> kRunTransports = {"tcp", "shm"};
+const std::vector<std::string> kNodeTransports = {"tcp", "shm", "verbs"};
+
 void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
-  auto* run = app.add_subcommand("run", "Run a guest kernel on this host");
-  run->add_option("--vcpus,--smp", opts.vcpus, "Number of virtual CPUs")
-      ->capture_default_str();
-  run->add_option("-m,--mem", opts.mem, "Guest RAM size (e.g. 64M, 1G; a multiple of 2 MiB)")
-      ->capture_default_str();
+  auto* run = app.add_subcommand(
+      "run", "Run a guest kernel (QEMU spellings work: -smp, -m, -kernel, -initrd, -append, "
+             "-nographic, -serial stdio)");
+  run->add_option("--vcpus", opts.vcpus, "Number of virtual CPUs")->capture_default_str();
+  run->add_option_function<std::string>(
+      "--smp",
+      [&opts](const std::string& v) {
+        auto n = parse_smp(v);
+        if (!n.ok()) throw CLI::ValidationError("-smp", n.error().message);
+        opts.vcpus = *n;
+      },
+      "QEMU -smp N[,cpus=N][,sockets=S][,cores=C][,threads=T]: the vCPU count");
+  run->add_option("-m,--mem", opts.mem,
+                  "Guest RAM: MiB, or a size with K/M/G suffix (e.g. 64, 64M, 1G)")
+      ->capture_default_str()
+      ->transform(mem_size());
   run->add_option("--kernel", opts.kernel,
                   "Kernel to boot: ELF64 test kernel, multiboot kernel or Linux bzImage")
       ->required();
   run->add_option("--initrd", opts.initrd, "Linux initrd, or the multiboot module");
   run->add_option("--append", opts.append, "Kernel command line (Linux, multiboot)");
   run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
-  run->add_option("--transport", opts.transport, "Data path between nodes: tcp | shm")
-      ->capture_default_str();
+  run->add_option("--transport", opts.transport, "Data path between nodes")
+      ->capture_default_str()
+      ->check(one_of(kRunTransports, "transport"));
+  // QEMU's defaults, which are ssi's only behaviour: no display, the
+  // serial console on stdio.
+  static bool nographic = false;
+  static std::string serial = "stdio";
+  run->add_flag("--nographic", nographic, "QEMU -nographic: accepted (ssi has no display)");
+  run->add_option("--serial", serial, "QEMU -serial: only 'stdio' (the console is on stdout)")
+      ->check(CLI::IsMember({"stdio", "mon:stdio"}));
+  static std::string json_path;
+  run->add_option("--json", json_path, "Also write the config, exit reason and counters as JSON")
+      ->check(writable_file());
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
@@ -68,14 +144,15 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.mem_bytes = mem;
     lo.config.transport = o.transport;
     lo.config.workload = "guest";
-    lo.config.phases = cluster::workload_phases("guest");
     lo.config.kernel = o.kernel;
     lo.verbose = false;
+    lo.json_path = json_path;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
+    auto started = std::chrono::steady_clock::now();
     auto result = machine::run(opts);
     if (!result.ok()) {
       std::fprintf(stderr, "ssi: error: %s\n", result.error().message.c_str());
@@ -83,6 +160,17 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
       return;
     }
     rc = *result;
+    // One node: no coordinator and no node reports, only the config and exit.
+    if (opts.nodes == 1 && !json_path.empty()) {
+      coord::MachineConfig c;
+      c.vcpus = opts.vcpus;
+      c.mem_bytes = machine::parse_size(opts.mem).value();
+      c.workload = "guest";
+      c.kernel = opts.kernel;
+      coord::Outcome o{rc, rc == 0 ? "guest exited" : fmt::format("guest exited with code {}", rc), {}};
+      auto w = cluster::write_outcome_json(json_path, c, o, {std::chrono::steady_clock::now() - started, 0});
+      if (!w.ok()) std::fprintf(stderr, "ssi: error: %s\n", w.error().to_string().c_str());
+    }
   });
 }
 
@@ -90,27 +178,39 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
 // count follows from the workload once parsed.
 void add_workload_options(CLI::App* cmd, coord::MachineConfig& config, std::string& json_path) {
   config.workload = "dsm-demo";
-  cmd->add_option("--workload", config.workload, cluster::kWorkloadNames)->capture_default_str();
+  cmd->add_option("--workload", config.workload, "What the nodes run")
+      ->capture_default_str()
+      ->check(one_of(cluster::workload_names(), "workload"));
   cmd->add_option("--rounds", config.workload_arg, "Workload size (0 = default)");
-  cmd->add_option("--json", json_path, "Also write the outcome and per-node counters as JSON");
-  cmd->parse_complete_callback(
-      [&config] { config.phases = cluster::workload_phases(config.workload); });
+  cmd->add_option("--json", json_path, "Also write the outcome and per-node counters as JSON")
+      ->check(writable_file());
 }
 
 void add_cluster_commands(CLI::App& app, int& rc) {
   auto* node = app.add_subcommand("node", "Run one node process of a machine (real hosts)");
   static cluster::NodeCommandOptions node_opts;
-  node->add_option("--coordinator", node_opts.coordinator, "Coordinator HOST:PORT")->required();
+  node->add_option("--coordinator", node_opts.coordinator, "Coordinator HOST:PORT")
+      ->required()
+      ->check(host_port(false));
   node->add_option("--id", node_opts.id, "This node's id (0..N-1)")->required();
-  node->add_option("--transport", node_opts.transport, "tcp | shm | verbs")->capture_default_str();
-  node->add_option("--listen", node_opts.listen, "Transport listen address (e.g. tcp:0.0.0.0:7000)");
+  node->add_option("--transport", node_opts.transport, "Data path to the other nodes")
+      ->capture_default_str()
+      ->check(one_of(kNodeTransports, "transport"));
+  node->add_option("--listen", node_opts.listen, "Transport listen address (e.g. tcp:0.0.0.0:7000)")
+      ->check(transport_address());
+  node->add_option_function<double>(
+          "--join-timeout",
+          [](double s) { node_opts.join_timeout = std::chrono::milliseconds(static_cast<long>(s * 1000)); },
+          "Seconds to keep retrying to reach the coordinator (default 60)")
+      ->check(CLI::Range(0.0, 86400.0));
   node->callback([&rc] { rc = cluster::run_node_command(node_opts); });
 
   auto* coordinator = app.add_subcommand(
       "coordinator", "Run the coordinator for nodes started on other hosts (ssh, Slurm, mpirun)");
   static cluster::CoordinatorCommandOptions coord_opts;
-  coordinator->add_option("--listen", coord_opts.listen, "HOST:PORT to listen on")
-      ->capture_default_str();
+  coordinator->add_option("--listen", coord_opts.listen, "HOST:PORT to listen on (port 0: any)")
+      ->capture_default_str()
+      ->check(host_port(true));
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
       ->check(CLI::Range(1, 1024));
@@ -124,8 +224,9 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   demo->add_option("--nodes", demo_opts.config.nodes, "Node processes")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  demo->add_option("--transport", demo_opts.config.transport, "tcp | shm | verbs")
-      ->capture_default_str();
+  demo->add_option("--transport", demo_opts.config.transport, "Data path between the nodes")
+      ->capture_default_str()
+      ->check(one_of(kNodeTransports, "transport"));
   add_workload_options(demo, demo_opts.config, demo_opts.json_path);
   demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
 }
@@ -140,7 +241,10 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   auto* version_cmd = app.add_subcommand("version", "Print the version");
-  version_cmd->callback([] { std::printf("ssi %s\n", std::string(ssi::version()).c_str()); });
+  version_cmd->callback([] {
+    std::printf("ssi %s (git %s)\n", std::string(ssi::version()).c_str(),
+                std::string(cluster::git_revision()).c_str());
+  });
   machine::RunOptions run_opts;
   add_run(app, run_opts, rc);
   add_cluster_commands(app, rc);

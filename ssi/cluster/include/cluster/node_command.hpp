@@ -1,6 +1,7 @@
 // `ssi node`: one node process of a machine, driven by a coordinator.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace ssi::cluster {
@@ -10,6 +11,9 @@ struct NodeCommandOptions {
   unsigned id = 0;
   std::string transport = "tcp";
   std::string listen;  // transport listen address; "" = backend default
+  // Nodes may start before the coordinator listens (ssh, srun): keep trying
+  // to reach it, with backoff, this long.
+  std::chrono::milliseconds join_timeout{std::chrono::seconds(60)};
 };
 
 int run_node_command(const NodeCommandOptions& options);

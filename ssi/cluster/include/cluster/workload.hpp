@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/node_host.hpp"
 #include "coordinator/types.hpp"
@@ -26,12 +27,16 @@ class Workload {
 // (a KVM guest across the nodes: `ssi run --nodes N`), "machine-demo" (the
 // same machine with scripted vCPUs, no KVM needed), and the
 // interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md).
-inline constexpr const char* kWorkloadNames =
-    "dsm-demo, ping, guest, machine-demo, lab-private, lab-read-mostly, lab-counter, lab-false-sharing, lab-prodcons";
+const std::vector<std::string>& workload_names();
 
 Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config);
 
 // Phases each workload needs (the coordinator's barrier count).
 std::uint32_t workload_phases(const std::string& name);
+
+// The config as it will run: phases, and every size left at 0 (rounds,
+// memory; machine-demo's vCPUs) set to the workload's default, so that
+// every node and the --json file see the same explicit values.
+coord::MachineConfig with_defaults(coord::MachineConfig config);
 
 }  // namespace ssi::cluster

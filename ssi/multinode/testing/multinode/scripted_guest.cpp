@@ -104,7 +104,10 @@ class Script : public std::enable_shared_from_this<Script> {
   void common_work() {
     for (std::uint32_t l = 0; l < c_.lines; ++l) print(vcpu_line(c_, cpu_, l));
     hook([this, k_ = shared_from_this()] {
-      for (std::uint32_t i = 0; i < c_.increments; ++i) GuestWord(ram_, kCounterGpa)->fetch_add(1);
+      // A kick (the machine is exiting) ends the loop, as it ends KVM_RUN.
+      const int kicks = v_.kicks();
+      for (std::uint32_t i = 0; i < c_.increments && v_.kicks() == kicks; ++i)
+        GuestWord(ram_, kCounterGpa)->fetch_add(1);
     });
   }
 
