@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/node_command.hpp"
 #include "cluster/outcome_json.hpp"
 
 namespace ssi::cluster {
@@ -102,12 +103,17 @@ int run_local_cluster(const LocalClusterOptions& options) {
   }
   auto [fd, port] = *sock;
   auto started = std::chrono::steady_clock::now();
+  // A fresh secret per machine, handed to the node processes it forks in
+  // their environment (docs/security.md).
+  MachineSecret secret = MachineSecret::generate();
+  setenv(kSecretEnv, secret.hex().c_str(), 1);
   std::vector<pid_t> pids;
   for (std::uint32_t id = 0; id < options.config.nodes; ++id)
     pids.push_back(spawn_node(port, id, options));
 
   coord::CoordinatorOptions co;
   co.listen_fd = fd;
+  co.secret = secret;
   co.config = options.config;
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.timing = options.timing;
@@ -143,7 +149,13 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
     return 2;
   }
+  auto secret = machine_secret("coordinator");
+  if (!secret.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());
+    return 2;
+  }
   coord::CoordinatorOptions co;
+  co.secret = *secret;
   co.listen_fd = sock->first;
   co.config = options.config;
   co.version = std::string(SSI_CLUSTER_VERSION);

@@ -16,6 +16,7 @@
 #include "cluster/launcher.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
+#include "ssi/boot_info.h"
 #include "ssi/run.hpp"
 #include "ssi/version.hpp"
 
@@ -56,7 +57,9 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
       ->required();
   run->add_option("--initrd", opts.initrd, "Linux initrd, or the multiboot module");
   run->add_option("--append", opts.append, "Kernel command line (Linux, multiboot)");
-  run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
+  run->add_option("--nodes", opts.nodes, "Number of ssi node processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, SSI_MAX_NODES));
   run->add_option("--transport", opts.transport, "Data path between nodes: tcp | shm")
       ->capture_default_str();
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
@@ -113,7 +116,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->capture_default_str();
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
-      ->check(CLI::Range(1, 1024));
+      ->check(CLI::Range(1u, SSI_MAX_NODES));
   add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
   coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
@@ -123,7 +126,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   demo_opts.config.nodes = 2;
   demo->add_option("--nodes", demo_opts.config.nodes, "Node processes")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1u, SSI_MAX_NODES));  // checked here, before any process starts
   demo->add_option("--transport", demo_opts.config.transport, "tcp | shm | verbs")
       ->capture_default_str();
   add_workload_options(demo, demo_opts.config, demo_opts.json_path);
