@@ -3,8 +3,11 @@
 // with the counter exact, or the run stopping with the right exit code and
 // a clear line within a bound.
 #include <gtest/gtest.h>
+#include <sys/un.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "demo_run.hpp"
@@ -37,7 +40,9 @@ void expect_exact(DemoRun& run) {
   std::string out = run.out();
   std::size_t first = out.find(kExact);
   EXPECT_NE(first, std::string::npos) << out << run.err();
-  if (first != std::string::npos) EXPECT_NE(out.find(kExact, first + 1), std::string::npos) << out;
+  if (first != std::string::npos) {
+    EXPECT_NE(out.find(kExact, first + 1), std::string::npos) << out;
+  }
 }
 
 TEST(Adversarial, ForgedHellosAndMachineFramesAreRefusedOnEveryNodeSocket) {
