@@ -1,6 +1,6 @@
 // Hostile and broken peers against a running `ssi demo` (2 node processes
 // on loopback, host-level DSM workload, no KVM needed): each attack ends
-// with the counter exact, or the run stopping with the right exit code and
+// with every round trip of the ping workload done, or the run stopping with the right exit code and
 // a clear line within a bound.
 #include <gtest/gtest.h>
 #include <sys/un.h>
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <regex>
 #include <thread>
 
 #include "demo_run.hpp"
@@ -17,9 +18,11 @@
 namespace ssi::adversarial {
 namespace {
 
-// Long enough (a few seconds here) for the attacks to land mid-run.
-const std::vector<std::string> kLongDemo = {"demo", "--nodes", "2", "--rounds", "60000"};
-const std::string kExact = "counter = 240000 (exact)";
+// Round trips between the 2 nodes for ~5 s here: the attacks land
+// mid-run, and every one of them must succeed.
+const std::vector<std::string> kLongDemo = {"demo", "--nodes", "2", "--workload", "ping", "--rounds", "100000"};
+const std::regex kAllRoundTrips(R"(rpc_round_trips\s+100000\s+100000\n)");
+const std::regex kNoErrors(R"(rpc_errors\s+0\s+0\n)");
 
 std::vector<std::string> with(std::vector<std::string> args, std::initializer_list<std::string> more) {
   args.insert(args.end(), more);
@@ -34,15 +37,12 @@ std::vector<std::uint16_t> every_tcp_port(const DemoRun& run, const std::vector<
   return ports;
 }
 
-void expect_exact(DemoRun& run) {
+void expect_intact(DemoRun& run) {
   int code = run.wait(120s);
   EXPECT_EQ(code, 0) << run.err();
   std::string out = run.out();
-  std::size_t first = out.find(kExact);
-  EXPECT_NE(first, std::string::npos) << out << run.err();
-  if (first != std::string::npos) {
-    EXPECT_NE(out.find(kExact, first + 1), std::string::npos) << out;
-  }
+  EXPECT_TRUE(std::regex_search(out, kAllRoundTrips)) << out << run.err();
+  EXPECT_TRUE(std::regex_search(out, kNoErrors)) << out;
 }
 
 TEST(Adversarial, ForgedHellosAndMachineFramesAreRefusedOnEveryNodeSocket) {
@@ -74,7 +74,7 @@ TEST(Adversarial, ForgedHellosAndMachineFramesAreRefusedOnEveryNodeSocket) {
       }
   EXPECT_GT(attempts, 0);
   EXPECT_EQ(refused, attempts) << "a forged stream stayed open";
-  expect_exact(run);
+  expect_intact(run);
 }
 
 TEST(Adversarial, ForgedShmHelloWithAnotherSecretIsRefused) {
@@ -93,7 +93,7 @@ TEST(Adversarial, ForgedShmHelloWithAnotherSecretIsRefused) {
     }
   EXPECT_GT(attempts, 0);
   EXPECT_EQ(refused, attempts) << "a forged shm connection was acknowledged";
-  expect_exact(run);
+  expect_intact(run);
 }
 
 TEST(Adversarial, IdleAndHalfOpenConnectionsOnEveryTcpSocketAreClosed) {
@@ -111,14 +111,14 @@ TEST(Adversarial, IdleAndHalfOpenConnectionsOnEveryTcpSocketAreClosed) {
   for (auto* set : {&idle, &half_open})
     for (auto& fd : *set) closed += closed_within(fd.get(), 8s);
   EXPECT_EQ(closed, static_cast<int>(idle.size() + half_open.size()));
-  expect_exact(run);
+  expect_intact(run);
 }
 
 // Two clients that connect to every shm socket and never say hello made an
 // 11 s run take 167 s when each accept waited for its greeting.
 TEST(Adversarial, IdleShmClientsCostTheRunNothing) {
   DemoRun baseline(with(kLongDemo, {"--transport", "shm"}));
-  expect_exact(baseline);
+  expect_intact(baseline);
   DemoRun run(with(kLongDemo, {"--transport", "shm"}));
   auto nodes = run.wait_for_nodes(2);
   ASSERT_EQ(nodes.size(), 2u) << run.err();
@@ -139,7 +139,7 @@ TEST(Adversarial, IdleShmClientsCostTheRunNothing) {
             std::this_thread::sleep_for(20ms);
           }
     });
-  expect_exact(run);
+  expect_intact(run);
   done = true;
   for (auto& t : clients) t.join();
   EXPECT_LT(run.ran_for(), 2 * baseline.ran_for() + 5s);
@@ -156,7 +156,7 @@ TEST(Adversarial, ConnectFloodsOnEverySocketLeaveTheResultIntact) {
       for (int i = 0; i < 300; ++i) UniqueFd fd = dial_tcp(port);  // connect, close
     });
   for (auto& t : flood) t.join();
-  expect_exact(run);
+  expect_intact(run);
 }
 
 TEST(Adversarial, FrozenCoordinatorMakesEveryNodeExit3WithinTheDeadline) {
@@ -212,7 +212,7 @@ TEST(Adversarial, BrieflyPausedNodeSurvives) {
   ASSERT_EQ(kill(nodes[1], SIGSTOP), 0);
   std::this_thread::sleep_for(3s);  // below the 4 s heartbeat floor
   ASSERT_EQ(kill(nodes[1], SIGCONT), 0);
-  expect_exact(run);
+  expect_intact(run);
 }
 
 TEST(Adversarial, KilledNodeEndsEveryProcessWithin2Seconds) {
@@ -231,7 +231,9 @@ TEST(Adversarial, KilledNodeEndsEveryProcessWithin2Seconds) {
   EXPECT_EQ(process_state(nodes[0]), 0) << "node 0 outlived the run";
   std::string err = run.err();
   EXPECT_NE(err.find("node 1"), std::string::npos) << err;
-  EXPECT_EQ(err.find("signal 9"), std::string::npos) << "a survivor had to be SIGKILLed: " << err;
+  EXPECT_NE(err.find("died"), std::string::npos) << err;
+  // The launcher SIGKILLs survivors only 5 s after the coordinator ended:
+  // ending within 2 s means node 0 exited by itself.
 }
 
 TEST(Adversarial, NodeCountAboveTheLimitIsRefusedBeforeAnyProcessStarts) {
