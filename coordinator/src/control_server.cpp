@@ -26,22 +26,6 @@ std::string peer_of(kj::AsyncIoStream& s) {
 
 }  // namespace
 
-void RateLimitedLog::warn(const std::string& line) {
-  auto t = std::chrono::steady_clock::now();
-  if (t - window_ >= std::chrono::seconds(1)) {
-    if (suppressed_ > 0)
-      log::get("coord")->warn("coordinator: {} more connections refused in the last second", suppressed_);
-    window_ = t;
-    lines_ = suppressed_ = 0;
-  }
-  if (lines_ < kLinesPerSecond) {
-    ++lines_;
-    log::get("coord")->warn("coordinator: {}", line);
-  } else {
-    ++suppressed_;
-  }
-}
-
 ControlServer::ControlServer(capnp::Capability::Client bootstrap, const MachineSecret& secret, kj::Timer& timer)
     : rpc_(kj::mv(bootstrap)), secret_(secret), timer_(timer), handshakes_(*this) {}
 
@@ -55,7 +39,7 @@ kj::Promise<void> ControlServer::accept_loop(kj::ConnectionReceiver& listener) {
 void ControlServer::admit(kj::Own<kj::AsyncIoStream> stream) {
   std::string who = peer_of(*stream);
   if (pending_ >= kMaxPending) {
-    refusals_.warn(fmt::format("refused {}: {} connections are still authenticating", who, kMaxPending));
+    refusals_.warn(fmt::format("coordinator: refused {}: {} connections are still authenticating", who, kMaxPending));
     return;  // dropping the stream closes it
   }
   ++pending_;
@@ -67,13 +51,13 @@ void ControlServer::admit(kj::Own<kj::AsyncIoStream> stream) {
                           },
                           [this, who](kj::Exception&& e) {
                             --pending_;
-                            refusals_.warn(fmt::format("closed the connection from {}: {}", who,
+                            refusals_.warn(fmt::format("coordinator: closed the connection from {}: {}", who,
                                                        e.getDescription().cStr()));
                           }));
 }
 
 void ControlServer::taskFailed(kj::Exception&& e) {
-  refusals_.warn(fmt::format("connection failed: {}", e.getDescription().cStr()));
+  refusals_.warn(fmt::format("coordinator: connection failed: {}", e.getDescription().cStr()));
 }
 
 }  // namespace ssi::coord

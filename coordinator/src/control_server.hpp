@@ -1,8 +1,8 @@
 // The coordinator's listening side: accepts connections, runs the machine's
 // challenge-response on each (stream_auth.hpp) within a deadline, and hands
 // only authenticated streams to Cap'n Proto. Idle, slow, unauthenticated
-// and surplus connections are closed and logged once each, at most
-// kLinesPerSecond lines a second (a connect flood is summarised).
+// and surplus connections are closed and logged once each (rate-limited:
+// a connect flood is summarised).
 #pragma once
 
 #include <chrono>
@@ -12,20 +12,10 @@
 #include <kj/async-io.h>
 #include <kj/timer.h>
 
+#include "base/rate_limited_log.hpp"
 #include "base/secret.hpp"
 
 namespace ssi::coord {
-
-class RateLimitedLog {
- public:
-  static constexpr int kLinesPerSecond = 5;
-  void warn(const std::string& line);
-
- private:
-  std::chrono::steady_clock::time_point window_{};
-  int lines_ = 0;
-  int suppressed_ = 0;
-};
 
 class ControlServer final : private kj::TaskSet::ErrorHandler {
  public:
@@ -46,7 +36,7 @@ class ControlServer final : private kj::TaskSet::ErrorHandler {
   kj::Timer& timer_;
   kj::TaskSet handshakes_;
   std::size_t pending_ = 0;
-  RateLimitedLog refusals_;
+  log::RateLimitedLog refusals_{"coord"};
 };
 
 }  // namespace ssi::coord

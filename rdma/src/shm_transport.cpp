@@ -59,7 +59,7 @@ void ShmTransport::on_listener_ready() {
       return;
     }
     if (pending_.size() >= kMaxPending) {
-      log::get("rdma")->warn("node {}: shm: refused a connection: {} hellos pending", self(), kMaxPending);
+      refusals_.warn(fmt::format("node {}: shm: refused a connection: {} hellos pending", self(), kMaxPending));
       continue;
     }
     int fd = sock->get();
@@ -79,7 +79,7 @@ void ShmTransport::finish_accept(int fd) {
   pending_changed_.notify_all();
   auto ch = listener_.handshake(std::move(sock), self());
   if (!ch.ok()) {
-    log::get("rdma")->warn("node {}: shm: refused a connection: {}", self(), ch.error().to_string());
+    refusals_.warn(fmt::format("node {}: shm: refused a connection: {}", self(), ch.error().to_string()));
     return;
   }
   if (auto r = add_channel(std::move(*ch)); !r.ok())
@@ -95,8 +95,8 @@ void ShmTransport::expire_accept(int fd, const std::shared_ptr<UniqueFd>& sock) 
   if (pending_changed_.wait_for(lock, kHelloTimeout, settled)) return;
   reactor().unwatch(fd);
   pending_.erase(fd);  // closes the socket
-  log::get("rdma")->warn("node {}: shm: dropped a connection that sent no hello in {} s", self(),
-                         std::chrono::duration_cast<std::chrono::seconds>(kHelloTimeout).count());
+  refusals_.warn(fmt::format("node {}: shm: dropped a connection that sent no hello in {} s", self(),
+                             std::chrono::duration_cast<std::chrono::seconds>(kHelloTimeout).count()));
 }
 
 Result<void> ShmTransport::connect(NodeId peer, const Address& address) {

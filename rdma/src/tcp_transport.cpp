@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "base/log.hpp"
+#include "base/rate_limited_log.hpp"
 #include "tcp_backend.hpp"
 #include "hello_auth.hpp"
 #include "tcp_connection.hpp"
@@ -174,7 +175,7 @@ class TcpTransport final : public TransportBase {
       auto accepted = accept_one(listener_.get());
       if (!accepted) return;
       if (unidentified_.size() >= kMaxUnidentified) {
-        log::get("rdma")->warn("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified);
+        refusals_.warn(fmt::format("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified));
         continue;
       }
       auto c = std::make_shared<TcpConnection>(std::move(accepted->first), reactor(), false, accepted->second);
@@ -252,8 +253,8 @@ class TcpTransport final : public TransportBase {
     if (auto it = conns_.find(peer); it != conns_.end()) {
       ConnPtr old = it->second;
       if (old->established) {
-        log::get("rdma")->warn("node {}: refused {}: claims node {}, which is already connected", self(),
-                               c->description(), peer);
+        refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
+                                   c->description(), peer));
         return c->close(make_error(Errc::kProtocol, "node already connected"), false);
       }
       if (old->outbound && self() < peer) {
@@ -277,8 +278,8 @@ class TcpTransport final : public TransportBase {
 
   void on_closed(const ConnPtr& c, const Error& why) {
     if (unidentified_.erase(c)) {
-      log::get("rdma")->warn("node {}: dropped {} before it authenticated: {}", self(), c->description(),
-                             why.to_string());
+      refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
+                                 why.to_string()));
       changed_.notify_all();
       return;
     }
@@ -292,14 +293,15 @@ class TcpTransport final : public TransportBase {
       connect_errors_[c->peer] = why;
     } else {
       // An accepted claim that did not prove itself: our connect() may dial.
-      log::get("rdma")->warn("node {}: dropped {} before it authenticated: {}", self(), c->description(),
-                             why.to_string());
+      refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
+                                 why.to_string()));
     }
     changed_.notify_all();
   }
 
   std::chrono::milliseconds connect_timeout_;
   MachineSecret secret_;
+  log::RateLimitedLog refusals_{"rdma"};  // what outsiders can make us say
   UniqueFd listener_;
   Address address_;
   std::unordered_map<NodeId, ConnPtr> conns_;  // the one stream per peer

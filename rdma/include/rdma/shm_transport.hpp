@@ -22,6 +22,7 @@
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 
+#include "base/rate_limited_log.hpp"
 #include "rdma/shm_channel.hpp"
 #include "rdma/transport_base.hpp"
 
@@ -92,6 +93,7 @@ class ShmTransport final : public TransportBase {
   // nothing waits for them (an idle client costs nobody time).
   std::unordered_map<int, std::shared_ptr<UniqueFd>> pending_;
   boost::fibers::condition_variable_any pending_changed_;
+  log::RateLimitedLog refusals_{"rdma"};  // what outsiders can make us say
   bool closed_ = false;
 };
 

@@ -44,7 +44,8 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
   void stop(const std::string& reason, bool failed) override {
-    if (failed) std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
+    // The reason is printed once, as this process's error line (run_node_command).
+    (void)reason;
     failed_ = failed_ || failed;
     // Peers now close their connections in any order: expected, not a warning.
     if (!failed) log::get("rdma")->set_level(spdlog::level::err);
