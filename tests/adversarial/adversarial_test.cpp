@@ -37,6 +37,16 @@ std::vector<std::uint16_t> every_tcp_port(const DemoRun& run, const std::vector<
   return ports;
 }
 
+// Both nodes' pids, once they have run for a moment and node 1 got `sig`;
+// empty if they did not start.
+std::vector<pid_t> signal_node_1_mid_run(DemoRun& run, int sig) {
+  auto nodes = run.wait_for_nodes(2);
+  if (nodes.size() != 2) return {};
+  std::this_thread::sleep_for(500ms);  // joined and running
+  if (kill(nodes[1], sig) != 0) return {};
+  return nodes;
+}
+
 void expect_intact(DemoRun& run) {
   int code = run.wait(120s);
   EXPECT_EQ(code, 0) << run.err();
@@ -193,10 +203,8 @@ TEST(Adversarial, FrozenCoordinatorMakesEveryNodeExit3WithinTheDeadline) {
 
 TEST(Adversarial, FrozenNodeIsNamedAndTheRunExits3) {
   DemoRun run(kLongDemo);
-  auto nodes = run.wait_for_nodes(2);
+  auto nodes = signal_node_1_mid_run(run, SIGSTOP);
   ASSERT_EQ(nodes.size(), 2u) << run.err();
-  std::this_thread::sleep_for(500ms);
-  ASSERT_EQ(kill(nodes[1], SIGSTOP), 0);
   int code = run.wait(20s);
   EXPECT_EQ(code, 3) << run.err();
   std::string err = run.err();
@@ -206,10 +214,8 @@ TEST(Adversarial, FrozenNodeIsNamedAndTheRunExits3) {
 
 TEST(Adversarial, BrieflyPausedNodeSurvives) {
   DemoRun run(kLongDemo);
-  auto nodes = run.wait_for_nodes(2);
+  auto nodes = signal_node_1_mid_run(run, SIGSTOP);
   ASSERT_EQ(nodes.size(), 2u) << run.err();
-  std::this_thread::sleep_for(500ms);
-  ASSERT_EQ(kill(nodes[1], SIGSTOP), 0);
   std::this_thread::sleep_for(3s);  // below the 4 s heartbeat floor
   ASSERT_EQ(kill(nodes[1], SIGCONT), 0);
   expect_intact(run);
@@ -217,11 +223,9 @@ TEST(Adversarial, BrieflyPausedNodeSurvives) {
 
 TEST(Adversarial, KilledNodeEndsEveryProcessWithin2Seconds) {
   DemoRun run(kLongDemo);
-  auto nodes = run.wait_for_nodes(2);
-  ASSERT_EQ(nodes.size(), 2u) << run.err();
-  std::this_thread::sleep_for(500ms);
-  ASSERT_EQ(kill(nodes[1], SIGKILL), 0);
+  auto nodes = signal_node_1_mid_run(run, SIGKILL);
   auto killed = Clock::now();
+  ASSERT_EQ(nodes.size(), 2u) << run.err();
   int code = run.wait(10s);
   auto took = Clock::now() - killed;
   EXPECT_EQ(code, 3) << run.err();
