@@ -24,7 +24,7 @@ struct TransportConfig {
   std::chrono::milliseconds connect_timeout{10000};
   // Every connection proves knowledge of it before any frame is acted on
   // (tcp, shm, verbs). All nodes of a machine must have the same one.
-  MachineSecret secret;
+  MachineSecret secret{};
 };
 
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config, Reactor& reactor);

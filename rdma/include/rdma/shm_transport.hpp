@@ -37,7 +37,7 @@ struct ShmOptions {
   // runs on another CPU (there a wake-up costs 15-40 us); 0 = sleep at once.
   std::chrono::microseconds spin{0};
   // Connections must prove it (shm_channel.hpp).
-  MachineSecret secret;
+  MachineSecret secret{};
 };
 
 class ShmTransport final : public TransportBase {
