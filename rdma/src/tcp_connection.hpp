@@ -82,6 +82,12 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   Nonce dialer_nonce{};
   Nonce acceptor_nonce{};
   bool challenged = false;
+  // What both sides' proofs cover on this stream; `self` is our node id.
+  AuthTranscript transcript(std::string_view channel, NodeId self) const {
+    NodeId dialer = outbound ? self : peer;
+    NodeId acceptor = outbound ? peer : self;
+    return {channel, dialer.value(), acceptor.value(), dialer_nonce, acceptor_nonce};
+  }
   // Runs when the peer sent bytes we cannot decode, just before the close:
   // a last chance to tell it why (e.g. our hello with our version).
   std::function<void(TcpConnection&, const Error&)> on_bad_input;

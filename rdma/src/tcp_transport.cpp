@@ -159,11 +159,7 @@ class TcpTransport final : public TransportBase {
     return f;
   }
 
-  AuthTranscript transcript(const TcpConnection& c) const {
-    NodeId dialer = c.outbound ? self() : c.peer;
-    NodeId acceptor = c.outbound ? c.peer : self();
-    return {"tcp", dialer.value(), acceptor.value(), c.dialer_nonce, c.acceptor_nonce};
-  }
+  AuthTranscript transcript(const TcpConnection& c) const { return c.transcript("tcp", self()); }
 
   Result<void> start(const ConnPtr& c) {
     return c->start([this](const ConnPtr& conn, Frame&& f) { on_frame(conn, std::move(f)); },

@@ -383,11 +383,7 @@ class VerbsTransportImpl final : public VerbsTransport {
     for (auto& [peer, p] : std::unordered_map(peers_)) drop(peer, why);
   }
 
-  AuthTranscript transcript(const TcpConnection& c) const {
-    NodeId dialer = c.outbound ? self() : c.peer;
-    NodeId acceptor = c.outbound ? c.peer : self();
-    return {"verbs", dialer.value(), acceptor.value(), c.dialer_nonce, c.acceptor_nonce};
-  }
+  AuthTranscript transcript(const TcpConnection& c) const { return c.transcript("verbs", self()); }
 
   std::chrono::milliseconds connect_timeout_;
   MachineSecret secret_;
