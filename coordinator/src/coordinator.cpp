@@ -74,9 +74,7 @@ class CoordinatorImpl final : public Coordinator::Server {
     }
     Member& m = s_.members[info.id.value()];
     m.info = info;
-    FailureDetectorOptions fd;
-    fd.floor = s_.opt.timing.failure_timeout;
-    m.pongs = FailureDetector(fd);
+    m.pongs = FailureDetector(detector_options(s_.opt.timing.failure_timeout));
     m.client = params.getNode();
     ++s_.joined;
     s_.event(fmt::format("node {} joined from {} (pid {}), {}/{}", info.id, info.host, info.pid,

@@ -2,8 +2,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace ssi::coord {
+
+FailureDetectorOptions detector_options(std::chrono::milliseconds floor) {
+  FailureDetectorOptions o;
+  o.floor = floor;
+  if (const char* env = std::getenv("SSI_FAILURE_TIMEOUT_MS")) {
+    long ms = std::strtol(env, nullptr, 10);
+    if (ms >= 500) o.floor = std::chrono::milliseconds(ms);
+  }
+  o.ceiling = std::max(o.ceiling, o.floor);
+  return o;
+}
 
 void FailureDetector::heard(Clock::time_point t) {
   if (t <= last_) return;

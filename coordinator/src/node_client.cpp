@@ -106,7 +106,8 @@ NodeExit lost(NodeState& s, const std::string& why) {
 template <typename T>
 kj::Promise<T> within(kj::Timer& timer, std::chrono::milliseconds limit, kj::Promise<T> p, std::string what) {
   return p.exclusiveJoin(timer.afterDelay(limit.count() * kj::MILLISECONDS).then([what, limit]() -> kj::Promise<T> {
-    return KJ_EXCEPTION(DISCONNECTED, fmt::format("no {} within {} ms", what, limit.count()).c_str());
+    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                         kj::str(fmt::format("no {} within {} ms", what, limit.count()).c_str()));
   }));
 }
 
@@ -130,9 +131,7 @@ void forward_completions(NodeState& state, Coordinator::Client& coordinator, Nod
 }  // namespace
 
 NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime) {
-  FailureDetectorOptions fd;
-  fd.floor = options.timing.failure_timeout;
-  NodeState state{runtime, FailureDetector(fd), std::make_shared<Completions>(), std::nullopt, std::nullopt};
+  NodeState state{runtime, FailureDetector(detector_options(options.timing.failure_timeout)), std::make_shared<Completions>(), std::nullopt, std::nullopt};
   try {
     auto io = kj::setupAsyncIo();
     auto& ws = io.waitScope;
@@ -142,7 +141,14 @@ NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime) {
                           "address for " + options.coordinator)
                        .wait(ws);
     auto stream = within(timer, limit, address->connect(), "connection to " + options.coordinator).wait(ws);
-    authenticate_to_coordinator(*stream, options.secret, timer, limit.count() * kj::MILLISECONDS).wait(ws);
+    try {
+      authenticate_to_coordinator(*stream, options.secret, timer, limit.count() * kj::MILLISECONDS).wait(ws);
+    } catch (const kj::Exception& e) {
+      // Another machine's secret is a setup mistake (exit 2), not a lost peer.
+      std::string why = e.getDescription().cStr();
+      if (why.find("failed authentication") != std::string::npos) return NodeExit{2, why};
+      throw;
+    }
     capnp::TwoPartyClient client(*stream);
     auto coordinator = client.bootstrap().castAs<Coordinator>();
 

@@ -22,7 +22,7 @@ struct Handshake {
 
 // Ends the handshake: the stream is dropped, the line names `why`.
 void refuse_unless(bool ok, const char* why) {
-  if (!ok) kj::throwFatalException(KJ_EXCEPTION(FAILED, why));
+  if (!ok) kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(why)));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // made-up arrival times: no clock, no processes.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "coordinator/failure_detector.hpp"
@@ -47,6 +48,18 @@ TEST(FailureDetector, OldIrregularityAgesOutOfTheWindow) {
   d.heard(t += 3500ms);  // one long pause
   for (int i = 0; i < 64; ++i) d.heard(t += 250ms);
   EXPECT_EQ(d.deadline(), 4000ms);
+}
+
+TEST(FailureDetector, FloorComesFromTheEnvironmentWhenSet) {
+  unsetenv("SSI_FAILURE_TIMEOUT_MS");
+  EXPECT_EQ(detector_options(4000ms).floor, 4000ms);
+  setenv("SSI_FAILURE_TIMEOUT_MS", "12000", 1);
+  EXPECT_EQ(detector_options(4000ms).floor, 12000ms);
+  setenv("SSI_FAILURE_TIMEOUT_MS", "40000", 1);
+  EXPECT_EQ(detector_options(4000ms).ceiling, 40000ms) << "the ceiling never sits below the floor";
+  setenv("SSI_FAILURE_TIMEOUT_MS", "10", 1);  // nonsense: ignored
+  EXPECT_EQ(detector_options(4000ms).floor, 4000ms);
+  unsetenv("SSI_FAILURE_TIMEOUT_MS");
 }
 
 }  // namespace

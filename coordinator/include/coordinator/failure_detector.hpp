@@ -26,6 +26,10 @@ struct FailureDetectorOptions {
   std::size_t window = 64; // inter-arrival samples kept
 };
 
+// `o` with the floor from SSI_FAILURE_TIMEOUT_MS (milliseconds, >= 500) if
+// set: one variable configures the coordinator and every node it forks.
+FailureDetectorOptions detector_options(std::chrono::milliseconds floor);
+
 class FailureDetector {
  public:
   using Clock = std::chrono::steady_clock;
