@@ -1,5 +1,7 @@
 # Every third-party dependency, found from Debian's packages (scripts/setup).
 find_package(Threads REQUIRED)
+# libcrypto: HMAC-SHA256 for the machine's challenge-response (base/secret.hpp)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
 find_package(CapnProto CONFIG REQUIRED)
 # CapnProtoConfig leaves this set in our scope; it would leak into later checks.

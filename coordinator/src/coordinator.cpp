@@ -2,13 +2,15 @@
 
 #include <optional>
 
-#include <capnp/ez-rpc.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
 #include <fmt/format.h>
 #include <kj/async.h>
 
+#include "base/log.hpp"
+#include "control_server.hpp"
 #include "convert.hpp"
+#include "coordinator/failure_detector.hpp"
 
 namespace ssi::coord {
 namespace {
@@ -22,6 +24,7 @@ struct Member {
   bool dead = false;
   bool ping_in_flight = false;
   SteadyTime ping_sent{};
+  FailureDetector pongs;  // replies to our pings
   int finished_phase = -1;
   PhaseResult last;
 };
@@ -71,6 +74,7 @@ class CoordinatorImpl final : public Coordinator::Server {
     }
     Member& m = s_.members[info.id.value()];
     m.info = info;
+    m.pongs = FailureDetector(detector_options(s_.opt.timing.failure_timeout));
     m.client = params.getNode();
     ++s_.joined;
     s_.event(fmt::format("node {} joined from {} (pid {}), {}/{}", info.id, info.host, info.pid,
@@ -115,9 +119,7 @@ class ErrorSink final : public kj::TaskSet::ErrorHandler {
 // Drives the machine: joins, config, phases, stop. One kj event loop.
 class Driver {
  public:
-  Driver(State& s, capnp::EzRpcServer& server)
-      : s_(s), ws_(server.getWaitScope()), timer_(server.getIoProvider().getTimer()),
-        tasks_(sink_) {}
+  Driver(State& s, kj::WaitScope& ws, kj::Timer& timer) : s_(s), ws_(ws), timer_(timer), tasks_(sink_) {}
 
   // Pumps the event loop (with heartbeats) until pred() or a failure / deadline.
   bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit,
@@ -212,16 +214,20 @@ class Driver {
     auto t = now();
     for (auto& m : s_.members) {
       if (!m.client || m.dead) continue;
-      if (m.ping_in_flight) {
-        if (t - m.ping_sent > s_.opt.timing.failure_timeout)
-          s_.node_died(m, fmt::format("no heartbeat for {} ms", s_.opt.timing.failure_timeout.count()));
+      if (m.pongs.suspect(t)) {
+        s_.node_died(m, fmt::format("no heartbeat for {} ms (deadline {} ms)", m.pongs.silent_for(t).count(),
+                                    m.pongs.deadline().count()));
         continue;
       }
+      if (m.ping_in_flight) continue;
       if (t - m.ping_sent < s_.opt.timing.heartbeat) continue;
       m.ping_in_flight = true;
       m.ping_sent = t;
       tasks_.add(m.client->pingRequest().send().then(
-          [&m](auto&&) { m.ping_in_flight = false; },
+          [&m](auto&&) {
+            m.ping_in_flight = false;
+            m.pongs.heard(now());
+          },
           [this, &m](kj::Exception&& e) { s_.node_died(m, e.getDescription().cStr()); }));
     }
   }
@@ -239,26 +245,31 @@ Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
   if (options.config.nodes == 0) return make_error(Errc::kInvalidArgument, "nodes must be >= 1");
   State state(options);
   try {
-    auto server_ptr =
+    auto io = kj::setupAsyncIo();
+    auto& ws = io.waitScope;
+    auto& timer = io.provider->getTimer();
+    kj::Own<kj::ConnectionReceiver> listener =
         options.listen_fd >= 0
-            ? kj::heap<capnp::EzRpcServer>(kj::heap<CoordinatorImpl>(state), options.listen_fd, 0)
-            : kj::heap<capnp::EzRpcServer>(kj::heap<CoordinatorImpl>(state), options.listen.c_str());
-    auto& server = *server_ptr;
-    std::uint16_t port = static_cast<std::uint16_t>(server.getPort().wait(server.getWaitScope()));
+            ? io.lowLevelProvider->wrapListenSocketFd(options.listen_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP)
+            : io.provider->getNetwork().parseAddress(options.listen).wait(ws)->listen();
+    auto port = static_cast<std::uint16_t>(listener->getPort());
     if (port != 0) state.event(fmt::format("coordinator listening on port {}", port));
     if (options.on_listening) options.on_listening(port);
     {
-      Driver driver(state, server);
+      ControlServer server(kj::heap<CoordinatorImpl>(state), options.secret, timer);
+      auto accepting = server.accept_loop(*listener).eagerlyEvaluate(
+          [](kj::Exception&& e) { log::get("coord")->error("coordinator stopped accepting: {}", e.getDescription().cStr()); });
+      Driver driver(state, ws, timer);
       bool ok = driver.wait_until([&] { return state.joined == state.members.size(); },
                                   options.timing.join_timeout, "every node to join");
       if (ok) driver.configure_all();
       for (std::uint32_t p = 0; p < options.config.phases && !state.failure; ++p)
         driver.run_phase(p);
       driver.stop_all(state.failure.value_or("machine finished"), state.failure.has_value());
+      // Capabilities must go before the connections that carry them.
+      for (auto& m : state.members) m.client.reset();
+      ws.poll();
     }
-    // Capabilities must go before the event loop that owns their connections.
-    for (auto& m : state.members) m.client.reset();
-    server.getWaitScope().poll();
   } catch (const kj::Exception& e) {
     return make_error(Errc::kSystem, fmt::format("coordinator on {}: {}", options.listen,
                                                  e.getDescription().cStr()));

@@ -1,22 +1,26 @@
 #include "coordinator/node_client.hpp"
 
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 
-#include <capnp/ez-rpc.h>
+#include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
 #include <fmt/format.h>
 
 #include "convert.hpp"
+#include "coordinator/failure_detector.hpp"
+#include "stream_auth.hpp"
 
 namespace ssi::coord {
 namespace {
 
-
-
-// Phase completions arrive from runtime threads; the control loop forwards them.
+// Phase completions arrive from runtime threads; the control loop forwards
+// them. Shared with every completion callback: a worker may finish after
+// run_node() returned (lost coordinator), and must then write into memory
+// that still exists.
 struct Completions {
   std::mutex mu;
   std::deque<std::pair<std::uint32_t, PhaseResult>> done;
@@ -24,9 +28,12 @@ struct Completions {
 
 struct NodeState {
   NodeRuntime& runtime;
-  Completions completions;
-  SteadyTime last_contact = now();
+  FailureDetector coordinator;  // the coordinator's pings
+  std::shared_ptr<Completions> completions = std::make_shared<Completions>();
   std::optional<NodeExit> exit;
+  std::optional<std::string> send_failed;
+
+  void heard() { coordinator.heard(now()); }
 };
 
 class NodeImpl final : public Node::Server {
@@ -34,18 +41,18 @@ class NodeImpl final : public Node::Server {
   explicit NodeImpl(NodeState& s) : s_(s) {}
 
   kj::Promise<void> configure(ConfigureContext context) override {
-    s_.last_contact = now();
+    s_.heard();
     auto r = s_.runtime.configure(from_capnp(context.getParams().getConfig()));
+    s_.heard();  // configure() may take long; it is not the coordinator's silence
     context.getResults().setOk(r.ok());
     if (!r.ok()) context.getResults().setError(r.error().to_string());
     return kj::READY_NOW;
   }
 
   kj::Promise<void> runPhase(RunPhaseContext context) override {
-    s_.last_contact = now();
+    s_.heard();
     std::uint32_t phase = context.getParams().getPhase();
-    Completions* c = &s_.completions;
-    s_.runtime.run_phase(phase, [c, phase](PhaseResult r) {
+    s_.runtime.run_phase(phase, [c = s_.completions, phase](PhaseResult r) {
       std::lock_guard lock(c->mu);
       c->done.emplace_back(phase, std::move(r));
     });
@@ -62,7 +69,7 @@ class NodeImpl final : public Node::Server {
   }
 
   kj::Promise<void> ping(PingContext) override {
-    s_.last_contact = now();
+    s_.heard();
     return kj::READY_NOW;
   }
 
@@ -78,48 +85,94 @@ class NodeImpl final : public Node::Server {
   NodeState& s_;
 };
 
+class SendErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  explicit SendErrors(NodeState& s) : s_(s) {}
+  void taskFailed(kj::Exception&& e) override {
+    if (!s_.send_failed) s_.send_failed = e.getDescription().cStr();
+  }
+
+ private:
+  NodeState& s_;
+};
+
 NodeExit lost(NodeState& s, const std::string& why) {
   std::string msg = fmt::format("lost the coordinator: {}", why);
   s.runtime.stop(msg, true);
   return NodeExit{3, msg};
 }
 
+// `p`, or a kj::Exception saying what did not arrive within `limit`.
+template <typename T>
+kj::Promise<T> within(kj::Timer& timer, std::chrono::milliseconds limit, kj::Promise<T> p, std::string what) {
+  return p.exclusiveJoin(timer.afterDelay(limit.count() * kj::MILLISECONDS).then([what, limit]() -> kj::Promise<T> {
+    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                         kj::str(fmt::format("no {} within {} ms", what, limit.count()).c_str()));
+  }));
+}
+
+void forward_completions(NodeState& state, Coordinator::Client& coordinator, NodeId id, kj::TaskSet& sends) {
+  std::deque<std::pair<std::uint32_t, PhaseResult>> done;
+  {
+    std::lock_guard lock(state.completions->mu);
+    done.swap(state.completions->done);
+  }
+  // Not waited for here: the heartbeat check below must keep running while
+  // the coordinator takes its time (or is frozen).
+  for (auto& [phase, result] : done) {
+    auto req = coordinator.finishedRequest();
+    req.setId(id.value());
+    req.setPhase(phase);
+    to_capnp(result, req.initResult());
+    sends.add(req.send().ignoreResult());
+  }
+}
+
 }  // namespace
 
 NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime) {
-  NodeState state{runtime, {}, now(), std::nullopt};
+  NodeState state{runtime, FailureDetector(detector_options(options.timing.failure_timeout)), std::make_shared<Completions>(), std::nullopt, std::nullopt};
   try {
-    capnp::EzRpcClient client(options.coordinator.c_str());
-    auto& ws = client.getWaitScope();
-    auto& timer = client.getIoProvider().getTimer();
-    auto coordinator = client.getMain<Coordinator>();
+    auto io = kj::setupAsyncIo();
+    auto& ws = io.waitScope;
+    auto& timer = io.provider->getTimer();
+    const auto limit = options.timing.join_timeout;
+    auto address = within(timer, limit, io.provider->getNetwork().parseAddress(options.coordinator),
+                          "address for " + options.coordinator)
+                       .wait(ws);
+    auto stream = within(timer, limit, address->connect(), "connection to " + options.coordinator).wait(ws);
+    try {
+      authenticate_to_coordinator(*stream, options.secret, timer, limit.count() * kj::MILLISECONDS).wait(ws);
+    } catch (const kj::Exception& e) {
+      // Another machine's secret is a setup mistake (exit 2), not a lost peer.
+      std::string why = e.getDescription().cStr();
+      if (why.find("failed authentication") != std::string::npos) return NodeExit{2, why};
+      throw;
+    }
+    capnp::TwoPartyClient client(*stream);
+    auto coordinator = client.bootstrap().castAs<Coordinator>();
 
     auto join = coordinator.joinRequest();
     to_capnp(options.info, join.initInfo());
     join.setNode(kj::heap<NodeImpl>(state));
-    auto joined = join.send().wait(ws);
+    kj::Promise<capnp::Response<Coordinator::JoinResults>> joining = join.send();
+    auto joined = within(timer, limit, kj::mv(joining), "answer to join").wait(ws);
     if (!joined.getOk())
       return NodeExit{2, fmt::format("coordinator refused node {}: {}", options.info.id,
                                      joined.getError().cStr())};
 
-    state.last_contact = now();
+    SendErrors errors(state);
+    kj::TaskSet sends(errors);
+    state.heard();
     while (!state.exit) {
       timer.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws);
-      std::deque<std::pair<std::uint32_t, PhaseResult>> done;
-      {
-        std::lock_guard lock(state.completions.mu);
-        done.swap(state.completions.done);
-      }
-      for (auto& [phase, result] : done) {
-        auto req = coordinator.finishedRequest();
-        req.setId(options.info.id.value());
-        req.setPhase(phase);
-        to_capnp(result, req.initResult());
-        req.send().wait(ws);
-      }
-      if (now() - state.last_contact > options.timing.failure_timeout)
-        return lost(state, fmt::format("no heartbeat for {} ms",
-                                       options.timing.failure_timeout.count()));
+      forward_completions(state, coordinator, options.info.id, sends);
+      if (state.send_failed && !state.exit) return lost(state, *state.send_failed);
+      auto t = now();
+      if (state.coordinator.suspect(t))
+        return lost(state, fmt::format("no heartbeat for {} ms (deadline {} ms)",
+                                       state.coordinator.silent_for(t).count(),
+                                       state.coordinator.deadline().count()));
     }
     // Let the reply to stop() leave before the connection closes.
     timer.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws);

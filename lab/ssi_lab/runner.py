@@ -3,6 +3,7 @@ transport, and returns the coordinator's JSON outcome plus derived metrics.
 Every process it starts is bounded by a timeout and killed on the way out."""
 import json
 import os
+import secrets
 import subprocess
 import tempfile
 import time
@@ -67,6 +68,8 @@ def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S, 
     """Coordinator in node 0's namespace, node i in namespace i (the first
     `nodes` namespaces of the lab), over tcp. A failure's reason carries the
     last lines every process wrote to stderr."""
+    # Every process of the cell inherits one machine secret (docs/security.md).
+    os.environ["SSI_SECRET"] = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="ssilab") as d:
         out = os.path.join(d, "outcome.json")
         coord_addr = f"{lab.address(0)}:{port}"

@@ -20,7 +20,7 @@ Result<void> validate_header(const FrameHeader& h) {
   if (h.flags & ~kKnownFlags)
     return make_error(Errc::kProtocol, fmt::format("unknown frame flags {:#06x}", h.flags));
   if (h.type == 0) return make_error(Errc::kProtocol, "frame type 0");
-  if (h.type < kFirstUserType && h.type != kFrameHello)
+  if (h.type < kFirstUserType && h.type != kFrameHello && h.type != kFrameHelloProof)
     return make_error(Errc::kProtocol, fmt::format("unknown transport frame type {:#06x}", h.type));
   return ok();
 }

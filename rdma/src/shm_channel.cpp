@@ -12,12 +12,14 @@
 #include <random>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 namespace ssi::rdma {
 
 namespace {
 
 constexpr std::uint32_t kHelloMagic = 0x4c454853;  // "SHEL"
-constexpr std::uint16_t kHelloVersion = 1;
+constexpr std::uint16_t kHelloVersion = 2;  // 2: proofs of the machine secret
 enum class HelloKind : std::uint16_t { kHello = 1, kAck = 2, kNack = 3 };
 
 // The only message on the rendezvous socket besides the ack/nack.
@@ -29,7 +31,18 @@ struct Hello {
   std::uint32_t dst = 0;
   std::uint32_t slots = 0;
   std::uint32_t capacity = 0;
+  // kHello: the connector's nonce and proof; kAck: the acceptor's proof
+  // over the same nonce (base/secret.hpp, channel "shm").
+  Nonce nonce{};
+  Proof proof{};
 };
+
+// One message each way suffices here, unlike tcp: nobody but root can
+// record a Unix socket's traffic to replay it, and the listener refuses a
+// nonce it has seen (ShmListener::seen_).
+AuthTranscript transcript(const Hello& hello) {
+  return {"shm", hello.src, hello.dst, hello.nonce, {}};
+}
 constexpr std::size_t kFdsInHello = 3;  // memfd, connector's bell, acceptor's bell
 
 constexpr std::size_t round_page(std::size_t n) { return (n + 4095) / 4096 * 4096; }
@@ -112,7 +125,7 @@ Result<void> wait_readable(int fd, std::chrono::milliseconds timeout) {
 }  // namespace
 
 Result<ShmChannel> ShmChannel::connect(std::string_view name, NodeId self, NodeId peer,
-                                       ShmRing::Layout layout) {
+                                       ShmRing::Layout layout, const MachineSecret& secret) {
   socklen_t len = 0;
   SSI_ASSIGN_OR_RETURN(sockaddr_un addr, abstract_address(name, &len));
   ShmChannel ch;
@@ -133,6 +146,9 @@ Result<ShmChannel> ShmChannel::connect(std::string_view name, NodeId self, NodeI
   h.dst = peer.value();
   h.slots = layout.slots;
   h.capacity = layout.capacity;
+  h.nonce = random_nonce();
+  h.proof = secret.prove(AuthRole::kDialer, transcript(h));
+  ch.expected_ack_ = secret.prove(AuthRole::kAcceptor, transcript(h));
   std::array<int, kFdsInHello> fds{ch.mem_.fd(), ch.my_bell_.fd(), ch.peer_bell_.fd()};
   SSI_TRY(send_hello(ch.sock_.get(), h, fds));
   ch.self_ = self;
@@ -152,6 +168,8 @@ Result<void> ShmChannel::on_socket_event() {
     return std::move(h).error();
   }
   if (h->kind == HelloKind::kAck && !acked_ && h->src == peer_.value()) {
+    if (CRYPTO_memcmp(h->proof.data(), expected_ack_.data(), kProofSize) != 0)
+      return make_error(Errc::kProtocol, "shm peer failed authentication (not a node of this machine)");
     acked_ = true;
     return ok();
   }
@@ -163,7 +181,7 @@ Result<void> ShmChannel::on_socket_event() {
                                          ", src " + std::to_string(h->src) + ")");
 }
 
-Result<ShmListener> ShmListener::listen(std::string name) {
+Result<ShmListener> ShmListener::listen(std::string name, const MachineSecret& secret) {
   socklen_t len = 0;
   SSI_ASSIGN_OR_RETURN(sockaddr_un addr, abstract_address(name, &len));
   ShmListener l;
@@ -174,6 +192,7 @@ Result<ShmListener> ShmListener::listen(std::string name) {
   }
   if (::listen(l.fd_.get(), 64) != 0) return Error::from_errno("listen shm listener");
   l.name_ = std::move(name);
+  l.secret_ = secret;
   return l;
 }
 
@@ -184,15 +203,27 @@ std::string ShmListener::unique_name() {
          std::to_string(rd() % 1000000);
 }
 
+std::optional<UniqueFd> ShmListener::accept_socket(Error* error) {
+  UniqueFd sock(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (sock) return sock;
+  if (errno != EAGAIN && errno != EWOULDBLOCK) *error = Error::from_errno("accept shm connection");
+  return std::nullopt;
+}
+
 Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
                                                       std::chrono::milliseconds hello_wait) {
-  UniqueFd sock(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  Error error{Errc::kOk, {}, 0};
+  auto sock = accept_socket(&error);
   if (!sock) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::optional<ShmChannel>{};
-    return Error::from_errno("accept shm connection");
+    if (error.code != Errc::kOk) return error;
+    return std::optional<ShmChannel>{};
   }
-  // The connector sends its hello right after connect(); wait only briefly.
-  SSI_TRY(wait_readable(sock.get(), hello_wait));
+  SSI_TRY(wait_readable(sock->get(), hello_wait));
+  SSI_ASSIGN_OR_RETURN(auto ch, handshake(std::move(*sock), self));
+  return std::optional<ShmChannel>(std::move(ch));
+}
+
+Result<ShmChannel> ShmListener::handshake(UniqueFd sock, NodeId self) {
   std::vector<UniqueFd> fds;
   auto reject = [&](Error e) -> Error {
     Hello nack;
@@ -211,6 +242,13 @@ Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
                                                   " reached node " +
                                                   std::to_string(self.value())));
   }
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 || cred.uid != ::getuid())
+    return reject(make_error(Errc::kProtocol, "shm hello from another user (uid " + std::to_string(cred.uid) + ")"));
+  if (!secret_.check(AuthRole::kDialer, transcript(*h), h->proof) || !seen_.insert(h->nonce).second)
+    return reject(make_error(Errc::kProtocol, "shm hello claiming node " + std::to_string(h->src) +
+                                                  " failed authentication"));
   ShmRing::Layout layout{h->slots, h->capacity};
   std::size_t ring_bytes = round_page(ShmRing::bytes_needed(layout));
   ShmChannel ch;
@@ -229,6 +267,7 @@ Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
   ack.kind = HelloKind::kAck;
   ack.src = self.value();
   ack.dst = h->src;
+  ack.proof = secret_.prove(AuthRole::kAcceptor, transcript(*h));
   if (auto r = send_hello(sock.get(), ack, {}); !r.ok()) {
     // A connector that already left may still have published frames: keep
     // the channel; the closed socket reports the departure right after.
@@ -239,7 +278,7 @@ Result<std::optional<ShmChannel>> ShmListener::accept(NodeId self,
   ch.peer_ = NodeId{h->src};
   ch.initiator_ = false;
   ch.acked_ = true;
-  return std::optional<ShmChannel>(std::move(ch));
+  return ch;
 }
 
 }  // namespace ssi::rdma

@@ -17,12 +17,19 @@ constexpr std::string_view kScheme = "shm:";
 // A sender blocked on a full ring rechecks this often even without a wake-up,
 // so a peer that stops consuming cannot park it forever unnoticed.
 constexpr auto kSpaceRecheck = std::chrono::milliseconds(100);
+// An accepted connection must say hello this soon; at most this many wait.
+constexpr auto kHelloTimeout = std::chrono::seconds(5);
+constexpr std::size_t kMaxPending = 64;
+struct NoLock {
+  void lock() {}
+  void unlock() {}
+};
 }  // namespace
 
 Result<std::unique_ptr<ShmTransport>> ShmTransport::create(NodeId self, Reactor& reactor,
                                                            ShmOptions options) {
   if (options.name.empty()) options.name = ShmListener::unique_name();
-  SSI_ASSIGN_OR_RETURN(auto listener, ShmListener::listen(options.name));
+  SSI_ASSIGN_OR_RETURN(auto listener, ShmListener::listen(options.name, options.secret));
   std::unique_ptr<ShmTransport> t(
       new ShmTransport(self, reactor, std::move(listener), std::move(options)));
   SSI_TRY(t->start());
@@ -43,19 +50,53 @@ Result<void> ShmTransport::start() {
 }
 
 void ShmTransport::on_listener_ready() {
-  // Bounded by the backlog: accept() answers nullopt once it is empty.
+  // Bounded by the backlog: accept_socket() answers nullopt once it is empty.
   while (!closed_) {
-    auto ch = listener_.accept(self());
-    if (!ch.ok()) {
-      log::get("rdma")->warn("shm: refused a connection: {}", ch.error().to_string());
+    Error error{Errc::kOk, {}, 0};
+    auto sock = listener_.accept_socket(&error);
+    if (!sock) {
+      if (error.code != Errc::kOk) log::get("rdma")->warn("shm: {}", error.to_string());
+      return;
+    }
+    if (pending_.size() >= kMaxPending) {
+      refusals_.warn(fmt::format("node {}: shm: refused a connection: {} hellos pending", self(), kMaxPending));
       continue;
     }
-    if (!ch->has_value()) return;
-    if (auto r = add_channel(std::move(**ch)); !r.ok()) {
-      log::get("rdma")->warn("shm: could not set up an accepted channel: {}",
-                             r.error().to_string());
-    }
+    int fd = sock->get();
+    auto shared = std::make_shared<UniqueFd>(std::move(*sock));
+    if (!reactor().watch(fd, EPOLLIN | EPOLLRDHUP, [this, fd](std::uint32_t) { finish_accept(fd); }).ok()) continue;
+    pending_[fd] = shared;
+    reactor().spawn([this, fd, shared] { expire_accept(fd, shared); });
   }
+}
+
+void ShmTransport::finish_accept(int fd) {
+  auto it = pending_.find(fd);
+  if (it == pending_.end()) return;
+  UniqueFd sock = std::move(*it->second);
+  pending_.erase(it);
+  reactor().unwatch(fd);
+  pending_changed_.notify_all();
+  auto ch = listener_.handshake(std::move(sock), self());
+  if (!ch.ok()) {
+    refusals_.warn(fmt::format("node {}: shm: refused a connection: {}", self(), ch.error().to_string()));
+    return;
+  }
+  if (auto r = add_channel(std::move(*ch)); !r.ok())
+    log::get("rdma")->warn("shm: could not set up an accepted channel: {}", r.error().to_string());
+}
+
+void ShmTransport::expire_accept(int fd, const std::shared_ptr<UniqueFd>& sock) {
+  NoLock lock;
+  auto settled = [&] {
+    auto it = pending_.find(fd);
+    return closed_ || it == pending_.end() || it->second != sock;
+  };
+  if (pending_changed_.wait_for(lock, kHelloTimeout, settled)) return;
+  reactor().unwatch(fd);
+  pending_.erase(fd);  // closes the socket
+  refusals_.warn(fmt::format("node {}: shm: dropped a connection that sent no hello in {} s", self(),
+                             std::chrono::duration_cast<std::chrono::seconds>(kHelloTimeout).count()));
 }
 
 Result<void> ShmTransport::connect(NodeId peer, const Address& address) {
@@ -64,9 +105,8 @@ Result<void> ShmTransport::connect(NodeId peer, const Address& address) {
     return make_error(Errc::kInvalidArgument, "not an shm address: '" + address + "'");
   }
   if (auto it = peers_.find(peer); it != peers_.end() && !it->second->conns.empty()) return ok();
-  SSI_ASSIGN_OR_RETURN(auto ch, ShmChannel::connect(std::string_view(address).substr(
-                                                        kScheme.size()),
-                                                    self(), peer, options_.layout));
+  SSI_ASSIGN_OR_RETURN(auto ch, ShmChannel::connect(std::string_view(address).substr(kScheme.size()), self(),
+                                                    peer, options_.layout, options_.secret));
   return add_channel(std::move(ch));
 }
 
@@ -223,6 +263,9 @@ void ShmTransport::close_all() {
   if (closed_) return;
   closed_ = true;
   reactor().unwatch(listener_.fd());
+  for (auto& [fd, sock] : pending_) reactor().unwatch(fd);
+  pending_.clear();
+  pending_changed_.notify_all();
   for (auto& [id, p] : peers_) {
     for (auto& c : p->conns) unwatch(*c);
     p->conns.clear();
@@ -242,6 +285,7 @@ Result<std::unique_ptr<Transport>> make_shm_transport(const TransportConfig& con
     }
     options.name = config.listen.substr(kScheme.size());
   }
+  options.secret = config.secret;
   SSI_ASSIGN_OR_RETURN(auto t, ShmTransport::create(config.self, reactor, std::move(options)));
   return std::unique_ptr<Transport>(std::move(t));
 }

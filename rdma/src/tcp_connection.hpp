@@ -14,6 +14,7 @@
 
 #include <boost/fiber/condition_variable.hpp>
 
+#include "base/secret.hpp"
 #include "rdma/codec.hpp"
 #include "rdma/reactor.hpp"
 #include "base/unique_fd.hpp"
@@ -75,6 +76,18 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
   bool outbound = false;     // we dialed
   bool identified = false;   // `peer` is known
   bool established = false;  // hellos exchanged: frames may flow
+  // The challenge-response (hello_auth.hpp): both nonces once known; on an
+  // accepted stream, `challenged` once our hello went out (the dialer's
+  // proof is due).
+  Nonce dialer_nonce{};
+  Nonce acceptor_nonce{};
+  bool challenged = false;
+  // What both sides' proofs cover on this stream; `self` is our node id.
+  AuthTranscript transcript(std::string_view channel, NodeId self) const {
+    NodeId dialer = outbound ? self : peer;
+    NodeId acceptor = outbound ? peer : self;
+    return {channel, dialer.value(), acceptor.value(), dialer_nonce, acceptor_nonce};
+  }
   // Runs when the peer sent bytes we cannot decode, just before the close:
   // a last chance to tell it why (e.g. our hello with our version).
   std::function<void(TcpConnection&, const Error&)> on_bad_input;

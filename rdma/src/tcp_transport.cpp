@@ -1,7 +1,8 @@
 // tcp backend: one stream per peer pair over non-blocking sockets on the
 // reactor's epoll. Handshake: the dialer sends a hello (its NodeId, our
-// protocol version in the header); the acceptor answers with its own hello,
-// after which frames flow both ways. If both nodes dial each other at once,
+// protocol version in the header, a nonce); the acceptor answers with its
+// own hello (nonce + proof of the machine secret), the dialer with its
+// proof (hello_auth.hpp), after which frames flow both ways. If both nodes dial each other at once,
 // the stream dialed by the lower NodeId wins on both sides: the lower node
 // refuses the other, the higher node drops its own (nothing was sent on it,
 // since frames wait for the handshake).
@@ -18,7 +19,9 @@
 #include <unordered_map>
 
 #include "base/log.hpp"
+#include "base/rate_limited_log.hpp"
 #include "tcp_backend.hpp"
+#include "hello_auth.hpp"
 #include "tcp_connection.hpp"
 #include "rdma/transport_base.hpp"
 
@@ -40,7 +43,7 @@ struct NoLock {
 class TcpTransport final : public TransportBase {
  public:
   TcpTransport(const TransportConfig& config, Reactor& reactor)
-      : TransportBase(config.self, reactor), connect_timeout_(config.connect_timeout) {}
+      : TransportBase(config.self, reactor), connect_timeout_(config.connect_timeout), secret_(config.secret) {}
   ~TcpTransport() override { shutdown(); }
 
   Result<void> listen(const Address& where) {
@@ -117,8 +120,9 @@ class TcpTransport final : public TransportBase {
     c->outbound = c->identified = true;
     conns_[peer] = c;
     connect_errors_.erase(peer);
+    c->dialer_nonce = random_nonce();
     SSI_TRY(start(c));
-    return c->send(hello(peer));
+    return c->send(hello(peer, challenge_payload(c->dialer_nonce, nullptr)));
   }
 
   // connect() gave up: a dial still in progress must not linger.
@@ -145,13 +149,17 @@ class TcpTransport final : public TransportBase {
                                       : make_error(Errc::kDisconnected, fmt::format("node {} went away", peer));
   }
 
-  Frame hello(NodeId to) const {
+  Frame hello(NodeId to, Payload payload = {}) const {
     Frame f;
     f.header.type = kFrameHello;
     f.header.src = self().value();
     f.header.dst = to.value();
+    f.payload = std::move(payload);
+    f.header.payload_len = static_cast<std::uint32_t>(f.payload.size());
     return f;
   }
+
+  AuthTranscript transcript(const TcpConnection& c) const { return c.transcript("tcp", self()); }
 
   Result<void> start(const ConnPtr& c) {
     return c->start([this](const ConnPtr& conn, Frame&& f) { on_frame(conn, std::move(f)); },
@@ -163,7 +171,7 @@ class TcpTransport final : public TransportBase {
       auto accepted = accept_one(listener_.get());
       if (!accepted) return;
       if (unidentified_.size() >= kMaxUnidentified) {
-        log::get("rdma")->warn("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified);
+        refusals_.warn(fmt::format("node {}: refusing connection: {} handshakes pending", self(), kMaxUnidentified));
         continue;
       }
       auto c = std::make_shared<TcpConnection>(std::move(accepted->first), reactor(), false, accepted->second);
@@ -174,9 +182,10 @@ class TcpTransport final : public TransportBase {
       };
       if (!start(c).ok()) continue;
       unidentified_.insert(c);
-      // A connection that never says hello is dropped.
+      // A connection that does not complete the handshake in time is dropped.
       close_unless_settled(reactor(), c, changed_, kHelloTimeout,
-                           [this](const TcpConnection& c) { return c.identified || is_shut_down(); }, "sent no hello");
+                           [this](const TcpConnection& c) { return c.established || is_shut_down(); },
+                           "did not authenticate in time");
     }
   }
 
@@ -185,15 +194,39 @@ class TcpTransport final : public TransportBase {
     auto protocol_error = [&](std::string what) {
       c->close(make_error(Errc::kProtocol, fmt::format("{}: {}", c->description(), what)));
     };
+    if (h.type == kFrameHello && !c->outbound) {
+      if (c->challenged || c->established) return protocol_error("unexpected hello");
+      if (h.dst != self().value())
+        return protocol_error(fmt::format("hello for node {} reached node {}", h.dst, self()));
+      auto challenge = parse_challenge(f.payload.bytes(), false);
+      if (!challenge) return protocol_error("hello without a challenge");
+      return answer_hello(c, NodeId{h.src}, challenge->nonce);
+    }
     if (h.type == kFrameHello) {
-      if (!c->identified) {
-        if (h.dst != self().value())
-          return protocol_error(fmt::format("hello for node {} reached node {}", h.dst, self()));
-        return identify(c, NodeId{h.src});
-      }
-      if (!c->outbound || c->established) return protocol_error("unexpected hello");
+      if (c->established) return protocol_error("unexpected hello");
       if (h.src != c->peer.value())
         return protocol_error(fmt::format("dialed node {} but node {} answered", c->peer, h.src));
+      auto challenge = parse_challenge(f.payload.bytes(), true);
+      if (!challenge) return protocol_error("hello without a proof");
+      c->acceptor_nonce = challenge->nonce;
+      if (!secret_.check(AuthRole::kAcceptor, transcript(*c), challenge->proof))
+        return protocol_error("failed authentication (not a node of this machine)");
+      Frame proof;
+      proof.header.type = kFrameHelloProof;
+      proof.header.src = self().value();
+      proof.header.dst = c->peer.value();
+      Proof mine = secret_.prove(AuthRole::kDialer, transcript(*c));
+      proof.payload = Payload::copy_of(mine);
+      proof.header.payload_len = kProofSize;
+      if (!c->send(proof).ok()) return;  // on_closed already ran
+      c->established = true;
+      changed_.notify_all();
+      return;
+    }
+    if (h.type == kFrameHelloProof) {
+      if (c->outbound || !c->challenged || c->established) return protocol_error("unexpected hello proof");
+      if (!secret_.check(AuthRole::kDialer, transcript(*c), f.payload.bytes()))
+        return protocol_error(fmt::format("claims to be node {} but failed authentication", c->peer));
       c->established = true;
       changed_.notify_all();
       return;
@@ -204,32 +237,45 @@ class TcpTransport final : public TransportBase {
     deliver(std::move(f));
   }
 
-  void identify(const ConnPtr& c, NodeId peer) {
+  // The dialer's claim decides which stream a pair keeps (as with no
+  // authentication); the slot is held for the claim until the proof
+  // arrives, so our own connect() waits for it instead of dialing too.
+  void answer_hello(const ConnPtr& c, NodeId peer, const Nonce& dialer_nonce) {
     unidentified_.erase(c);
+    std::size_t unproven = 0;
+    for (auto& [id, conn] : conns_) unproven += !conn->outbound && !conn->established;
+    if (unproven >= kMaxUnidentified)
+      return c->close(make_error(Errc::kProtocol, fmt::format("{} claims pending", unproven)));
     if (auto it = conns_.find(peer); it != conns_.end()) {
       ConnPtr old = it->second;
+      if (old->established) {
+        refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
+                                   c->description(), peer));
+        return c->close(make_error(Errc::kProtocol, "node already connected"), false);
+      }
       if (old->outbound && self() < peer) {
         // Simultaneous dial: ours (lower id) wins; this one never gets a hello.
         c->close(make_error(Errc::kDisconnected, "duplicate stream"), false);
         changed_.notify_all();
         return;
       }
+      // Theirs wins, or an unproven claim is replaced: the old one is finished.
       conns_.erase(it);
-      // Theirs wins, or the peer came back: the old stream is finished.
       old->close(make_error(Errc::kDisconnected, fmt::format("node {} opened a new stream", peer)), false);
-      if (old->established)
-        peer_down(peer, make_error(Errc::kDisconnected, fmt::format("node {} reconnected", peer)));
     }
     c->peer = peer;
-    c->identified = c->established = true;
+    c->identified = c->challenged = true;
+    c->dialer_nonce = dialer_nonce;
+    c->acceptor_nonce = random_nonce();
     conns_[peer] = c;
-    if (auto r = c->send(hello(peer)); !r.ok()) return;  // on_closed already ran
-    changed_.notify_all();
+    Proof proof = secret_.prove(AuthRole::kAcceptor, transcript(*c));
+    (void)c->send(hello(peer, challenge_payload(c->acceptor_nonce, &proof)));  // a failure closed it
   }
 
   void on_closed(const ConnPtr& c, const Error& why) {
     if (unidentified_.erase(c)) {
-      log::get("rdma")->warn("node {}: dropped {} before its hello: {}", self(), c->description(), why.to_string());
+      refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
+                                 why.to_string()));
       changed_.notify_all();
       return;
     }
@@ -239,13 +285,19 @@ class TcpTransport final : public TransportBase {
     if (c->established) {
       log::get("rdma")->warn("node {}: lost node {}: {}", self(), c->peer, why.to_string());
       peer_down(c->peer, why);
-    } else {
+    } else if (c->outbound) {
       connect_errors_[c->peer] = why;
+    } else {
+      // An accepted claim that did not prove itself: our connect() may dial.
+      refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
+                                 why.to_string()));
     }
     changed_.notify_all();
   }
 
   std::chrono::milliseconds connect_timeout_;
+  MachineSecret secret_;
+  log::RateLimitedLog refusals_{"rdma"};  // what outsiders can make us say
   UniqueFd listener_;
   Address address_;
   std::unordered_map<NodeId, ConnPtr> conns_;  // the one stream per peer

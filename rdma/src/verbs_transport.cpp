@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "base/log.hpp"
+#include "hello_auth.hpp"
 #include "tcp_connection.hpp"
 #include "verbs_backend.hpp"
 #include "verbs_channel.hpp"
@@ -22,8 +23,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using ConnPtr = std::shared_ptr<TcpConnection>;
-// Side-channel hello stages (header.arg0); the payload is VerbsConnInfo text.
-enum Stage : std::uint64_t { kOffer = 1, kAnswer = 2, kReady = 3 };
+// Side-channel hello stages (header.arg0). Offer: dialer nonce + its
+// VerbsConnInfo text; answer: acceptor nonce + proof + info; ready: dialer
+// proof; confirmed: the acceptor checked it. The dialer sends no frame
+// before "confirmed", so a frame on a QP whose peer is not established is
+// an unauthenticated one and drops the connection (hello_auth.hpp).
+enum Stage : std::uint64_t { kOffer = 1, kAnswer = 2, kReady = 3, kConfirmed = 4 };
 constexpr auto kHelloTimeout = std::chrono::seconds(5);
 constexpr auto kRedialPause = std::chrono::milliseconds(20);
 constexpr std::size_t kCompletionBatch = 32;
@@ -44,6 +49,7 @@ class VerbsTransportImpl final : public VerbsTransport {
                      VerbsTransportOptions options)
       : VerbsTransport(config.self, reactor),
         connect_timeout_(config.connect_timeout),
+        secret_(config.secret),
         options_(options),
         fabric_(std::move(fabric)),
         table_(*fabric_) {}
@@ -128,6 +134,7 @@ class VerbsTransportImpl final : public VerbsTransport {
     ConnPtr side;  // setup handshake, then liveness
     std::shared_ptr<VerbsChannel> channel;
     bool established = false;
+    bool authenticated = false;  // the peer proved the secret: its traffic counts
   };
   using PeerPtr = std::shared_ptr<Peer>;
 
@@ -143,16 +150,20 @@ class VerbsTransportImpl final : public VerbsTransport {
     return shared;
   }
 
-  Frame hello(NodeId to, Stage stage, const std::optional<VerbsConnInfo>& info) const {
+  // `auth`: the challenge bytes leading the payload (nonce [+ proof], or a proof).
+  Frame hello(NodeId to, Stage stage, const std::optional<VerbsConnInfo>& info, Payload auth = {}) const {
     Frame f;
     f.header.type = kFrameHello;
     f.header.src = self().value();
     f.header.dst = to.value();
     f.header.arg0 = stage;
+    std::vector<std::byte> bytes(auth.bytes().begin(), auth.bytes().end());
     if (info) {
       std::string text = info->encode();
-      f.payload = Payload::copy_of(std::as_bytes(std::span(text.data(), text.size())));
+      auto b = std::as_bytes(std::span(text.data(), text.size()));
+      bytes.insert(bytes.end(), b.begin(), b.end());
     }
+    if (!bytes.empty()) f.payload = Payload::copy_of(bytes);
     f.header.payload_len = static_cast<std::uint32_t>(f.payload.size());
     return f;
   }
@@ -170,8 +181,9 @@ class VerbsTransportImpl final : public VerbsTransport {
     c->outbound = c->identified = true;
     peers_[peer] = std::make_shared<Peer>(Peer{c, ch});
     connect_errors_.erase(peer);
+    c->dialer_nonce = random_nonce();
     SSI_TRY(start(c));
-    return c->send(hello(peer, kOffer, ch->local_info()));
+    return c->send(hello(peer, kOffer, ch->local_info(), challenge_payload(c->dialer_nonce, nullptr)));
   }
 
   Result<PeerPtr> established(NodeId peer) {
@@ -217,7 +229,8 @@ class VerbsTransportImpl final : public VerbsTransport {
       if (!start(c).ok()) continue;
       unidentified_.insert(c);
       close_unless_settled(reactor(), c, changed_, kHelloTimeout,
-                           [this](const TcpConnection& c) { return c.identified || is_shut_down(); }, "sent no offer");
+                           [this](const TcpConnection& c) { return c.established || is_shut_down(); },
+                           "did not authenticate in time");
     }
   }
 
@@ -229,29 +242,45 @@ class VerbsTransportImpl final : public VerbsTransport {
     if (h.type != kFrameHello) return fail(fmt::format("frame type {:#06x} on the setup channel", h.type));
     auto it = c->identified ? peers_.find(c->peer) : peers_.end();
     PeerPtr p = it != peers_.end() && it->second->side == c ? it->second : nullptr;
-    auto info = [&]() -> Result<VerbsConnInfo> {
+    auto info = [&](std::size_t skip) -> Result<VerbsConnInfo> {
       auto bytes = f.payload.bytes();
+      if (bytes.size() < skip) return make_error(Errc::kProtocol, "setup message without its challenge");
+      bytes = bytes.subspan(skip);
       return VerbsConnInfo::decode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     };
     switch (h.arg0) {
       case kOffer: {
         if (c->identified || h.dst != self().value()) return fail("unexpected offer");
-        auto remote = info();
-        if (!remote.ok()) return fail(remote.error().message);
+        auto challenge = parse_challenge(f.payload.bytes(), false);
+        auto remote = info(kNonceSize);
+        if (!challenge || !remote.ok()) return fail(remote.ok() ? "offer without a challenge" : remote.error().message);
+        c->dialer_nonce = challenge->nonce;
         return accept_offer(c, NodeId{h.src}, *remote);
       }
       case kAnswer: {
         if (!p || !c->outbound || p->established || h.src != c->peer.value()) return fail("unexpected answer");
-        auto remote = info();
-        if (!remote.ok()) return fail(remote.error().message);
+        auto challenge = parse_challenge(f.payload.bytes(), true);
+        auto remote = info(kNonceSize + kProofSize);
+        if (!challenge || !remote.ok()) return fail(remote.ok() ? "answer without a proof" : remote.error().message);
+        c->acceptor_nonce = challenge->nonce;
+        if (!secret_.check(AuthRole::kAcceptor, transcript(*c), challenge->proof))
+          return fail("failed authentication (not a node of this machine)");
+        p->authenticated = true;
         if (auto r = p->channel->connect(*remote); !r.ok()) return c->close(r.error());
-        if (!c->send(hello(c->peer, kReady, std::nullopt)).ok()) return;  // closed: on_side_closed ran
-        p->established = true;
-        changed_.notify_all();
+        Proof proof = secret_.prove(AuthRole::kDialer, transcript(*c));
+        (void)c->send(hello(c->peer, kReady, std::nullopt, Payload::copy_of(proof)));  // failure: closed
         return;
       }
       case kReady:
         if (!p || c->outbound || p->established) return fail("unexpected ready");
+        if (!secret_.check(AuthRole::kDialer, transcript(*c), f.payload.bytes()))
+          return fail(fmt::format("claims to be node {} but failed authentication", c->peer));
+        if (!c->send(hello(c->peer, kConfirmed, std::nullopt)).ok()) return;  // closed: on_side_closed ran
+        p->established = p->authenticated = c->established = true;
+        changed_.notify_all();
+        return;
+      case kConfirmed:
+        if (!p || !c->outbound || p->established) return fail("unexpected confirmation");
         p->established = true;
         changed_.notify_all();
         return;
@@ -263,6 +292,11 @@ class VerbsTransportImpl final : public VerbsTransport {
   void accept_offer(const ConnPtr& c, NodeId peer, const VerbsConnInfo& remote) {
     unidentified_.erase(c);
     if (auto it = peers_.find(peer); it != peers_.end()) {
+      if (it->second->established) {
+        log::get("rdma")->warn("node {}: refused {}: claims node {}, which is already connected", self(),
+                               c->description(), peer);
+        return c->close(make_error(Errc::kProtocol, "node already connected"), false);
+      }
       if (c->outbound == false && !it->second->established && it->second->side->outbound && self() < peer) {
         // Simultaneous dial: ours (lower id) wins; the peer drops its own.
         c->close(make_error(Errc::kDisconnected, "duplicate verbs connection"), false);
@@ -280,8 +314,11 @@ class VerbsTransportImpl final : public VerbsTransport {
     }
     c->peer = peer;
     c->identified = true;
+    c->acceptor_nonce = random_nonce();
     peers_[peer] = std::make_shared<Peer>(Peer{c, *ch});
-    (void)c->send(hello(peer, kAnswer, (*ch)->local_info()));  // a failure closes c: on_side_closed
+    Proof proof = secret_.prove(AuthRole::kAcceptor, transcript(*c));
+    // A failure closes c: on_side_closed.
+    (void)c->send(hello(peer, kAnswer, (*ch)->local_info(), challenge_payload(c->acceptor_nonce, &proof)));
     changed_.notify_all();
   }
 
@@ -335,6 +372,8 @@ class VerbsTransportImpl final : public VerbsTransport {
     auto it = channels_.find(wr_conn(c.wr_id));
     if (it == channels_.end()) return;  // a connection already dropped
     std::shared_ptr<VerbsChannel> ch = it->second;
+    if (auto p = peers_.find(ch->peer()); p == peers_.end() || !p->second->authenticated)
+      return drop(ch->peer(), make_error(Errc::kProtocol, "verbs traffic before the handshake ended"), ch.get());
     auto r = ch->on_completion(c, [this](Frame&& f) { deliver(std::move(f)); });
     if (!r.ok()) drop(ch->peer(), r.error(), ch.get());
   }
@@ -344,7 +383,10 @@ class VerbsTransportImpl final : public VerbsTransport {
     for (auto& [peer, p] : std::unordered_map(peers_)) drop(peer, why);
   }
 
+  AuthTranscript transcript(const TcpConnection& c) const { return c.transcript("verbs", self()); }
+
   std::chrono::milliseconds connect_timeout_;
+  MachineSecret secret_;
   VerbsTransportOptions options_;
   std::unique_ptr<VerbsFabric> fabric_;
   RegistrationTable table_;  // after fabric_: deregisters through it

@@ -41,3 +41,19 @@ ssi_wait() {
     kill -0 "$1" 2>/dev/null || return 0
   done
 }
+
+# The machine secret every process of the machine proves (docs/security.md).
+# Keeps SSI_SECRET / SSI_SECRET_FILE when the caller set one; otherwise makes
+# a fresh one in a 0600 file under ~/.ssi (on a cluster the home directory
+# is usually shared, so every host sees the same path) and exports its path.
+# The secret itself never appears on a command line.
+ssi_ensure_secret() {
+  [ -n "${SSI_SECRET:-}" ] || [ -n "${SSI_SECRET_FILE:-}" ] && return 0
+  local dir="${HOME:-/tmp}/.ssi"
+  mkdir -p "$dir" && chmod 700 "$dir"
+  SSI_SECRET_FILE=$(mktemp "$dir/secret.XXXXXX")
+  chmod 600 "$SSI_SECRET_FILE"
+  od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$SSI_SECRET_FILE"
+  export SSI_SECRET_FILE
+  SSI_SECRET_MADE=$SSI_SECRET_FILE
+}

@@ -8,6 +8,9 @@ if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
   echo "SKIP: needs root and iproute2 to create network namespaces"
   exit 77
 fi
+# The machine secret (docs/security.md): both namespaces' processes inherit it.
+SSI_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export SSI_SECRET
 tag="ssi$$"
 a="$tag-a"; b="$tag-b"
 cleanup() {

@@ -47,7 +47,7 @@ TEST(Codec, ValidationNamesTheProblem) {
     EXPECT_FALSE(r.error().message.empty());
   };
   check([](FrameHeader& b) { b.magic = 1; }, Errc::kProtocol);
-  check([](FrameHeader& b) { b.version = 2; }, Errc::kVersionMismatch);
+  check([](FrameHeader& b) { b.version = kProtocolVersion + 1; }, Errc::kVersionMismatch);
   check([](FrameHeader& b) { b.payload_len = kMaxPayload + 1; }, Errc::kProtocol);
   check([](FrameHeader& b) { b.flags = 1u << 5; }, Errc::kProtocol);
   check([](FrameHeader& b) { b.type = 0; }, Errc::kProtocol);

@@ -47,7 +47,9 @@ struct Child {
   bool done = false;
   std::unique_ptr<ShmTransport> transport;  // outlives the first fiber
   (*reactor)->run([&] {
-    auto t = ShmTransport::create(self, **reactor, {name, {}});
+    ShmOptions options;
+    options.name = name;
+    auto t = ShmTransport::create(self, **reactor, options);
     if (!t.ok()) {
       status = 11;
       (*reactor)->stop();

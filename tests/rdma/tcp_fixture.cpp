@@ -5,11 +5,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <boost/fiber/operations.hpp>
 
 #include "cluster_fixture.hpp"
 #include "rdma/codec.hpp"
 #include "rdma/factory.hpp"
+#include "base/secret.hpp"
 #include "base/unique_fd.hpp"
 
 namespace ssi::rdma::testing {
@@ -36,8 +39,34 @@ class TcpCluster : public ClusterFixture {
   std::vector<Address> addresses_;
 };
 
-// Opens a socket to `address`, says hello as `fake`, writes `bytes`, ends
-// the stream, then waits (bounded) until the node closes its side.
+// Reads n bytes without blocking the reactor thread this runs on (the
+// node answering us lives there too).
+Result<void> recv_exactly(int fd, std::byte* out, std::size_t n) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (std::size_t got = 0; got < n;) {
+    ssize_t r = ::recv(fd, out + got, n - got, MSG_DONTWAIT);
+    if (r == 0) return make_error(Errc::kDisconnected, "node closed the stream during the handshake");
+    if (r > 0) got += static_cast<std::size_t>(r);
+    if (std::chrono::steady_clock::now() > until) return make_error(Errc::kTimeout, "no answer to our hello");
+    if (r < 0) boost::this_fiber::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ok();
+}
+
+Result<void> send_all(int fd, FrameHeader h, std::span<const std::byte> payload) {
+  h.payload_len = static_cast<std::uint32_t>(payload.size());
+  std::vector<std::byte> out;
+  auto head = encode_header(h);
+  out.insert(out.end(), head.begin(), head.end());
+  out.insert(out.end(), payload.begin(), payload.end());
+  if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+    return Error::from_errno("send");
+  return ok();
+}
+
+// Opens a socket to `address`, completes the handshake as `fake` (the
+// fixture's nodes use the default secret, which we know), writes `bytes`,
+// ends the stream, then waits (bounded) until the node closes its side.
 Result<void> raw_session(const Address& address, NodeId fake, NodeId to, std::span<const std::byte> bytes) {
   auto colon = address.rfind(':');
   sockaddr_in sa{};
@@ -52,11 +81,14 @@ Result<void> raw_session(const Address& address, NodeId fake, NodeId to, std::sp
   hello.type = kFrameHello;
   hello.src = fake.value();
   hello.dst = to.value();
-  std::vector<std::byte> out;
-  auto h = encode_header(hello);
-  out.insert(out.end(), h.begin(), h.end());
-  out.insert(out.end(), bytes.begin(), bytes.end());
-  if (::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+  AuthTranscript t{"tcp", fake.value(), to.value(), random_nonce(), {}};
+  SSI_TRY(send_all(fd.get(), hello, t.dialer_nonce));
+  std::byte answer[kHeaderSize + kNonceSize + kProofSize];
+  SSI_TRY(recv_exactly(fd.get(), answer, sizeof answer));
+  std::memcpy(t.acceptor_nonce.data(), answer + kHeaderSize, kNonceSize);
+  hello.type = kFrameHelloProof;
+  SSI_TRY(send_all(fd.get(), hello, MachineSecret{}.prove(AuthRole::kDialer, t)));
+  if (::send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
     return Error::from_errno("send");
   ::shutdown(fd.get(), SHUT_WR);
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);

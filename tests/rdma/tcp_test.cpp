@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/secret.hpp"
 #include "rdma/codec.hpp"
 #include "rdma/factory.hpp"
 #include "rdma/fiber_test_util.hpp"
@@ -17,8 +18,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::run_bounded;
 
-std::unique_ptr<Transport> make_tcp(Reactor& reactor, std::uint32_t id, std::chrono::milliseconds timeout = 2s) {
+std::unique_ptr<Transport> make_tcp(Reactor& reactor, std::uint32_t id, std::chrono::milliseconds timeout = 2s,
+                                    const MachineSecret& secret = {}) {
   TransportConfig c;
+  c.secret = secret;
   c.kind = "tcp";
   c.self = NodeId{id};
   c.listen = "tcp:127.0.0.1:0";
@@ -140,6 +143,92 @@ TEST(Tcp, FrameBeforeHelloIsRefused) {
   }, 10s);
   EXPECT_TRUE(eof);
   EXPECT_TRUE(got.empty()) << "no hello for a stream that did not say hello first";
+}
+
+// Sends `h` (+ payload) on a raw socket.
+void send_raw(int fd, FrameHeader h, std::span<const std::byte> payload = {}) {
+  h.payload_len = static_cast<std::uint32_t>(payload.size());
+  auto bytes = encode_header(h);
+  std::vector<std::byte> all(bytes.begin(), bytes.end());
+  all.insert(all.end(), payload.begin(), payload.end());
+  ASSERT_EQ(::send(fd, all.data(), all.size(), MSG_NOSIGNAL), ssize_t(all.size()));
+}
+
+TEST(Tcp, NodeWithAnotherSecretIsRefused) {
+  auto reactor = Reactor::create().value();
+  run_bounded(*reactor, [&] {
+    auto a = make_tcp(*reactor, 0, 1s, MachineSecret::generate());
+    auto b = make_tcp(*reactor, 1, 1s, MachineSecret::generate());
+    int received = 0;
+    b->on_receive([&](Frame&&) { ++received; });
+    auto r = a->connect(NodeId{1}, b->local_address());
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("failed authentication"), std::string::npos) << r.error().to_string();
+    EXPECT_FALSE(a->send(NodeId{1}, Frame::make(0xf001)).ok());
+    EXPECT_EQ(received, 0);
+    b->on_receive({});
+    a->shutdown();
+    b->shutdown();
+  }, 10s);
+}
+
+// A raw client that claims `claim`: hello with a nonce, then (after the
+// node's challenge) a made-up proof and a frame. Returns whether the node
+// closed the stream.
+bool forge_claim(const Address& addr, std::uint32_t claim, std::uint32_t to) {
+  UniqueFd fd = dial_raw(addr);
+  FrameHeader h;
+  h.type = kFrameHello;
+  h.src = claim;
+  h.dst = to;
+  std::byte nonce[kNonceSize]{};
+  send_raw(fd.get(), h, nonce);
+  h.type = kFrameHelloProof;
+  std::byte proof[kProofSize]{};
+  send_raw(fd.get(), h, proof);
+  h.type = 0xf001;
+  send_raw(fd.get(), h);
+  return read_all(fd.get()).second;
+}
+
+TEST(Tcp, ForgedHelloIsClosedBeforeAnyFrameIsDelivered) {
+  auto reactor = Reactor::create().value();
+  run_bounded(*reactor, [&] {
+    auto t = make_tcp(*reactor, 0, 1s, MachineSecret::generate());
+    int received = 0;
+    t->on_receive([&](Frame&&) { ++received; });
+    bool closed = false;
+    std::thread client([&, addr = t->local_address()] { closed = forge_claim(addr, 7, 0); });
+    while (!closed) boost::this_fiber::sleep_for(5ms);  // bounded by run_bounded
+    client.join();
+    EXPECT_EQ(received, 0) << "a frame of an unauthenticated stream was delivered";
+    t->on_receive({});
+    t->shutdown();
+  }, 10s);
+}
+
+TEST(Tcp, SecondStreamClaimingAConnectedNodeIsRefusedNotSwappedIn) {
+  auto reactor = Reactor::create().value();
+  auto secret = MachineSecret::generate();
+  run_bounded(*reactor, [&] {
+    auto a = make_tcp(*reactor, 0, 1s, secret);
+    auto b = make_tcp(*reactor, 1, 1s, secret);
+    std::vector<NodeId> down;
+    a->on_peer_down([&](NodeId p, const Error&) { down.push_back(p); });
+    ASSERT_TRUE(b->connect(NodeId{0}, a->local_address()).ok());
+    b->on_receive([&](Frame&& f) { (void)b->reply(f.header, Frame::make(0xf002)); });
+    bool closed = false;
+    std::thread client([&, addr = a->local_address()] { closed = forge_claim(addr, 1, 0); });
+    while (!closed) boost::this_fiber::sleep_for(5ms);
+    client.join();
+    auto r = a->rpc(NodeId{1}, Frame::make(0xf001));
+    EXPECT_TRUE(r.ok()) << "the real node 1 lost its stream: " << r.error().to_string();
+    EXPECT_TRUE(down.empty());
+    a->on_peer_down({});
+    b->on_receive({});
+    a->shutdown();
+    b->shutdown();
+  }, 10s);
 }
 
 }  // namespace

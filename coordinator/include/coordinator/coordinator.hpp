@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/secret.hpp"
 #include "coordinator/types.hpp"
 
 namespace ssi::coord {
@@ -19,6 +20,9 @@ struct CoordinatorOptions {
   // Or an already listening socket (taken over): lets a launcher fork
   // nodes before the coordinator's event loop exists. See listen_socket().
   int listen_fd = -1;
+  // Every connection must prove it (base/secret.hpp) before its first
+  // Cap'n Proto message is read.
+  MachineSecret secret;
   MachineConfig config;                // peers are filled in from the joins
   std::string version;                 // nodes with another version are refused
   Timing timing;

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "base/secret.hpp"
 #include "coordinator/types.hpp"
 
 namespace ssi::coord {
@@ -13,6 +14,7 @@ struct NodeOptions {
   std::string coordinator;  // HOST:PORT
   NodeInfo info;
   Timing timing;
+  MachineSecret secret;
 };
 
 struct NodeExit {

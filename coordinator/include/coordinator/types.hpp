@@ -66,7 +66,9 @@ class NodeRuntime {
 
 struct Timing {
   std::chrono::milliseconds heartbeat{250};
-  std::chrono::milliseconds failure_timeout{2000};  // no heartbeat reply for this long = dead
+  // The failure detectors' floor: no heartbeat for this long = dead; a peer
+  // whose heartbeats were irregular gets longer (failure_detector.hpp).
+  std::chrono::milliseconds failure_timeout{4000};
   std::chrono::milliseconds join_timeout{30000};
   std::chrono::milliseconds phase_timeout{600000};
 };

@@ -19,6 +19,9 @@ inline constexpr std::uint16_t kKnownFlags = kFlagReply | kFlagError;
 
 // Transport-internal frame types (0x0000-0x00ff).
 inline constexpr FrameType kFrameHello = 0x0001;  // first frame on a stream: src = node id
+// The dialer's answer to the acceptor's challenge (stream backends; see
+// rdma/src/hello_auth.hpp): its proof of the machine secret.
+inline constexpr FrameType kFrameHelloProof = 0x0002;
 inline constexpr FrameType kFirstUserType = 0x0100;
 
 // kVersionMismatch for another protocol version, kProtocol for a bad magic,

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "base/secret.hpp"
 #include "rdma/transport.hpp"
 
 namespace ssi::rdma {
@@ -21,6 +22,9 @@ struct TransportConfig {
   // connect() keeps retrying (peer not listening yet) and send() waits for
   // a handshake in progress at most this long.
   std::chrono::milliseconds connect_timeout{10000};
+  // Every connection proves knowledge of it before any frame is acted on
+  // (tcp, shm, verbs). All nodes of a machine must have the same one.
+  MachineSecret secret{};
 };
 
 Result<std::unique_ptr<Transport>> make_transport(const TransportConfig& config, Reactor& reactor);

@@ -12,7 +12,8 @@
 namespace ssi::rdma {
 
 inline constexpr std::uint32_t kFrameMagic = 0x31495353;  // "SSI1" little-endian
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// 2: hellos carry a challenge-response over the machine secret.
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::size_t kMaxPayload = 4096;
 
 // Frame types: 0x0000-0x00ff transport-internal, 0x0100-0x01ff DSM,

@@ -14,11 +14,14 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
+#include "base/secret.hpp"
+#include "base/unique_fd.hpp"
 #include "rdma/shm_memory.hpp"
 #include "rdma/shm_ring.hpp"
 
@@ -27,8 +30,9 @@ namespace ssi::rdma {
 class ShmChannel {
  public:
   // Connects to the listener called `name`, expecting node `peer` there.
+  // The acceptor's ack must prove `secret` too (on_socket_event()).
   static Result<ShmChannel> connect(std::string_view name, NodeId self, NodeId peer,
-                                    ShmRing::Layout layout = {});
+                                    ShmRing::Layout layout = {}, const MachineSecret& secret = {});
 
   NodeId peer() const { return peer_; }
   bool initiated_here() const { return initiator_; }
@@ -56,12 +60,14 @@ class ShmChannel {
   NodeId peer_{};
   bool initiator_ = false;
   bool acked_ = false;
+  Proof expected_ack_{};
 };
 
 class ShmListener {
  public:
   // Listens on "@ssi-shm-<name>"; name must be unique on the host.
-  static Result<ShmListener> listen(std::string name);
+  // Connectors must prove `secret`, come from this user, and use a fresh nonce.
+  static Result<ShmListener> listen(std::string name, const MachineSecret& secret = {});
   // A name unlikely to clash: pid + a counter + a random suffix.
   static std::string unique_name();
 
@@ -69,13 +75,23 @@ class ShmListener {
   int fd() const { return fd_.get(); }  // readable => a connection is pending
   // Accepts one pending connection; nullopt if none is pending. A bad hello
   // is answered with a nack and reported as an error (listener stays usable).
+  // Blocks up to `hello_wait` for the hello: for tests and tools, never on
+  // an event loop (there: accept_socket(), wait for readability, handshake()).
   Result<std::optional<ShmChannel>> accept(NodeId self,
                                            std::chrono::milliseconds hello_wait =
                                                std::chrono::seconds(1));
+  // A pending connection's socket (non-blocking), or nullopt: none pending,
+  // or an error, then stored in *error.
+  std::optional<UniqueFd> accept_socket(Error* error);
+  // Validates the hello waiting on `sock` (kTimeout-free: EAGAIN is an error
+  // with errno EAGAIN) and answers ack, or nack and the error.
+  Result<ShmChannel> handshake(UniqueFd sock, NodeId self);
 
  private:
   UniqueFd fd_;
   std::string name_;
+  MachineSecret secret_;
+  std::set<Nonce> seen_;  // every accepted connector nonce: a replay is refused
 };
 
 }  // namespace ssi::rdma

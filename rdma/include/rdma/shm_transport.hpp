@@ -22,6 +22,7 @@
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 
+#include "base/rate_limited_log.hpp"
 #include "rdma/shm_channel.hpp"
 #include "rdma/transport_base.hpp"
 
@@ -35,6 +36,8 @@ struct ShmOptions {
   // no doorbell syscall and we no epoll wake-up: worth it only when the peer
   // runs on another CPU (there a wake-up costs 15-40 us); 0 = sleep at once.
   std::chrono::microseconds spin{0};
+  // Connections must prove it (shm_channel.hpp).
+  MachineSecret secret{};
 };
 
 class ShmTransport final : public TransportBase {
@@ -71,6 +74,9 @@ class ShmTransport final : public TransportBase {
   ShmTransport(NodeId self, Reactor& reactor, ShmListener listener, ShmOptions options);
   Result<void> start();
   void on_listener_ready();
+  // An accepted socket's hello arrived (or it closed): handshake, add.
+  void finish_accept(int fd);
+  void expire_accept(int fd, const std::shared_ptr<UniqueFd>& sock);
   Result<void> add_channel(ShmChannel channel);
   void on_bell(NodeId peer, const std::weak_ptr<Conn>& weak);
   void on_socket(NodeId peer, const std::weak_ptr<Conn>& weak);
@@ -83,6 +89,11 @@ class ShmTransport final : public TransportBase {
   Address address_;
   ShmOptions options_;
   std::unordered_map<NodeId, std::shared_ptr<Peer>> peers_;  // shared: waiting senders hold one
+  // Accepted sockets whose hello has not arrived: the reactor watches them,
+  // nothing waits for them (an idle client costs nobody time).
+  std::unordered_map<int, std::shared_ptr<UniqueFd>> pending_;
+  boost::fibers::condition_variable_any pending_changed_;
+  log::RateLimitedLog refusals_{"rdma"};  // what outsiders can make us say
   bool closed_ = false;
 };
 

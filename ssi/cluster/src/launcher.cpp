@@ -14,6 +14,8 @@
 #include "cluster/host_port.hpp"
 #include "cluster/workload.hpp"
 #include "report.hpp"
+#include "cluster/node_command.hpp"
+#include "cluster/outcome_json.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -94,11 +96,16 @@ int run_local_cluster(const LocalClusterOptions& options) {
   coord::MachineConfig config = with_defaults(options.config);
   auto started = std::chrono::steady_clock::now();
   const auto& interrupted = install_interrupt_flag();  // before any child exists
+  // A fresh secret per machine, handed to the node processes it forks in
+  // their environment (docs/security.md).
+  MachineSecret secret = MachineSecret::generate();
+  setenv(kSecretEnv, secret.hex().c_str(), 1);
   std::vector<pid_t> pids;
   for (std::uint32_t id = 0; id < config.nodes; ++id) pids.push_back(spawn_node(port, id, options));
 
   coord::CoordinatorOptions co;
   co.listen_fd = fd;
+  co.secret = secret;
   co.config = config;
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.timing = options.timing;
@@ -134,7 +141,13 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return 2;
   }
   coord::MachineConfig config = with_defaults(options.config);
+  auto secret = machine_secret("coordinator");
+  if (!secret.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());
+    return 2;
+  }
   coord::CoordinatorOptions co;
+  co.secret = *secret;
   co.listen_fd = sock->first;
   co.config = config;
   co.version = std::string(SSI_CLUSTER_VERSION);

@@ -70,8 +70,9 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
   void stop(const std::string& reason, bool failed) override {
-    if (failed && !is_interruption(reason))
-      std::fprintf(stderr, "ssi node %u: stopping: %s\n", host_.self().value(), reason.c_str());
+    // The reason is printed once, as this process's error line (run_node_command).
+    (void)reason;
+    failed_ = failed_ || failed;
     // Peers now close their connections in any order: expected, not a warning.
     if (!failed || is_interruption(reason)) log::get("rdma")->set_level(spdlog::level::err);
     stopped_mid_phase_ = !worker_done_;
@@ -82,10 +83,12 @@ class ClusterRuntime final : public coord::NodeRuntime {
   // A worker blocked on a DSM page whose home died can never be woken (the
   // DSM leaves that request hanging): after a bounded wait the process
   // exits with the "node lost" code instead of hanging, and before the
-  // workload's memory is unmapped under the worker.
+  // workload's memory is unmapped under the worker. After a failure the
+  // wait is short, so every process is gone within 2 s of a node's death;
+  // a healthy worker ends within milliseconds of workload->stop().
   void join_worker() {
     if (!worker_.joinable()) return;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto deadline = std::chrono::steady_clock::now() + (failed_ ? std::chrono::milliseconds(800) : std::chrono::seconds(5));
     while (!worker_done_ && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!worker_done_) {
@@ -101,6 +104,7 @@ class ClusterRuntime final : public coord::NodeRuntime {
   std::thread worker_;
   std::atomic<bool> worker_done_{true};
   bool stopped_mid_phase_ = false;
+  bool failed_ = false;  // stopped because of a failure (control thread only)
 };
 
 // scancel signals every task of the job, nodes included. A node gives the
@@ -197,10 +201,25 @@ std::string hostname() {
 
 }  // namespace
 
+Result<MachineSecret> machine_secret(const std::string& who) {
+  auto s = MachineSecret::from_environment();
+  if (s.ok() || s.error().code != Errc::kNotFound) return s;
+  // Hosts started by hand without a secret still work, unauthenticated:
+  // docs/security.md says when that is acceptable.
+  std::fprintf(stderr, "ssi: warning: %s: no machine secret (%s or %s): connections are not authenticated\n",
+               who.c_str(), kSecretEnv, kSecretFileEnv);
+  return MachineSecret{};
+}
+
 int run_node_command(const NodeCommandOptions& options) {
   NodeId self{options.id};
   log::set_node(self);
-  auto host = NodeHost::create(self, options.transport, options.listen);
+  auto secret = machine_secret(fmt::format("node {}", options.id));
+  if (!secret.ok()) {
+    std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, secret.error().to_string().c_str());
+    return 2;
+  }
+  auto host = NodeHost::create(self, options.transport, options.listen, *secret);
   if (!host.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
     return 2;
@@ -212,6 +231,7 @@ int run_node_command(const NodeCommandOptions& options) {
   }
   coord::NodeOptions no;
   no.coordinator = options.coordinator;
+  no.secret = *secret;
   no.info = coord::NodeInfo{self, hostname(), SSI_CLUSTER_VERSION,
                             (*host)->transport().local_address(),
                             static_cast<std::uint32_t>(getpid()), {options.transport}};

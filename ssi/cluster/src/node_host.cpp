@@ -9,7 +9,7 @@
 namespace ssi::cluster {
 
 Result<std::unique_ptr<NodeHost>> NodeHost::create(NodeId self, const std::string& kind,
-                                                   const std::string& listen) {
+                                                   const std::string& listen, const MachineSecret& secret) {
   std::unique_ptr<NodeHost> host(new NodeHost());
   host->self_ = self;
   SSI_ASSIGN_OR_RETURN(host->reactor_, rdma::Reactor::create());
@@ -17,6 +17,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::create(NodeId self, const std::strin
   config.kind = kind;
   config.self = self;
   config.listen = listen;
+  config.secret = secret;
   SSI_ASSIGN_OR_RETURN(host->transport_, rdma::make_transport(config, *host->reactor_));
   rdma::Reactor* reactor = host->reactor_.get();
   host->thread_ = std::thread([reactor] { reactor->run(); });

@@ -26,6 +26,7 @@
 #include "cluster/workload.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
+#include "ssi/boot_info.h"
 #include "ssi/run.hpp"
 #include "ssi/version.hpp"
 
@@ -121,7 +122,9 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
       ->required();
   run->add_option("--initrd", opts.initrd, "Linux initrd, or the multiboot module");
   run->add_option("--append", opts.append, "Kernel command line (Linux, multiboot)");
-  run->add_option("--nodes", opts.nodes, "Number of ssi node processes")->capture_default_str();
+  run->add_option("--nodes", opts.nodes, "Number of ssi node processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, SSI_MAX_NODES));
   run->add_option("--transport", opts.transport, "Data path between nodes")
       ->capture_default_str()
       ->check(one_of(kRunTransports, "transport"));
@@ -213,7 +216,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->check(host_port(true));
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
-      ->check(CLI::Range(1, 1024));
+      ->check(CLI::Range(1u, SSI_MAX_NODES));
   add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
   coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
@@ -223,7 +226,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   demo_opts.config.nodes = 2;
   demo->add_option("--nodes", demo_opts.config.nodes, "Node processes")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1u, SSI_MAX_NODES));  // checked here, before any process starts
   demo->add_option("--transport", demo_opts.config.transport, "Data path between the nodes")
       ->capture_default_str()
       ->check(one_of(kNodeTransports, "transport"));

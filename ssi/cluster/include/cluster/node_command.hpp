@@ -4,6 +4,8 @@
 #include <chrono>
 #include <string>
 
+#include "base/secret.hpp"
+
 namespace ssi::cluster {
 
 struct NodeCommandOptions {
@@ -17,5 +19,9 @@ struct NodeCommandOptions {
 };
 
 int run_node_command(const NodeCommandOptions& options);
+
+// The machine secret from the environment (base/secret.hpp); when none is
+// set, a warning naming `who` and the empty secret (no authentication).
+Result<MachineSecret> machine_secret(const std::string& who);
 
 }  // namespace ssi::cluster

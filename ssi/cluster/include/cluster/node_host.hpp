@@ -11,6 +11,7 @@
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
+#include "base/secret.hpp"
 #include "rdma/reactor.hpp"
 #include "rdma/transport.hpp"
 
@@ -18,9 +19,10 @@ namespace ssi::cluster {
 
 class NodeHost {
  public:
-  // kind: "tcp" | "shm" | "verbs"; listen: backend address ("" = default).
+  // kind: "tcp" | "shm" | "verbs"; listen: backend address ("" = default);
+  // secret: what every peer must prove it knows.
   static Result<std::unique_ptr<NodeHost>> create(NodeId self, const std::string& kind,
-                                                  const std::string& listen);
+                                                  const std::string& listen, const MachineSecret& secret = {});
   ~NodeHost();
   NodeHost(const NodeHost&) = delete;
   NodeHost& operator=(const NodeHost&) = delete;
