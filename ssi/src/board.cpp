@@ -36,7 +36,7 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
 
 void LocalIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   for (vcpu::Lapic* l : lapics)
-    if (vcpu::ipi_targets(ipi, l->apic_id(), l->ldr(), l->x2apic_mode())) l->deliver(ipi);
+    if (l->targeted_by(ipi)) l->deliver(ipi);
 }
 
 }  // namespace ssi::machine
