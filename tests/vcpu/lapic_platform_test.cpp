@@ -104,6 +104,21 @@ TEST_F(LapicPlatformTest, XapicFlatAndClusterLogicalDestinations) {
   }
 }
 
+TEST_F(LapicPlatformTest, EoiOfALevelVectorIsBroadcastOnce) {
+  Lapic l(config(), clock, sink, &timers);
+  std::vector<std::uint8_t> eois;
+  l.set_level_eoi([&](std::uint8_t v) { eois.push_back(v); });
+  mmio_write32(l, r::kSvr, 0x1FF);
+  l.raise(0x41, /*level=*/true);
+  l.acknowledge(0x41);
+  l.raise(0x30);
+  l.acknowledge(0x30);  // edge, lower priority, also in service
+  mmio_write32(l, r::kEoi, 0);
+  EXPECT_EQ(eois, std::vector<std::uint8_t>{0x41}) << "highest in service: the level one";
+  mmio_write32(l, r::kEoi, 0);
+  EXPECT_EQ(eois, std::vector<std::uint8_t>{0x41}) << "edge EOIs are not broadcast";
+}
+
 TEST(LapicFeaturesTest, ComeFromCpuid) {
   kvm_cpuid_entry2 leaf1{}, ext8{};
   leaf1.function = 1;

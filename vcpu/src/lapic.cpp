@@ -219,7 +219,9 @@ void Lapic::eoi() {
   for (int i = 7; i >= 0; --i) {
     std::uint32_t& bits = reg(r::kIsr + 0x10 * i);
     if (bits) {
-      bits &= ~(1u << (31 - std::countl_zero(bits)));  // highest in service
+      auto v = static_cast<std::uint8_t>(32 * i + 31 - std::countl_zero(bits));
+      bits &= ~vec_bit(v);  // highest in service
+      if (reg(vec_reg(r::kTmr, v)) & vec_bit(v)) level_eois_.push_back(v);
       return;
     }
   }
@@ -263,12 +265,23 @@ bool Lapic::accept(const Ipi& ipi) {
 
 void Lapic::sink_and_wake(std::vector<Ipi>& out, bool wake) {
   std::function<void()> wakeup;
+  std::function<void(std::uint8_t)> level_eoi;
+  std::vector<std::uint8_t> eois;
   {
     std::lock_guard lock(mu_);
     if (wake) wakeup = wakeup_;
+    eois.swap(level_eois_);
+    if (!eois.empty()) level_eoi = level_eoi_;
   }
   for (const auto& ipi : out) sink_.send_ipi(ipi);
+  if (level_eoi)
+    for (auto v : eois) level_eoi(v);
   if (wakeup) wakeup();
+}
+
+void Lapic::set_level_eoi(std::function<void(std::uint8_t)> listener) {
+  std::lock_guard lock(mu_);
+  level_eoi_ = std::move(listener);
 }
 
 void Lapic::deliver(const Ipi& ipi) {

@@ -152,6 +152,9 @@ class Lapic {
   // Called (without the lock) whenever something became pending that the
   // vCPU must act on: the runner installs its notify().
   void set_wakeup(std::function<void()> wakeup);
+  // Called (without the lock, on the vCPU thread) with the vector of each
+  // EOI of a level-triggered interrupt: the EOI broadcast to the IOAPIC.
+  void set_level_eoi(std::function<void(std::uint8_t vector)> listener);
 
   // --- the runner (on the vCPU thread) ---
   // Fires the timer if its deadline is <= now (periodic: re-arms).
@@ -217,6 +220,8 @@ class Lapic {
   IpiSink& sink_;
   TimerScheduler* timers_;
   std::function<void()> wakeup_;
+  std::function<void(std::uint8_t)> level_eoi_;
+  std::vector<std::uint8_t> level_eois_;  // to broadcast after unlocking
 
   mutable std::mutex mu_;
   std::array<std::uint32_t, 64> regs_{};
