@@ -52,8 +52,28 @@ struct KvmTprTest : ::testing::Test {
     ASSERT_TRUE(h.ok()) << h.error().to_string();
     hv = std::move(*h);
   }
+  // Boots `code` and runs it under a VcpuRunner with a BSP LAPIC until it
+  // writes port 0x11; the (al, LAPIC cr8) pairs written to port 0x10.
+  std::vector<std::pair<std::uint8_t, std::uint8_t>> run_guest(
+      const std::vector<std::uint8_t>& code) {
+    Vcpu* v = guest.boot(*hv, code);
+    if (!v) return {};
+    ExitRequest exit;
+    RecordingIo io(exit, lapic);
+    VcpuRunner runner(*v, lapic, io, exit, SteadyClock::instance());
+    auto r = runner.run();
+    EXPECT_TRUE(r.ok()) << r.error().to_string();
+    return io.outs;
+  }
   std::unique_ptr<Hypervisor> hv;
   LongModeGuest guest;
+  NullSink sink;
+  LapicConfig lapic_config = [] {
+    LapicConfig lc;
+    lc.bsp = true;
+    return lc;
+  }();
+  Lapic lapic{lapic_config, SteadyClock::instance(), sink, nullptr};
 };
 
 TEST_F(KvmTprTest, LoweringCr8ExitsWithSetTprAndReportsTheNewValue) {
@@ -79,21 +99,11 @@ TEST_F(KvmTprTest, RunnerKeepsCr8AndTprEqualBothWays) {
                 0xc7, 0x03, 0x70, 0, 0, 0,               // mov dword [rbx], 0x70 (TPR)
                 0x44, 0x0f, 0x20, 0xc0});                // mov rax, cr8
   append(code, {kOut10[0], kOut10[1], 0xe6, 0x11, 0xf4});  // out 0x10; out 0x11; hlt
-  Vcpu* v = guest.boot(*hv, code);
-  ASSERT_NE(v, nullptr);
-  NullSink sink;
-  LapicConfig lc;
-  lc.bsp = true;
-  Lapic lapic(lc, SteadyClock::instance(), sink, nullptr);
-  ExitRequest exit;
-  RecordingIo io(exit, lapic);
-  VcpuRunner runner(*v, lapic, io, exit, SteadyClock::instance());
-  auto r = runner.run();
-  ASSERT_TRUE(r.ok()) << r.error().to_string();
-  ASSERT_EQ(io.outs.size(), 3u);
-  EXPECT_EQ(io.outs[0].second, 5) << "a CR8 raise reaches the TPR at the next exit";
-  EXPECT_EQ(io.outs[1].second, 2) << "a CR8 lower (SET_TPR exit) reaches the TPR";
-  EXPECT_EQ(io.outs[2].first, 7) << "a TPR written through MMIO is the guest's CR8";
+  auto outs = run_guest(code);
+  ASSERT_EQ(outs.size(), 3u);
+  EXPECT_EQ(outs[0].second, 5) << "a CR8 raise reaches the TPR at the next exit";
+  EXPECT_EQ(outs[1].second, 2) << "a CR8 lower (SET_TPR exit) reaches the TPR";
+  EXPECT_EQ(outs[2].first, 7) << "a TPR written through MMIO is the guest's CR8";
 }
 
 // APIC_BASE is filtered to ssi, CPUID is answered by KVM: the runner mirrors
@@ -114,21 +124,11 @@ TEST_F(KvmTprTest, CpuidApicFlagFollowsApicBaseEnable) {
   toggle_then_report(code, false);
   toggle_then_report(code, true);
   append(code, {0xe6, 0x11, 0xf4});
-  Vcpu* v = guest.boot(*hv, code);
-  ASSERT_NE(v, nullptr);
-  NullSink sink;
-  LapicConfig lc;
-  lc.bsp = true;
-  Lapic lapic(lc, SteadyClock::instance(), sink, nullptr);
-  ExitRequest exit;
-  RecordingIo io(exit, lapic);
-  VcpuRunner runner(*v, lapic, io, exit, SteadyClock::instance());
-  auto r = runner.run();
-  ASSERT_TRUE(r.ok()) << r.error().to_string();
-  ASSERT_EQ(io.outs.size(), 3u);
-  EXPECT_EQ(io.outs[0].first & 1, 1) << "enabled at reset";
-  EXPECT_EQ(io.outs[1].first & 1, 0) << "EN cleared: CPUID.1:EDX.APIC reads 0";
-  EXPECT_EQ(io.outs[2].first & 1, 1) << "EN set again";
+  auto outs = run_guest(code);
+  ASSERT_EQ(outs.size(), 3u);
+  EXPECT_EQ(outs[0].first & 1, 1) << "enabled at reset";
+  EXPECT_EQ(outs[1].first & 1, 0) << "EN cleared: CPUID.1:EDX.APIC reads 0";
+  EXPECT_EQ(outs[2].first & 1, 1) << "EN set again";
   EXPECT_EQ(lapic.apic_base(), 0xFEE00900u);
 }
 
