@@ -4,10 +4,15 @@
 // ("NAME STATUS reason": where the QEMU reference prints something else, why).
 #pragma once
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+
+#include "ssi/subprocess.hpp"
 
 namespace ssi::conformance {
 
@@ -53,6 +58,39 @@ inline std::string diff(const Results& got, const Results& want) {
   for (const auto& [name, status] : got)
     if (!want.count(name)) d += name + ": unexpected check (" + status + ")\n";
   return d;
+}
+
+inline constexpr const char* kQemu = "/usr/bin/qemu-system-x86_64";
+
+// Runs conform.elf under QEMU (`pc`, QEMU's own multiboot loader) with
+// `accel` and `cpu`, and checks that it prints expected.txt except for the
+// lines `differences_file` documents (with a reason each), and that its
+// exit code counts exactly the documented FAIL lines.
+inline void expect_reference(const std::string& accel, const std::string& cpu,
+                             const std::string& differences_file) {
+  auto o = ssi::testing::run_process(
+      kQemu,
+      {"-machine", "pc", "-accel", accel, "-cpu", cpu, "-smp", "1", "-m", "64", "-kernel",
+       SSI_CONFORM_KERNEL, "-display", "none", "-serial", "stdio", "-monitor", "none",
+       "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"},
+      {}, std::chrono::seconds(120));
+  ASSERT_FALSE(o.timed_out) << o.out << o.err;
+  Results want = read_table("expected.txt", nullptr);
+  ASSERT_FALSE(want.empty()) << "expected.txt unreadable";
+  std::map<std::string, std::string> reasons;
+  int failing = 0;
+  for (const auto& [name, status] : read_table(differences_file, &reasons)) {
+    ASSERT_TRUE(want.count(name)) << "documented difference for unknown check " << name;
+    ASSERT_FALSE(reasons[name].empty()) << "difference without a reason: " << name;
+    if (status == "absent")
+      want.erase(name);
+    else
+      want[name] = status;
+    failing += status == "FAIL";
+  }
+  EXPECT_EQ(diff(parse_output(o.out), want), "") << o.out << o.err;
+  EXPECT_EQ(o.exit_code, (failing << 1) | 1)
+      << "isa-debug-exit carries the number of failed checks\n" << o.out;
 }
 
 }  // namespace ssi::conformance
