@@ -14,7 +14,16 @@ Board::Board(int console_fd, vcpu::ExitRequest& exit)
 Result<void> Board::attach() {
   SSI_TRY(pio_.add("com1", kCom1Port, kUartPorts, &uart_));
   SSI_TRY(pio_.add("isa-debug-exit", kQemuDebugExitPort, kQemuDebugExitPorts, &qemu_exit_));
+  SSI_TRY(pio_.add("pic-master", kPicMasterPort, kPicPorts, &pic_master_));
+  SSI_TRY(pio_.add("pic-slave", kPicSlavePort, kPicPorts, &pic_slave_));
+  SSI_TRY(mmio_.add("ioapic", kIoapicBase, kIoapicSize, &ioapic_));
   return pio_.add("ssi-exit", kSsiExitPort, kSsiExitPorts, &ssi_exit_);
+}
+
+void Board::connect_interrupts(vcpu::IpiSink& sink, std::uint8_t ioapic_id) {
+  ioapic_.set_id(ioapic_id);
+  ioapic_.set_sink(&sink);
+  uart_.set_irq([this](bool high) { ioapic_.set_line(kCom1Irq, high); });
 }
 
 Result<void> map_guest_ram(vcpu::Vm& vm, const MemoryMap& map, std::span<std::uint8_t> ram) {
@@ -36,7 +45,7 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
 
 void LocalIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   for (vcpu::Lapic* l : lapics)
-    if (vcpu::ipi_targets(ipi, l->apic_id(), l->ldr(), l->x2apic_mode())) l->deliver(ipi);
+    if (l->targeted_by(ipi)) l->deliver(ipi);
 }
 
 }  // namespace ssi::machine

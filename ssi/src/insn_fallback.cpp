@@ -22,6 +22,9 @@ InsnDecision decide_unsupported(std::span<const std::uint8_t> bytes, std::uint16
   if (bytes.size() >= 2 && bytes[0] == 0xCD && bytes[1] == kBpVector) {
     return {InsnAction::kInjectBreakpoint, 2, {}};
   }
+  if (bytes.size() >= 2 && bytes[0] == 0xCD) {
+    return {InsnAction::kSoftwareInterrupt, 2, {}, bytes[1]};
+  }
   if (bytes[0] == 0x9B) {
     const bool pending = (fsw & kFswExceptionSummary) ||
                          ((fsw & kX87ExceptionBits) & ~(fcw & kX87ExceptionBits)) != 0;
@@ -42,6 +45,38 @@ std::string unsupported_line(std::uint64_t rip, std::span<const std::uint8_t> by
                      reason);
 }
 
+namespace {
+
+// `int $n` delivers vector n through the IDT with the RIP after the
+// instruction on the stack and no error code, whatever n is. An injected
+// *external* interrupt (KVM_SET_VCPU_EVENTS, interrupt.injected) with the
+// RIP already advanced has exactly that effect, ignoring IF like `int`
+// does, on VMX and SVM alike. The one difference is the gate-DPL check
+// (#GP if DPL < CPL), which cannot fail at CPL 0; above CPL 0 ssi would have
+// to read the IDT itself, so it stops there instead of guessing.
+Result<void> deliver_software_interrupt(vcpu::Vcpu& v, kvm_regs regs, std::uint8_t vector,
+                                        std::uint8_t length,
+                                        std::span<const std::uint8_t> bytes) {
+  SSI_ASSIGN_OR_RETURN(kvm_sregs sregs, v.get_sregs());
+  const bool protected_mode = sregs.cr0 & 1;
+  if (protected_mode && sregs.cs.dpl != 0) {
+    return stop(unsupported_line(
+        regs.rip, bytes, fmt::format("int ${:#x} at CPL {} is not emulated", vector, sregs.cs.dpl)));
+  }
+  SSI_ASSIGN_OR_RETURN(kvm_vcpu_events ev, v.get_events());
+  if (ev.interrupt.injected || ev.exception.injected) {
+    return stop(unsupported_line(regs.rip, bytes, "another event is already being delivered"));
+  }
+  regs.rip += length;
+  SSI_TRY(v.set_regs(regs));
+  ev.interrupt.injected = 1;
+  ev.interrupt.nr = vector;
+  ev.interrupt.soft = 0;
+  return v.set_events(ev);
+}
+
+}  // namespace
+
 Result<void> handle_internal_error(vcpu::Vcpu& v, const vcpu::VcpuExit& exit) {
   SSI_ASSIGN_OR_RETURN(kvm_regs regs, v.get_regs());
   const auto& bytes = exit.internal.insn_bytes;
@@ -57,6 +92,8 @@ Result<void> handle_internal_error(vcpu::Vcpu& v, const vcpu::VcpuExit& exit) {
   }
   const InsnDecision d = decide_unsupported(bytes, fsw, fcw);
   if (d.action == InsnAction::kStop) return stop(unsupported_line(regs.rip, bytes, d.reason));
+  if (d.action == InsnAction::kSoftwareInterrupt)
+    return deliver_software_interrupt(v, regs, d.vector, d.length, bytes);
   regs.rip += d.length;
   SSI_TRY(v.set_regs(regs));
   if (d.action == InsnAction::kInjectBreakpoint) {

@@ -61,6 +61,7 @@ class SingleNodeMachine final : public Machine {
 
   Result<void> init(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
     SSI_TRY(board_.attach());
+    board_.connect_interrupts(router_, static_cast<std::uint8_t>(cfg.vcpus));  // MADT's IOAPIC id
 
     fw_cfg_.emplace(FwCfgConfig{.ram_bytes = cfg.map.ram_bytes(),
                                 .cpus = static_cast<std::uint16_t>(cfg.vcpus)});
@@ -130,6 +131,7 @@ class SingleNodeMachine final : public Machine {
     lc.bsp = i == 0;
     cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), router_, &timers_);
     router_.lapics.push_back(cpu->lapic.get());
+    cpu->lapic->set_level_eoi([this](std::uint8_t v) { board_.ioapic().eoi(v); });
     vcpu::RunnerOptions ro;
     ro.on_internal_error = handle_internal_error;
     if (i == 0) {

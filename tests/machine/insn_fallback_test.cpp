@@ -28,7 +28,17 @@ TEST(InsnDecisionTest, Int3InjectsBreakpoint) {
   auto d2 = decide_unsupported(Bytes{0xCD, 0x03}, 0, kFcwDefault);
   EXPECT_EQ(d2.action, InsnAction::kInjectBreakpoint);
   EXPECT_EQ(d2.length, 2);
-  EXPECT_EQ(decide_unsupported(Bytes{0xCD, 0x80}, 0, kFcwDefault).action, InsnAction::kStop);
+}
+
+TEST(InsnDecisionTest, IntNDeliversVectorN) {
+  for (std::uint8_t n : {0x00, 0x0e, 0x21, 0x80, 0xff}) {
+    auto d = decide_unsupported(Bytes{0xCD, n}, 0, kFcwDefault);
+    EXPECT_EQ(d.action, InsnAction::kSoftwareInterrupt) << int(n);
+    EXPECT_EQ(d.length, 2);
+    EXPECT_EQ(d.vector, n);
+  }
+  EXPECT_EQ(decide_unsupported(Bytes{0xCD}, 0, kFcwDefault).action, InsnAction::kStop)
+      << "truncated bytes are not guessed";
 }
 
 TEST(InsnDecisionTest, FwaitIsSkippedOnlyWithoutAPendingX87Exception) {
@@ -58,6 +68,31 @@ TEST(InsnFallbackTest, Int3AdvancesRipAndQueuesBreakpoint) {
   EXPECT_EQ(v.events.exception.injected, 1);
   EXPECT_EQ(v.events.exception.nr, 3);
   EXPECT_EQ(v.events.exception.has_error_code, 0);
+}
+
+TEST(InsnFallbackTest, IntNAtCpl0AdvancesRipAndInjectsVectorN) {
+  FakeVcpu v(VcpuId{0});
+  v.regs.rip = 0x1000;
+  v.sregs.cr0 = 0x80000011;
+  v.sregs.cs.dpl = 0;
+  ASSERT_TRUE(handle_internal_error(v, emulation_failure({0xCD, 0x21})).ok());
+  EXPECT_EQ(v.regs.rip, 0x1002u) << "the handler returns past the int";
+  EXPECT_EQ(v.events.interrupt.injected, 1);
+  EXPECT_EQ(v.events.interrupt.nr, 0x21);
+  EXPECT_EQ(v.events.exception.injected, 0) << "no error code, not an exception";
+}
+
+TEST(InsnFallbackTest, IntNAboveCpl0StopsWithOneLine) {
+  FakeVcpu v(VcpuId{0});
+  v.regs.rip = 0x401000;
+  v.sregs.cr0 = 0x80000011;
+  v.sregs.cs.dpl = 3;
+  auto r = handle_internal_error(v, emulation_failure({0xCD, 0x80}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            "unsupported instruction at rip 0x401000: cd 80 (int $0x80 at CPL 3 is not emulated)");
+  EXPECT_EQ(v.regs.rip, 0x401000u);
+  EXPECT_EQ(v.events.interrupt.injected, 0);
 }
 
 TEST(InsnFallbackTest, FwaitIsSkipped) {

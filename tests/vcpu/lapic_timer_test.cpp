@@ -79,6 +79,19 @@ TEST_F(LapicTimerTest, PeriodicCoalescesMissedPeriods) {
   EXPECT_EQ(*l.timer_deadline(), clock.now() + 500ns) << "next edge stays on the grid";
 }
 
+TEST_F(LapicTimerTest, PeriodicCurrentCountReloadsBeforeTheTimerIsServiced) {
+  Lapic l(config(), clock, sink, &timers);
+  mmio_write32(l, r::kTimerDivide, 0xB);
+  mmio_write32(l, r::kLvtTimer, (1u << 17) | 0x30);
+  mmio_write32(l, r::kTimerInitial, 1000);
+  clock.advance(2300ns);  // no update_timer() yet: the vCPU is busy
+  EXPECT_EQ(mmio_read32(l, r::kTimerCurrent), 700u) << "0.3 periods into the third period";
+  mmio_write32(l, r::kLvtTimer, 0x30);  // one-shot: no reload
+  mmio_write32(l, r::kTimerInitial, 1000);
+  clock.advance(2300ns);
+  EXPECT_EQ(mmio_read32(l, r::kTimerCurrent), 0u);
+}
+
 TEST_F(LapicTimerTest, MaskedTimerKeepsTimeButRaisesNothing) {
   Lapic l(config(), clock, sink, &timers);
   mmio_write32(l, r::kSvr, 0x1FF);

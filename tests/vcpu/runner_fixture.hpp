@@ -51,7 +51,7 @@ class LocalRouter final : public IpiSink {
  public:
   void send_ipi(const Ipi& ipi) override {
     for (Lapic* l : lapics)
-      if (ipi_targets(ipi, l->apic_id(), l->ldr(), l->x2apic_mode())) l->deliver(ipi);
+      if (l->targeted_by(ipi)) l->deliver(ipi);
   }
   std::vector<Lapic*> lapics;
 };

@@ -102,6 +102,16 @@ TEST_F(RunnerTest, MsrExitsReachTheLapicAndUnknownMsrsGetGp) {
   EXPECT_EQ(reads[4].msr_error, 0);
 }
 
+TEST_F(RunnerTest, ApicBaseIsMirroredToKvmAtStartAndOnEveryWrite) {
+  vcpu.push_io_out(0x3F8, {'a'}).then([this] {
+    EXPECT_EQ(vcpu.msrs[kMsrApicBase], 0xFEE00900u) << "mirrored before the first entry";
+  });
+  vcpu.push_wrmsr(kMsrApicBase, 0xFEE00000, MsrExitReason::kFilter)
+      .push_io_out(kExitPort, {0});
+  ASSERT_TRUE(runner.run().ok());
+  EXPECT_EQ(vcpu.msrs[kMsrApicBase], 0xFEE00100u) << "KVM's copy (CPUID.1:EDX.APIC) follows EN";
+}
+
 TEST_F(RunnerTest, InjectsAtTheFirstExitThatIsReady) {
   enable_apic();
   lapic.raise(0x40);

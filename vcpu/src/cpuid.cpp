@@ -62,4 +62,14 @@ CpuidEntries set_cpuid_apic_id(CpuidEntries entries, std::uint32_t apic_id) {
   return entries;
 }
 
+LapicFeatures lapic_features(const CpuidEntries& entries) {
+  LapicFeatures f;
+  f.x2apic = false;
+  for (const auto& e : entries) {
+    if (e.function == 1) f.x2apic = (e.ecx & kEcxX2apic) != 0;
+    if (e.function == 0x80000008 && (e.eax & 0xFF) != 0) f.phys_bits = e.eax & 0xFF;
+  }
+  return f;
+}
+
 }  // namespace ssi::vcpu

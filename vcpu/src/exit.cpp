@@ -17,6 +17,7 @@ std::string_view exit_kind_name(ExitKind k) {
     case ExitKind::kIrqWindowOpen: return "irq_window_open";
     case ExitKind::kInterrupted: return "interrupted";
     case ExitKind::kSystemEvent: return "system_event";
+    case ExitKind::kSetTpr: return "set_tpr";
     case ExitKind::kUnknown: return "unknown";
   }
   return "?";

@@ -69,6 +69,7 @@ Result<VcpuExit> KvmVcpu::run() {
     e.raw_reason = KVM_EXIT_INTR;
     e.ready_for_interrupt_injection = run_->ready_for_interrupt_injection != 0;
     e.if_flag = run_->if_flag != 0;
+    e.cr8 = static_cast<std::uint8_t>(run_->cr8);
     return e;
   }
   return decode();
@@ -85,6 +86,7 @@ VcpuExit KvmVcpu::decode() {
   e.raw_reason = run_->exit_reason;
   e.ready_for_interrupt_injection = run_->ready_for_interrupt_injection != 0;
   e.if_flag = run_->if_flag != 0;
+  e.cr8 = static_cast<std::uint8_t>(run_->cr8);
   auto* base = reinterpret_cast<std::uint8_t*>(run_);
   switch (run_->exit_reason) {
     case KVM_EXIT_IO:
@@ -103,6 +105,7 @@ VcpuExit KvmVcpu::decode() {
       e.mmio.data = {run_->mmio.data, std::min<std::size_t>(run_->mmio.len, 8)};
       break;
     case KVM_EXIT_HLT: e.kind = ExitKind::kHlt; break;
+    case KVM_EXIT_SET_TPR: e.kind = ExitKind::kSetTpr; break;
     case KVM_EXIT_SHUTDOWN: e.kind = ExitKind::kShutdown; break;
     case KVM_EXIT_IRQ_WINDOW_OPEN: e.kind = ExitKind::kIrqWindowOpen; break;
     case KVM_EXIT_INTR: e.kind = ExitKind::kInterrupted; break;
@@ -142,6 +145,8 @@ VcpuExit KvmVcpu::decode() {
 }
 
 void KvmVcpu::request_interrupt_window(bool on) { run_->request_interrupt_window = on ? 1 : 0; }
+
+void KvmVcpu::set_cr8(std::uint8_t cr8) { run_->cr8 = cr8 & 0xF; }
 
 Result<void> KvmVcpu::inject_interrupt(std::uint8_t vector) {
   kvm_interrupt irq{};

@@ -23,6 +23,7 @@ class KvmVcpu final : public Vcpu {
   Result<VcpuExit> run() override;
   void kick() override;
   void request_interrupt_window(bool on) override;
+  void set_cr8(std::uint8_t cr8) override;
   Result<void> inject_interrupt(std::uint8_t vector) override;
   Result<void> inject_nmi() override;
   Result<void> set_cpuid(const CpuidEntries& entries) override;

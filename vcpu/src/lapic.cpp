@@ -18,7 +18,8 @@ std::uint32_t vec_bit(std::uint8_t v) { return 1u << (v % 32); }
 
 }  // namespace
 
-bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic) {
+bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic,
+                 bool cluster) {
   bool self = ipi.source_apic_id == apic_id;
   switch (ipi.shorthand) {
     case DestShorthand::kSelf: return self;
@@ -26,13 +27,18 @@ bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool 
     case DestShorthand::kAllExcludingSelf: return !self;
     case DestShorthand::kNone: break;
   }
-  std::uint32_t broadcast = x2apic ? 0xFFFFFFFFu : 0xFFu;
-  if (ipi.destination == broadcast) return true;
-  if (!ipi.logical) return ipi.destination == apic_id;
-  if (x2apic) {  // cluster in bits 31:16, member bitmap in 15:0
+  if (x2apic) {
+    if (ipi.destination == 0xFFFFFFFFu) return true;
+    if (!ipi.logical) return ipi.destination == apic_id;
+    // cluster in bits 31:16, member bitmap in 15:0
     return (ipi.destination >> 16) == (ldr >> 16) && (ipi.destination & ldr & 0xFFFF) != 0;
   }
-  return ((ipi.destination & 0xFF) & (ldr >> 24)) != 0;  // flat model
+  std::uint32_t dest = ipi.destination & 0xFF, mine = ldr >> 24;
+  if (!ipi.logical) return dest == 0xFF || dest == apic_id;
+  if (!cluster) return (dest & mine) != 0;  // flat: 8-bit member mask
+  // cluster model: cluster in bits 7:4 (15 = every cluster), members in 3:0
+  bool cluster_hit = (dest >> 4) == 0xF || (dest >> 4) == (mine >> 4);
+  return cluster_hit && (dest & mine & 0xF) != 0;
 }
 
 Lapic::Lapic(LapicConfig config, const Clock& clock, IpiSink& sink, TimerScheduler* timers)
@@ -133,13 +139,7 @@ bool Lapic::write_reg(std::uint32_t offset, std::uint32_t value, std::vector<Ipi
       if (x2) return false;
       reg(r::kDfr) = value | 0x0FFFFFFF;
       return true;
-    case r::kSvr:
-      reg(r::kSvr) = value & 0x13FF;
-      if (!(value & kSvrEnable))  // software disable masks every LVT (SDM 10.4.7.2)
-        for (auto lvt : {r::kLvtCmci, r::kLvtTimer, r::kLvtThermal, r::kLvtPerf,
-                         r::kLvtLint0, r::kLvtLint1, r::kLvtError})
-          reg(lvt) |= kLvtMasked;
-      return true;
+    case r::kSvr: write_svr(value); return true;
     case r::kEsr: reg(r::kEsr) = 0; return true;
     case r::kIcrLow:
       reg(r::kIcrLow) = value & ~(1u << 12);  // delivery status: always idle
@@ -189,6 +189,14 @@ bool Lapic::write_reg(std::uint32_t offset, std::uint32_t value, std::vector<Ipi
   }
 }
 
+void Lapic::write_svr(std::uint32_t value) {
+  reg(r::kSvr) = value & 0x3FF;  // no directed EOI (version bit 24 clear)
+  if (!(value & kSvrEnable))  // software disable masks every LVT (SDM 10.4.7.2)
+    for (auto lvt : {r::kLvtCmci, r::kLvtTimer, r::kLvtThermal, r::kLvtPerf, r::kLvtLint0,
+                     r::kLvtLint1, r::kLvtError})
+      reg(lvt) |= kLvtMasked;
+}
+
 void Lapic::send_icr(std::uint64_t icr, std::vector<Ipi>& out) {
   Ipi ipi;
   ipi.source = config_.vcpu;
@@ -211,7 +219,9 @@ void Lapic::eoi() {
   for (int i = 7; i >= 0; --i) {
     std::uint32_t& bits = reg(r::kIsr + 0x10 * i);
     if (bits) {
-      bits &= ~(1u << (31 - std::countl_zero(bits)));  // highest in service
+      auto v = static_cast<std::uint8_t>(32 * i + 31 - std::countl_zero(bits));
+      bits &= ~vec_bit(v);  // highest in service
+      if (reg(vec_reg(r::kTmr, v)) & vec_bit(v)) level_eois_.push_back(v);
       return;
     }
   }
@@ -255,12 +265,23 @@ bool Lapic::accept(const Ipi& ipi) {
 
 void Lapic::sink_and_wake(std::vector<Ipi>& out, bool wake) {
   std::function<void()> wakeup;
+  std::function<void(std::uint8_t)> level_eoi;
+  std::vector<std::uint8_t> eois;
   {
     std::lock_guard lock(mu_);
     if (wake) wakeup = wakeup_;
+    eois.swap(level_eois_);
+    if (!eois.empty()) level_eoi = level_eoi_;
   }
   for (const auto& ipi : out) sink_.send_ipi(ipi);
+  if (level_eoi)
+    for (auto v : eois) level_eoi(v);
   if (wakeup) wakeup();
+}
+
+void Lapic::set_level_eoi(std::function<void(std::uint8_t)> listener) {
+  std::lock_guard lock(mu_);
+  level_eoi_ = std::move(listener);
 }
 
 void Lapic::deliver(const Ipi& ipi) {
@@ -327,6 +348,12 @@ std::uint32_t Lapic::apic_id() const {
 std::uint32_t Lapic::ldr() const {
   std::lock_guard lock(mu_);
   return ldr_locked();
+}
+
+bool Lapic::targeted_by(const Ipi& ipi) const {
+  std::lock_guard lock(mu_);
+  bool cluster = (reg(r::kDfr) >> 28) == 0;  // DFR model: 0xF flat, 0x0 cluster
+  return ipi_targets(ipi, config_.apic_id, ldr_locked(), x2apic_locked(), cluster);
 }
 
 bool Lapic::x2apic_mode() const {

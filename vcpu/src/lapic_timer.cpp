@@ -49,8 +49,16 @@ void Lapic::set_tsc_deadline(std::uint64_t tsc) {
 }
 
 std::uint32_t Lapic::current_count(Clock::time_point now) const {
-  if (timer_mode() == 2 || !timer_deadline_ || now >= *timer_deadline_) return 0;
-  u128 left_ns = static_cast<u128>((*timer_deadline_ - now).count());
+  if (timer_mode() == 2 || !timer_deadline_) return 0;
+  auto deadline = *timer_deadline_;
+  if (now >= deadline) {
+    // A periodic count reloads at once (SDM 10.5.4), even if update_timer()
+    // has not run yet for this period: the count is where the next one is.
+    auto period = timer_period();
+    if (timer_mode() != 1 || period.count() <= 0) return 0;
+    deadline += period * ((now - deadline) / period + 1);
+  }
+  u128 left_ns = static_cast<u128>((deadline - now).count());
   u128 ticks = (left_ns * config_.bus_hz + 999'999'999) / 1'000'000'000;
   u128 count = (ticks + divisor(reg(r::kTimerDivide)) - 1) / divisor(reg(r::kTimerDivide));
   return static_cast<std::uint32_t>(std::min<u128>(count, reg(r::kTimerInitial)));

@@ -63,6 +63,9 @@ bool VcpuRunner::should_leave() const {
 }
 
 Result<void> VcpuRunner::run() {
+  if (auto cpuid = vcpu_.get_cpuid(); cpuid.ok() && !cpuid->empty())
+    lapic_.set_features(lapic_features(*cpuid));
+  sync_apic_base();
   if (!lapic_.waiting_for_sipi()) SSI_TRY(apply(VcpuEvent::kStart));
   if (std::exchange(resume_halted_, false)) {  // the guest is still in its HLT
     SSI_TRY(apply(VcpuEvent::kEnterGuest));
@@ -121,11 +124,16 @@ Result<void> VcpuRunner::enter_guest() {
   SSI_TRY(deliver_interrupts());
   SSI_TRY(apply(VcpuEvent::kEnterGuest));
   if (work_arrived()) return apply(VcpuEvent::kExitGuest);  // see notify()
+  vcpu_.set_cr8(lapic_.cr8());  // KVM loads CR8 from kvm_run at every entry
   auto exit = vcpu_.run();
   if (!exit.ok()) {
     (void)apply(VcpuEvent::kExitGuest);
     return std::move(exit).error();
   }
+  // A `mov cr8` only exits when it lowers CR8 (kvm-amd, KVM_EXIT_SET_TPR);
+  // a raise is seen here, at whatever exit comes next. A TPR written through
+  // the LAPIC keeps its low nibble as long as CR8 did not change.
+  if (exit->cr8 != lapic_.cr8()) lapic_.write_cr8(exit->cr8);
   {
     std::lock_guard lock(mu_);
     ++stats_.exits;
@@ -241,7 +249,21 @@ void VcpuRunner::handle_msr(VcpuExit& exit) {
       *m.error = 1;
   } else if (!lapic_.msr_write(m.index, *m.data).ok()) {
     *m.error = 1;
+  } else if (m.index == kMsrApicBase) {
+    sync_apic_base();
   }
+}
+
+void VcpuRunner::sync_apic_base() {
+  // KVM answers CPUID itself and derives CPUID.1:EDX.APIC from its own copy
+  // of APIC_BASE.EN (kvm_lapic_set_base, even without in-kernel LAPIC);
+  // a host write of the MSR keeps that copy equal to the guest-visible one.
+  kvm_msr_entry e{};
+  e.index = kMsrApicBase;
+  e.data = lapic_.apic_base();
+  if (auto r = vcpu_.set_msrs({e}); !r.ok())
+    log::get("vcpu")->warn("vCPU {}: APIC_BASE {:#x} not mirrored to KVM: {}", vcpu_.id(), e.data,
+                           r.error().to_string());
 }
 
 Result<void> VcpuRunner::dispatch(VcpuExit& exit) {
@@ -266,6 +288,7 @@ Result<void> VcpuRunner::dispatch(VcpuExit& exit) {
       return ok();
     case ExitKind::kIrqWindowOpen:
     case ExitKind::kInterrupted:
+    case ExitKind::kSetTpr:  // TPR already follows exit.cr8 (enter_guest)
       return ok();  // the next pass injects / re-checks requests
     case ExitKind::kInternalError:
       if (options_.on_internal_error) return options_.on_internal_error(vcpu_, exit);

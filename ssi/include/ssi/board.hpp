@@ -12,6 +12,8 @@
 #include "ssi/boot.hpp"
 #include "ssi/devices/debug_exit.hpp"
 #include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/ioapic.hpp"
+#include "ssi/devices/pic.hpp"
 #include "ssi/devices/serial.hpp"
 #include "ssi/machine_io.hpp"
 #include "ssi/memory_map.hpp"
@@ -31,6 +33,11 @@ class Board {
 
   // Registers the devices on the buses (once, before any vCPU runs).
   Result<void> attach();
+  // Interrupts: the IOAPIC (id as in the MADT) delivers through `sink`, and
+  // COM1 drives its pin 4. Before any vCPU runs. Each LAPIC's level-EOI
+  // listener should call ioapic().eoi().
+  void connect_interrupts(vcpu::IpiSink& sink, std::uint8_t ioapic_id);
+  Ioapic& ioapic() { return ioapic_; }
   vcpu::IoHandler& io() { return io_; }
   IoBus& pio() { return pio_; }
   IoBus& mmio() { return mmio_; }
@@ -42,6 +49,8 @@ class Board {
   Serial16550 uart_;
   DebugExit qemu_exit_;
   DebugExit ssi_exit_;
+  Ioapic ioapic_;
+  Pic8259 pic_master_, pic_slave_;
   IoBus pio_{"pio"};
   IoBus mmio_{"mmio"};
   MachineIo io_;

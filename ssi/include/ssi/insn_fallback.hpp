@@ -3,6 +3,7 @@
 // decode the instruction bytes KVM reports and, where the architectural
 // effect is simple, complete it in userspace:
 //   int3 (cc) / int $3 (cd 03)      -> RIP past it, inject #BP (a trap)
+//   int $n (cd nn), at CPL 0         -> RIP past it, deliver vector n
 //   fwait (9b), no pending x87 fault -> RIP past it
 // Anything else stops the machine with one line naming RIP and the bytes
 // (the CLI turns that into exit code 2). Never a hang, never a guess.
@@ -18,12 +19,13 @@
 
 namespace ssi::machine {
 
-enum class InsnAction { kInjectBreakpoint, kSkip, kStop };
+enum class InsnAction { kInjectBreakpoint, kSoftwareInterrupt, kSkip, kStop };
 
 struct InsnDecision {
   InsnAction action = InsnAction::kStop;
-  std::uint8_t length = 0;  // bytes RIP advances by (kInjectBreakpoint, kSkip)
+  std::uint8_t length = 0;  // bytes RIP advances by (every action but kStop)
   std::string reason{};     // kStop: why, one line without RIP
+  std::uint8_t vector = 0;  // kSoftwareInterrupt: n of `int $n`
 };
 
 // Pure: the decision for `bytes` at the failing RIP, given the x87 status and

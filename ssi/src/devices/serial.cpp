@@ -8,7 +8,8 @@ namespace ssi::machine {
 
 namespace {
 enum Reg : unsigned { kData = 0, kIer = 1, kIir = 2, kLcr = 3, kMcr = 4, kLsr = 5, kMsr = 6, kScr = 7 };
-constexpr std::uint8_t kIirNoInterrupt = 0x01;
+constexpr std::uint8_t kIirNoInterrupt = 0x01, kIirThre = 0x02;
+constexpr std::uint8_t kIerThre = 0x02;
 constexpr std::uint8_t kIirFifoEnabled = 0xC0;
 constexpr std::size_t kMaxLine = 512;
 }  // namespace
@@ -32,7 +33,13 @@ std::uint8_t Serial16550::read_reg(unsigned reg) {
   switch (reg) {
     case kData: return dlab ? dll_ : 0;  // no receive path: RBR reads 0
     case kIer: return dlab ? dlm_ : ier_;
-    case kIir: return kIirNoInterrupt | ((fcr_ & 1) ? kIirFifoEnabled : 0);
+    case kIir: {
+      std::uint8_t fifo = (fcr_ & 1) ? kIirFifoEnabled : 0;
+      if (!(thre_pending_ && (ier_ & kIerThre))) return kIirNoInterrupt | fifo;
+      thre_pending_ = false;  // reading IIR acknowledges the THRE interrupt
+      update_irq();
+      return kIirThre | fifo;
+    }
     case kLcr: return lcr_;
     case kMcr: return mcr_;
     case kLsr: return kLsrThre | kLsrTemt;  // transmits complete instantly
@@ -54,15 +61,23 @@ void Serial16550::write_reg(unsigned reg, std::uint8_t v) {
     case kData:
       if (dlab) {
         dll_ = v;
-      } else if (!(mcr_ & kMcrLoop)) {
-        sink_(static_cast<char>(v));
+      } else {
+        if (!(mcr_ & kMcrLoop)) sink_(static_cast<char>(v));
+        thre_pending_ = false;  // THR full ...
+        update_irq();
+        thre_pending_ = true;   // ... and sent at once: a new THRE edge
+        update_irq();
       }
       break;
     case kIer:
       if (dlab) {
         dlm_ = v;
       } else {
+        // Enabling the THRE interrupt with THR empty raises it (8250 driver
+        // probes for exactly this).
+        if ((v & kIerThre) && !(ier_ & kIerThre)) thre_pending_ = true;
         ier_ = v & 0x0F;
+        update_irq();
       }
       break;
     case kIir: fcr_ = v; break;  // FCR on write
@@ -71,6 +86,13 @@ void Serial16550::write_reg(unsigned reg, std::uint8_t v) {
     case kScr: scr_ = v; break;
     default: break;  // LSR and MSR are read-only
   }
+}
+
+void Serial16550::update_irq() {
+  bool high = thre_pending_ && (ier_ & kIerThre);
+  if (high == line_) return;
+  line_ = high;
+  if (irq_) irq_(high);
 }
 
 void LineWriter::put(char c) {

@@ -23,6 +23,7 @@ enum class ExitKind {
   kIrqWindowOpen,    // the guest can take an interrupt now
   kInterrupted,      // KVM_RUN returned EINTR (kick, immediate_exit, signal)
   kSystemEvent,      // KVM_EXIT_SYSTEM_EVENT
+  kSetTpr,           // the guest lowered CR8 (kvm-amd without in-kernel LAPIC); see cr8
   kUnknown,          // any other exit reason (raw_reason says which)
 };
 
@@ -72,6 +73,9 @@ struct VcpuExit {
   // Interrupt state at this exit (kvm_run out-fields).
   bool ready_for_interrupt_injection = false;
   bool if_flag = false;
+  // The guest's CR8 at this exit (kvm_run->cr8, valid at every exit and at
+  // EINTR): a `mov cr8` is the TPR write the userspace LAPIC must see.
+  std::uint8_t cr8 = 0;
 
   IoExit io;                 // kIo
   MmioExit mmio;             // kMmio

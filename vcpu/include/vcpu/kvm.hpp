@@ -18,6 +18,7 @@
 #include "base/ids.hpp"
 #include "base/result.hpp"
 #include "vcpu/exit.hpp"
+#include "vcpu/lapic.hpp"
 
 namespace ssi::vcpu {
 
@@ -48,6 +49,10 @@ class Vcpu {
   // kvm_run in-field: ask for an kIrqWindowOpen exit as soon as the guest
   // can take an interrupt. Takes effect at the next run().
   virtual void request_interrupt_window(bool on) = 0;
+  // kvm_run in-field: the CR8 the guest sees from the next run() on. Without
+  // an in-kernel LAPIC KVM loads kvm_run->cr8 into CR8 at every KVM_RUN, so
+  // the run loop sets it to TPR >> 4 before each entry.
+  virtual void set_cr8(std::uint8_t cr8) = 0;
   // KVM_INTERRUPT (no in-kernel irqchip): queue `vector` for injection at the
   // next entry. Only valid when the last exit said ready_for_interrupt_injection.
   virtual Result<void> inject_interrupt(std::uint8_t vector) = 0;
@@ -139,5 +144,8 @@ struct CpuidPolicy {
 CpuidEntries filter_cpuid(CpuidEntries entries, const CpuidPolicy& policy);
 // Pure: puts the APIC id into CPUID.1:EBX[31:24] and leaf 0xB EDX.
 CpuidEntries set_cpuid_apic_id(CpuidEntries entries, std::uint32_t apic_id);
+// Pure: what `entries` tell the LAPIC (x2APIC flag, physical address width
+// from leaf 0x80000008, 36 bits if absent as the SDM says).
+LapicFeatures lapic_features(const CpuidEntries& entries);
 
 }  // namespace ssi::vcpu

@@ -56,9 +56,11 @@ struct Ipi {
 };
 
 // Pure: would a LAPIC with this APIC id / LDR accept `ipi`? Handles the
-// shorthands, physical broadcast (0xFF xAPIC, 0xFFFFFFFF x2APIC) and flat
-// logical mode. The machine uses it to route.
-bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic);
+// shorthands, broadcast (0xFF xAPIC, 0xFFFFFFFF x2APIC), x2APIC cluster
+// logical mode and, in xAPIC, the flat or (`cluster`, DFR = 0x0FFFFFFF)
+// cluster logical model. Lapic::targeted_by applies it with its own state.
+bool ipi_targets(const Ipi& ipi, std::uint32_t apic_id, std::uint32_t ldr, bool x2apic,
+                 bool cluster = false);
 
 // The machine routes IPIs (to Lapic::deliver on this node, or over the
 // transport). Called without any LAPIC lock held, possibly on a vCPU thread.
@@ -82,6 +84,13 @@ struct TscModel {
   std::uint64_t tsc_hz = 1'000'000'000;
   Clock::time_point epoch{};
   std::uint64_t tsc_at_epoch = 0;
+};
+
+// What the vCPU's CPUID says about the APIC (the runner reads it at start):
+// APIC_BASE bits at or above phys_bits are reserved; EXTD needs x2APIC.
+struct LapicFeatures {
+  unsigned phys_bits = 36;
+  bool x2apic = true;
 };
 
 struct LapicConfig {
@@ -127,8 +136,15 @@ class Lapic {
   // x2APIC MSRs (only in x2APIC mode, as on hardware), APIC_BASE,
   // TSC_DEADLINE. Error => the guest gets #GP.
   static bool handles_msr(std::uint32_t index);
+  void set_features(const LapicFeatures& features);
+  std::uint64_t apic_base() const;
   Result<std::uint64_t> msr_read(std::uint32_t index);
   Result<void> msr_write(std::uint32_t index, std::uint64_t value);
+
+  // CR8 is an alias of TPR[7:4] (SDM 10.8.6.1): a `mov cr8` sets TPR to
+  // cr8 << 4; CR8 reads TPR >> 4. The runner syncs both ways around KVM_RUN.
+  std::uint8_t cr8() const;
+  void write_cr8(std::uint8_t cr8);
 
   // --- delivery from outside (any thread) ---
   void deliver(const Ipi& ipi);                     // routed by the machine
@@ -136,6 +152,9 @@ class Lapic {
   // Called (without the lock) whenever something became pending that the
   // vCPU must act on: the runner installs its notify().
   void set_wakeup(std::function<void()> wakeup);
+  // Called (without the lock, on the vCPU thread) with the vector of each
+  // EOI of a level-triggered interrupt: the EOI broadcast to the IOAPIC.
+  void set_level_eoi(std::function<void(std::uint8_t vector)> listener);
 
   // --- the runner (on the vCPU thread) ---
   // Fires the timer if its deadline is <= now (periodic: re-arms).
@@ -160,6 +179,8 @@ class Lapic {
   VcpuId vcpu() const { return config_.vcpu; }
   std::uint32_t ldr() const;
   bool x2apic_mode() const;
+  // Would this LAPIC accept `ipi` (ipi_targets with its id, LDR and DFR)?
+  bool targeted_by(const Ipi& ipi) const;
 
   LapicState save() const;
   void restore(const LapicState& state);
@@ -172,6 +193,9 @@ class Lapic {
   // Returns false for a write the guest may not do (x2APIC: #GP).
   bool write_reg(std::uint32_t offset, std::uint32_t value, std::vector<Ipi>& out);
   void send_icr(std::uint64_t icr, std::vector<Ipi>& out);
+  void write_svr(std::uint32_t value);
+  Result<void> write_apic_base(std::uint64_t value);
+  Result<void> write_x2apic(std::uint32_t offset, std::uint64_t value, std::vector<Ipi>& out);
   bool accept(const Ipi& ipi);  // true: the vCPU should be notified
   void reset_registers();       // power-on / INIT values
   void eoi();
@@ -196,10 +220,13 @@ class Lapic {
   IpiSink& sink_;
   TimerScheduler* timers_;
   std::function<void()> wakeup_;
+  std::function<void(std::uint8_t)> level_eoi_;
+  std::vector<std::uint8_t> level_eois_;  // to broadcast after unlocking
 
   mutable std::mutex mu_;
   std::array<std::uint32_t, 64> regs_{};
   std::uint64_t apic_base_ = 0;
+  LapicFeatures features_;
   std::uint64_t tsc_deadline_ = 0;
   std::optional<Clock::time_point> timer_deadline_;
   bool nmi_pending_ = false;

@@ -100,6 +100,7 @@ class VcpuRunner {
   Result<void> dispatch(VcpuExit& exit);
   Result<void> handle_io(const IoExit& io);
   void handle_msr(VcpuExit& exit);
+  void sync_apic_base();  // KVM's APIC_BASE (and so CPUID.1:EDX.APIC) = the LAPIC's
   Result<void> handle_startup();
   Result<void> deliver_interrupts();
   bool halt_wake_condition() const;

@@ -71,6 +71,18 @@ FakeVcpu& FakeVcpu::push_wrmsr(std::uint32_t index, std::uint64_t value, MsrExit
 
 FakeVcpu& FakeVcpu::push_simple(ExitKind kind, bool ready) { return push(make(kind, ready)); }
 
+FakeVcpu& FakeVcpu::push_set_tpr(std::uint8_t cr8, bool ready) {
+  auto s = make(ExitKind::kSetTpr, ready);
+  s.cr8 = cr8;
+  return push(std::move(s));
+}
+
+FakeVcpu& FakeVcpu::then_cr8(std::uint8_t cr8) {
+  std::lock_guard lock(mu_);
+  if (!script_.empty()) script_.back().cr8 = cr8;
+  return *this;
+}
+
 FakeVcpu& FakeVcpu::then_fill(std::function<void(std::span<std::uint8_t>)> fill) {
   std::lock_guard lock(mu_);
   if (!script_.empty()) script_.back().fill = std::move(fill);
@@ -120,6 +132,7 @@ Result<VcpuExit> FakeVcpu::run() {
     ++runs_;
     record_completion();
     window_requests_.push_back(window_);
+    cr8_at_entries_.push_back(cr8_);
     if (queued_vector_) {  // the "guest" takes the queued interrupt on entry
       injected_.push_back(*queued_vector_);
       queued_vector_.reset();
@@ -127,6 +140,7 @@ Result<VcpuExit> FakeVcpu::run() {
     if (kick_pending_.exchange(false)) {  // immediate_exit: no guest code runs
       out.kind = ExitKind::kInterrupted;
       out.ready_for_interrupt_injection = out.if_flag = last_ready_;
+      out.cr8 = cr8_;
       return out;
     }
     if (script_.empty())
@@ -140,6 +154,8 @@ Result<VcpuExit> FakeVcpu::run() {
     c.exit.io.data = c.data;
     c.exit.mmio.data = c.data;
     last_ready_ = c.exit.ready_for_interrupt_injection;
+    if (c.cr8) cr8_ = *c.cr8 & 0xF;  // like KVM: CR8 as the guest left it
+    c.exit.cr8 = cr8_;
     before = c.before;
     fill = c.fill;
     bytes = c.data;
@@ -158,6 +174,11 @@ void FakeVcpu::kick() {
 void FakeVcpu::request_interrupt_window(bool on) {
   std::lock_guard lock(mu_);
   window_ = on;
+}
+
+void FakeVcpu::set_cr8(std::uint8_t cr8) {
+  std::lock_guard lock(mu_);
+  cr8_ = cr8 & 0xF;
 }
 
 Result<void> FakeVcpu::inject_interrupt(std::uint8_t vector) {
@@ -194,6 +215,10 @@ std::vector<CompletedRead> FakeVcpu::completed_reads() const {
   if (current_)
     if (auto r = completion_of(*current_)) out.push_back(std::move(*r));
   return out;
+}
+std::vector<std::uint8_t> FakeVcpu::cr8_at_entries() const {
+  std::lock_guard lock(mu_);
+  return cr8_at_entries_;
 }
 int FakeVcpu::runs() const {
   std::lock_guard lock(mu_);

@@ -24,6 +24,9 @@ struct ScriptedExit {
   // Runs after `before`: computes the bytes of a write at run time (what a
   // guest would have in a register), e.g. an exit code from a check.
   std::function<void(std::span<std::uint8_t>)> fill;
+  // The guest wrote CR8 (mov cr8) before this exit; unset: CR8 is what the
+  // run loop set at the entry.
+  std::optional<std::uint8_t> cr8;
 };
 
 // What the run loop answered for a read exit (recorded at the next run()).
@@ -49,6 +52,9 @@ class FakeVcpu final : public Vcpu {
   FakeVcpu& push_wrmsr(std::uint32_t index, std::uint64_t value, MsrExitReason reason,
                        bool ready = true);
   FakeVcpu& push_simple(ExitKind kind, bool ready = true);  // HLT, SHUTDOWN, window, EINTR...
+  // The guest lowered CR8 to `cr8` (kvm-amd: KVM_EXIT_SET_TPR).
+  FakeVcpu& push_set_tpr(std::uint8_t cr8, bool ready = true);
+  FakeVcpu& then_cr8(std::uint8_t cr8);  // the guest wrote CR8 before the last pushed exit
   FakeVcpu& then(std::function<void()> before);  // attach to the last pushed exit
   FakeVcpu& then_fill(std::function<void(std::span<std::uint8_t>)> fill);  // likewise
 
@@ -56,6 +62,7 @@ class FakeVcpu final : public Vcpu {
   std::vector<std::uint8_t> injected() const;        // KVM_INTERRUPT vectors in order
   int nmis() const;
   std::vector<bool> window_requests() const;         // request_interrupt_window at each run()
+  std::vector<std::uint8_t> cr8_at_entries() const;  // set_cr8 value at each run()
   std::vector<CompletedRead> completed_reads() const;
   int kicks() const { return kicks_.load(); }
   int runs() const;
@@ -68,6 +75,7 @@ class FakeVcpu final : public Vcpu {
   Result<VcpuExit> run() override;
   void kick() override;
   void request_interrupt_window(bool on) override;
+  void set_cr8(std::uint8_t cr8) override;
   Result<void> inject_interrupt(std::uint8_t vector) override;
   Result<void> inject_nmi() override;
   Result<void> set_cpuid(const CpuidEntries& entries) override;
@@ -124,6 +132,8 @@ class FakeVcpu final : public Vcpu {
   int runs_ = 0;
   int bad_injections_ = 0;
   std::vector<bool> window_requests_;
+  std::uint8_t cr8_ = 0;  // the guest's CR8 (kvm_run->cr8)
+  std::vector<std::uint8_t> cr8_at_entries_;
   std::vector<CompletedRead> completed_;
 };
 

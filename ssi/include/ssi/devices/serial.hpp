@@ -1,7 +1,10 @@
-// 16550A UART, transmit side: enough for a polling console driver (and for
-// Linux's 8250 probe): THR, IER, IIR/FCR, LCR (with DLAB divisor latch), MCR
-// (with loopback), LSR (transmitter always ready), MSR, SCR. Transmitted
-// bytes go to a sink; there is no receive path yet (LSR.DR stays 0).
+// 16550A UART, transmit side: enough for a polling console driver and for
+// an interrupt-driven one (Linux's 8250): THR, IER, IIR/FCR, LCR (with DLAB
+// divisor latch), MCR (with loopback), LSR (transmitter always ready), MSR,
+// SCR. Transmitted bytes go to a sink; there is no receive path yet (LSR.DR
+// stays 0). The THRE interrupt (IER bit 1) drives the IRQ line (ISA IRQ 4
+// for COM1) as QEMU's UART does: raised while THR is empty and not yet
+// acknowledged by an IIR read, pulsed low by each THR write.
 #pragma once
 
 #include <cstdint>
@@ -15,11 +18,15 @@ namespace ssi::machine {
 
 inline constexpr std::uint64_t kCom1Port = 0x3F8;
 inline constexpr std::uint64_t kUartPorts = 8;
+inline constexpr unsigned kCom1Irq = 4;
 
 class Serial16550 : public IoDevice {
  public:
   using Sink = std::function<void(char)>;
+  using Irq = std::function<void(bool high)>;
   explicit Serial16550(Sink sink) : sink_(std::move(sink)) {}
+  // The interrupt line (set before any vCPU runs); unset: no interrupts.
+  void set_irq(Irq irq) { irq_ = std::move(irq); }
 
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
@@ -31,8 +38,12 @@ class Serial16550 : public IoDevice {
  private:
   std::uint8_t read_reg(unsigned reg);
   void write_reg(unsigned reg, std::uint8_t v);
+  void update_irq();  // drive the line from IER and the pending THRE interrupt
 
   Sink sink_;
+  Irq irq_;
+  bool thre_pending_ = false;  // THR empty, not yet reported by an IIR read
+  bool line_ = false;
   std::mutex mu_;
   std::uint8_t ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, fcr_ = 0;
   std::uint8_t dll_ = 0x0C, dlm_ = 0;  // 9600 baud, as firmware leaves it
