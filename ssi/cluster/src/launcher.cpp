@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cluster/host_port.hpp"
+#include "cluster/metrics.hpp"
 #include "cluster/workload.hpp"
 #include "report.hpp"
 
@@ -73,6 +74,23 @@ void print_event(const std::string& line) {
   if (!g_interrupted.load()) std::fprintf(stderr, "[ssi] %s\n", line.c_str());
 }
 
+// --metrics: opens the endpoint (before any node starts: a bad address is
+// exit 2 with nothing started). Null without --metrics.
+Result<std::unique_ptr<MetricsServer>> open_metrics(const std::string& address) {
+  if (address.empty()) return std::unique_ptr<MetricsServer>();
+  auto server = MetricsServer::start(address);
+  if (!server.ok()) return server;
+  std::fprintf(stderr, "[ssi] metrics on %s (ssi stats %s)\n", (*server)->address().c_str(),
+               (*server)->address().c_str());
+  return server;
+}
+
+// The coordinator's live samples go to the endpoint.
+void feed(coord::CoordinatorOptions& co, MetricsServer* server) {
+  if (server)
+    co.on_sample = [server](const std::vector<coord::NodeReport>& nodes) { server->publish(nodes); };
+}
+
 }  // namespace
 
 const std::atomic<bool>& install_interrupt_flag() {
@@ -92,6 +110,12 @@ int run_local_cluster(const LocalClusterOptions& options) {
   }
   auto [fd, port] = *sock;
   coord::MachineConfig config = with_defaults(options.config);
+  auto metrics = open_metrics(options.metrics);
+  if (!metrics.ok()) {
+    ::close(fd);
+    std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
+    return 2;
+  }
   auto started = std::chrono::steady_clock::now();
   const auto& interrupted = install_interrupt_flag();  // before any child exists
   std::vector<pid_t> pids;
@@ -115,6 +139,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return std::nullopt;
   };
   co.on_event = options.verbose ? print_event : nullptr;
+  feed(co, metrics->get());
   auto outcome = coord::run_coordinator(co);
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
@@ -140,6 +165,12 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.interrupted = &install_interrupt_flag();
   co.on_event = print_event;
+  auto metrics = open_metrics(options.metrics);
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
+    return 2;
+  }
+  feed(co, metrics->get());
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();

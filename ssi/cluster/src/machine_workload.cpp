@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "cgroup.hpp"
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
@@ -57,6 +58,8 @@ class MachineWorkload final : public Workload {
       SSI_ASSIGN_OR_RETURN(placement_,
                            multinode::Placement::from_map(config_.nodes, config_.vcpu_node));
     }
+    SSI_ASSIGN_OR_RETURN(cgroups_,
+                         cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
     vcpu::CpuidEntries cpuid;
     if (kvm_) {
       SSI_ASSIGN_OR_RETURN(hv_, vcpu::open_kvm());
@@ -84,6 +87,7 @@ class MachineWorkload final : public Workload {
       mc.placement = placement_;
       mc.map = *map_;
       mc.cpuid = cpuid;
+      mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
       SSI_ASSIGN_OR_RETURN(machine_, multinode::NodeMachine::create(mc, ram, *vm_, host_.reactor(),
                                                                     host_.transport()));
       host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
@@ -100,6 +104,15 @@ class MachineWorkload final : public Workload {
     auto dsm_stats = DsmSnapshot::of(dsm_->stats()).counters();
     r.stats.insert(r.stats.end(), dsm_stats.begin(), dsm_stats.end());
     return r;
+  }
+
+  coord::Counters sample() const override {
+    if (!machine_ || !dsm_) return {};
+    coord::Counters c = machine_->stats();
+    for (auto& kv : live_dsm_counters(dsm_->stats())) c.push_back(std::move(kv));
+    if (cgroups_)
+      for (auto& kv : cgroups_->counters()) c.push_back(std::move(kv));
+    return c;
   }
 
   void stop() override {
@@ -158,6 +171,7 @@ class MachineWorkload final : public Workload {
   multinode::Placement placement_;
   std::unique_ptr<vcpu::Hypervisor> hv_;
   std::unique_ptr<vcpu::Vm> vm_;
+  std::unique_ptr<NodeCgroups> cgroups_;  // outlives the vCPU threads in its cgroups
   std::unique_ptr<dsm::Node> dsm_;
   std::unique_ptr<multinode::NodeMachine> machine_;  // uses vm_ and dsm_'s memory
   std::mutex mu_;
