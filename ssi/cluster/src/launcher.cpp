@@ -15,6 +15,7 @@
 #include "cluster/metrics.hpp"
 #include "cluster/workload.hpp"
 #include "report.hpp"
+#include "sha256.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -85,6 +86,25 @@ Result<std::unique_ptr<MetricsServer>> open_metrics(const std::string& address) 
   return server;
 }
 
+// A guest machine: the kernel's hash goes into the config (every node
+// checks its copy) and a placement must name a node for every vCPU.
+Result<void> prepare_guest(coord::MachineConfig& config) {
+  if (config.workload != "guest") return ok();
+  if (config.kernel.empty()) return make_error(Errc::kInvalidArgument, "--kernel is required");
+  SSI_ASSIGN_OR_RETURN(config.kernel_sha256, sha256_of_file(config.kernel));
+  if (config.vcpus < config.nodes)
+    return make_error(Errc::kInvalidArgument, fmt::format("--vcpus {} is fewer than --nodes {} (each node runs a vCPU)",
+                                                          config.vcpus, config.nodes));
+  if (config.vcpu_node.empty()) return ok();
+  if (config.vcpu_node.size() != config.vcpus)
+    return make_error(Errc::kInvalidArgument, fmt::format("--placement names {} nodes for {} vCPUs",
+                                                          config.vcpu_node.size(), config.vcpus));
+  for (std::uint32_t n : config.vcpu_node)
+    if (n >= config.nodes)
+      return make_error(Errc::kInvalidArgument, fmt::format("--placement: node {} of {}", n, config.nodes));
+  return ok();
+}
+
 // The coordinator's live samples go to the endpoint.
 void feed(coord::CoordinatorOptions& co, MetricsServer* server) {
   if (server)
@@ -110,6 +130,11 @@ int run_local_cluster(const LocalClusterOptions& options) {
   }
   auto [fd, port] = *sock;
   coord::MachineConfig config = with_defaults(options.config);
+  if (auto g = prepare_guest(config); !g.ok()) {
+    ::close(fd);
+    std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
+    return 2;
+  }
   auto metrics = open_metrics(options.metrics);
   if (!metrics.ok()) {
     ::close(fd);
@@ -159,6 +184,10 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return 2;
   }
   coord::MachineConfig config = with_defaults(options.config);
+  if (auto g = prepare_guest(config); !g.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
+    return 2;
+  }
   coord::CoordinatorOptions co;
   co.listen_fd = sock->first;
   co.config = config;

@@ -13,6 +13,7 @@
 
 #include "base/log.hpp"
 #include "cgroup.hpp"
+#include "sha256.hpp"
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
@@ -62,7 +63,12 @@ class MachineWorkload final : public Workload {
                          cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
     vcpu::CpuidEntries cpuid;
     if (kvm_) {
-      SSI_ASSIGN_OR_RETURN(hv_, vcpu::open_kvm());
+      SSI_TRY(check_kernel());
+      auto hv = vcpu::open_kvm();
+      if (!hv.ok())
+        return make_error(hv.error().code,
+                          fmt::format("no usable KVM on this node: {}", hv.error().message));
+      hv_ = std::move(*hv);
       SSI_ASSIGN_OR_RETURN(cpuid, hv_->supported_cpuid());
       cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
       SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
@@ -130,6 +136,20 @@ class MachineWorkload final : public Workload {
   }
 
  private:
+  // Every node runs the kernel its coordinator was given: each checks that
+  // its own copy (same path; a shared filesystem, or copied) is that file.
+  Result<void> check_kernel() const {
+    if (config_.kernel_sha256.empty()) return ok();
+    auto mine = sha256_of_file(config_.kernel);
+    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("kernel: {}", mine.error().message));
+    if (*mine != config_.kernel_sha256)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("kernel {} is not the coordinator's file (SHA-256 {}..., "
+                                    "coordinator's {}...)",
+                                    config_.kernel, mine->substr(0, 12), config_.kernel_sha256.substr(0, 12)));
+    return ok();
+  }
+
   coord::PhaseResult load() {
     if (host_.self().value() != 0) return {0, "", {}};
     std::vector<std::uint8_t> file;

@@ -62,7 +62,7 @@ constexpr Defaults kDefaults[] = {
     {"machine-demo", 500, kHostMem}, {"lab-private", 4000, kHostMem},
     {"lab-read-mostly", 200, kHostMem}, {"lab-counter", 500, kHostMem},
     {"lab-false-sharing", 2000, kHostMem}, {"lab-prodcons", 500, kHostMem},
-    {"vcpu-spin", 2000, 0}};  // vcpu-spin: milliseconds of spinning
+    {"vcpu-spin", 2000, 0}, {"guest", 0, 64ull << 20}};  // vcpu-spin: milliseconds of spinning
 
 }  // namespace
 

@@ -256,6 +256,46 @@ void add_workload_options(CLI::App* cmd, coord::MachineConfig& config, std::stri
       ->check(writable_file());
 }
 
+// `ssi coordinator --kernel ...`: the coordinator takes the guest machine
+// (ssi ELF test kernels across nodes, as `ssi run --nodes N`); every node
+// checks it has the same kernel file (SHA-256).
+void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
+  cmd->add_option_function<std::string>(
+         "--kernel",
+         [&config](const std::string& v) {
+           config.kernel = v;
+           config.workload = "guest";
+         },
+         "Guest kernel (ssi ELF test kernel): runs the guest on the nodes (same path on every host)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--vcpus", config.vcpus, "Guest vCPUs (with --kernel)")->check(CLI::Range(1, 256));
+  cmd->add_option_function<std::string>(
+      "-m,--mem",
+      [&config](const std::string& v) {
+        auto bytes = parse_mem(v);
+        if (!bytes.ok()) throw CLI::ValidationError("--mem", bytes.error().message);
+        config.mem_bytes = *bytes;
+      },
+      "Guest RAM (with --kernel): MiB, or K/M/G suffix (default 64M)");
+  cmd->add_option_function<std::string>(
+      "--placement",
+      [&config](const std::string& v) {
+        config.vcpu_node.clear();
+        for (std::size_t at = 0; at <= v.size();) {
+          auto comma = std::min(v.find(',', at), v.size());
+          std::string part = v.substr(at, comma - at);
+          if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 4)
+            throw CLI::ValidationError("--placement", "a node id per vCPU, e.g. 0,0,1,1");
+          config.vcpu_node.push_back(static_cast<std::uint32_t>(std::stoul(part)));
+          at = comma + 1;
+        }
+      },
+      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0)");
+  cmd->add_option("--transport", config.transport, "Data path the nodes use (informational: "
+                                                    "each `ssi node --transport` must match)")
+      ->check(one_of(kNodeTransports, "transport"));
+}
+
 void add_cluster_commands(CLI::App& app, int& rc) {
   auto* node = app.add_subcommand("node", "Run one node process of a machine (real hosts)");
   static cluster::NodeCommandOptions node_opts;
@@ -286,6 +326,7 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->check(CLI::Range(1, 1024));
   add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
   add_machine_controls(coordinator, coord_opts.config, coord_opts.metrics);
+  add_guest_options(coordinator, coord_opts.config);
   coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
   auto* demo = app.add_subcommand(
