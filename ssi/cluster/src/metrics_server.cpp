@@ -16,6 +16,7 @@
 
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
+#include "unix_address.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -32,11 +33,7 @@ std::uint64_t now_ns() {
 bool is_unix_path(const std::string& address) { return address.find('/') != std::string::npos; }
 
 Result<int> listen_unix(const std::string& path) {
-  sockaddr_un sa{};
-  if (path.size() >= sizeof sa.sun_path)
-    return make_error(Errc::kInvalidArgument, fmt::format("socket path too long: {}", path));
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  SSI_ASSIGN_OR_RETURN(sockaddr_un sa, unix_address(path));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(Errc::kSystem, fmt::format("socket: {}", std::strerror(errno)));
   ::unlink(path.c_str());  // a stale socket of an earlier run

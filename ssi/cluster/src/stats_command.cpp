@@ -15,6 +15,7 @@
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "report.hpp"
+#include "unix_address.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -23,11 +24,7 @@ constexpr int kReplyTimeoutMs = 3000;
 
 Result<int> connect_to(const std::string& address) {
   if (address.find('/') != std::string::npos) {
-    sockaddr_un sa{};
-    if (address.size() >= sizeof sa.sun_path)
-      return make_error(Errc::kInvalidArgument, fmt::format("socket path too long: {}", address));
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, address.c_str(), address.size() + 1);
+    SSI_ASSIGN_OR_RETURN(sockaddr_un sa, unix_address(address));
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
     int err = errno;
