@@ -109,6 +109,8 @@ class MachineWorkload final : public Workload {
     r.stats = machine_->stats();
     auto dsm_stats = DsmSnapshot::of(dsm_->stats()).counters();
     r.stats.insert(r.stats.end(), dsm_stats.begin(), dsm_stats.end());
+    if (cgroups_)
+      for (auto& kv : cgroups_->counters()) r.stats.push_back(std::move(kv));
     return r;
   }
 
