@@ -24,6 +24,10 @@ struct MachineConfig {
   workloadArg @7 :UInt64;
   phases @8 :UInt32;             # barriers: every node finishes phase i before i+1 starts
   kernel @9 :Text;               # guest kernel file, read by node 0 ("guest" workload)
+  vcpuShares @10 :List(UInt32);  # CPU weight of each vCPU's thread (empty = equal)
+  vcpuQuotaPercent @11 :UInt32;  # CPU limit of each vCPU's thread, % of one CPU (0 = none)
+  nodeMemLimit @12 :UInt64;      # memory limit of each node process, bytes (0 = none)
+  kernelSha256 @13 :Text;        # every node checks its copy of `kernel` against this
 }
 
 struct Counter {
@@ -44,6 +48,7 @@ interface Node {
   stop @2 (reason :Text, failed :Bool) -> ();
   ping @3 () -> ();
   moveVcpu @4 (vcpu :UInt32, toNode :UInt32) -> (ok :Bool, error :Text);
+  sample @5 () -> (stats :List(Counter));    # live counters while a phase runs (metrics)
 }
 
 # Served by the coordinator.

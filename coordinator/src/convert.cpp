@@ -36,6 +36,11 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setWorkloadArg(in.workload_arg);
   out.setPhases(in.phases);
   out.setKernel(in.kernel);
+  auto shares = out.initVcpuShares(static_cast<unsigned>(in.vcpu_shares.size()));
+  for (unsigned i = 0; i < shares.size(); ++i) shares.set(i, in.vcpu_shares[i]);
+  out.setVcpuQuotaPercent(in.vcpu_quota_percent);
+  out.setNodeMemLimit(in.node_mem_limit);
+  out.setKernelSha256(in.kernel_sha256);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -50,6 +55,10 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.workload_arg = in.getWorkloadArg();
   out.phases = in.getPhases();
   out.kernel = in.getKernel();
+  for (auto w : in.getVcpuShares()) out.vcpu_shares.push_back(w);
+  out.vcpu_quota_percent = in.getVcpuQuotaPercent();
+  out.node_mem_limit = in.getNodeMemLimit();
+  out.kernel_sha256 = in.getKernelSha256();
   return out;
 }
 

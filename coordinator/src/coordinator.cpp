@@ -27,6 +27,8 @@ struct Member {
   FailureDetector pongs;  // replies to our pings
   int finished_phase = -1;
   PhaseResult last;
+  bool sample_in_flight = false;
+  Counters live;  // the latest Node.sample() answer (live metrics)
 };
 
 // Everything the RPC handlers and the driver loop share (one thread).
@@ -143,6 +145,7 @@ class Driver {
         return false;
       }
       heartbeat();
+      sample();
       timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
     }
     return true;
@@ -210,6 +213,33 @@ class Driver {
   }
 
  private:
+  // Live metrics (on_sample): one sample request per node per period; a
+  // node that is slow to answer is simply skipped until it does.
+  void sample() {
+    if (!s_.opt.on_sample || !s_.configuring) return;
+    auto t = now();
+    if (t - last_sample_ < s_.opt.sample_period) return;
+    last_sample_ = t;
+    for (auto& m : s_.members) {
+      if (!m.client || m.dead || m.sample_in_flight) continue;
+      m.sample_in_flight = true;
+      tasks_.add(m.client->sampleRequest().send().then(
+          [this, &m](capnp::Response<Node::SampleResults>&& r) {
+            m.sample_in_flight = false;
+            m.live.clear();
+            for (auto c : r.getStats()) m.live.emplace_back(c.getName().cStr(), c.getValue());
+            publish();
+          },
+          [&m](kj::Exception&&) { m.sample_in_flight = false; }));  // heartbeats judge liveness
+    }
+  }
+
+  void publish() {
+    std::vector<NodeReport> nodes;
+    for (auto& m : s_.members) nodes.push_back({m.info, PhaseResult{0, "", m.live}});
+    s_.opt.on_sample(nodes);
+  }
+
   void heartbeat() {
     auto t = now();
     for (auto& m : s_.members) {
@@ -237,6 +267,7 @@ class Driver {
   kj::Timer& timer_;
   ErrorSink sink_;
   kj::TaskSet tasks_;
+  SteadyTime last_sample_{};
 };
 
 }  // namespace

@@ -81,6 +81,17 @@ class NodeImpl final : public Node::Server {
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> sample(SampleContext context) override {
+    s_.last_contact = now();
+    Counters c = s_.runtime.sample();
+    auto list = context.getResults().initStats(static_cast<unsigned>(c.size()));
+    for (unsigned i = 0; i < c.size(); ++i) {
+      list[i].setName(c[i].first);
+      list[i].setValue(c[i].second);
+    }
+    return kj::READY_NOW;
+  }
+
  private:
   NodeState& s_;
 };

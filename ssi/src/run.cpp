@@ -68,7 +68,7 @@ Result<int> run(const RunOptions& o) {
   if (!o.initrd.empty()) {
     SSI_ASSIGN_OR_RETURN(initrd, read_file(o.initrd, kMaxInitrdFile));
   }
-  if (o.nodes > 1) {
+  if (o.nodes > 1 || o.via_nodes) {
     if (*kind != KernelKind::kSsiElf)
       return make_error(Errc::kUnsupported,
                         fmt::format("{}: --nodes above 1 runs ssi ELF test kernels only (for now)",

@@ -1,5 +1,7 @@
 #include "vcpu/runner.hpp"
 
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "base/log.hpp"
@@ -125,7 +127,14 @@ Result<void> VcpuRunner::enter_guest() {
   SSI_TRY(apply(VcpuEvent::kEnterGuest));
   if (work_arrived()) return apply(VcpuEvent::kExitGuest);  // see notify()
   vcpu_.set_cr8(lapic_.cr8());  // KVM loads CR8 from kvm_run at every entry
+  auto entered = std::chrono::steady_clock::now();
   auto exit = vcpu_.run();
+  auto in_guest = std::chrono::steady_clock::now() - entered;
+  {
+    std::lock_guard lock(mu_);
+    stats_.run_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(in_guest).count());
+  }
   if (!exit.ok()) {
     (void)apply(VcpuEvent::kExitGuest);
     return std::move(exit).error();
@@ -137,6 +146,7 @@ Result<void> VcpuRunner::enter_guest() {
   {
     std::lock_guard lock(mu_);
     ++stats_.exits;
+    ++stats_.exits_by_kind[static_cast<std::size_t>(exit->kind)];
     last_ready_ = exit->ready_for_interrupt_injection;
   }
   if (exit->kind == ExitKind::kHlt) return handle_hlt(*exit);

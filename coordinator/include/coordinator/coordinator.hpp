@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -14,6 +15,8 @@
 #include "coordinator/types.hpp"
 
 namespace ssi::coord {
+
+struct NodeReport;
 
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 = any
@@ -32,6 +35,11 @@ struct CoordinatorOptions {
   // Polled while waiting: a launcher reports here a node process that
   // exited early (e.g. before it could join), so nobody waits for it.
   std::function<std::optional<std::string>()> watchdog;
+  // Live metrics: every sample_period while the machine runs, each node's
+  // counters are fetched (Node.sample) and the latest of every node handed
+  // here (NodeReport.last.stats = the counters; exit_code/message empty).
+  std::function<void(const std::vector<NodeReport>&)> on_sample;
+  std::chrono::milliseconds sample_period{500};
 };
 
 struct NodeReport {

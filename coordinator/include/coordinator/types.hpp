@@ -35,6 +35,13 @@ struct MachineConfig {
   std::uint64_t workload_arg = 0;
   std::uint32_t phases = 1;
   std::string kernel;  // guest kernel file ("guest" workload; node 0 reads it)
+  // Resource controls (the node's cgroup): CPU weight per vCPU (empty =
+  // equal), CPU limit per vCPU in % of one CPU (0 = none), memory limit
+  // per node process in bytes (0 = none).
+  std::vector<std::uint32_t> vcpu_shares;
+  std::uint32_t vcpu_quota_percent = 0;
+  std::uint64_t node_mem_limit = 0;
+  std::string kernel_sha256;  // hex; non-empty: every node checks its copy of `kernel`
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
@@ -59,6 +66,9 @@ class NodeRuntime {
   virtual void run_phase(std::uint32_t phase, Done done) = 0;
   // Stop everything (machine finished, a peer died, Ctrl-C).
   virtual void stop(const std::string& reason, bool failed) = 0;
+  // The node's counters right now (the coordinator samples them
+  // periodically for live metrics); may run while a phase runs.
+  virtual Counters sample() { return {}; }
   virtual Result<void> move_vcpu(VcpuId, NodeId) {
     return make_error(Errc::kUnsupported, "vCPU migration is not implemented yet");
   }

@@ -23,6 +23,8 @@ class Log2Histogram {
   // Upper bound of the bucket holding quantile q (0..1); 0 if empty.
   std::chrono::nanoseconds quantile(double q) const;
   std::string summary() const;  // "n=.. p50<=.. p99<=.. max<=.."
+  // Samples in bucket b, [2^b, 2^(b+1)) ns (live metrics export it).
+  std::uint64_t bucket(int b) const { return buckets_[b].load(std::memory_order_relaxed); }
 
  private:
   std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};

@@ -85,6 +85,9 @@ class DsmDemoWorkload final : public Workload {
                            seen, nodes_, nodes_ * kPatternPages), {}};
   }
 
+  coord::Counters sample() const override { return dsm_.live_counters(); }
+
+ private:
   coord::Counters stats() const {
     coord::Counters c = {{"counter_increments", kThreadsPerNode * increments_}};
     for (auto& kv : dsm_.snapshot().counters()) c.push_back(std::move(kv));

@@ -69,6 +69,26 @@ coord::Counters DsmSnapshot::counters() const {
           {"upgrade_fault_mean_ns", mean(upgrade_ns, upgrade_n)}};
 }
 
+coord::Counters live_dsm_counters(const dsm::NodeStats& s) {
+  coord::Counters out = DsmSnapshot::of(s).counters();
+  const std::pair<const char*, const dsm::Log2Histogram*> kinds[] = {
+      {"read_fault", &s.read_latency}, {"write_fault", &s.write_latency},
+      {"upgrade_fault", &s.upgrade_latency}};
+  for (const auto& [kind, h] : kinds) {
+    std::string k = kind;
+    out.emplace_back(k + "_p50_ns", static_cast<std::uint64_t>(h->quantile(0.5).count()));
+    out.emplace_back(k + "_p99_ns", static_cast<std::uint64_t>(h->quantile(0.99).count()));
+    out.emplace_back(k + "_latency_sum_ns", h->sum_ns());
+    for (int b = 0; b < dsm::Log2Histogram::kBuckets; ++b)
+      if (std::uint64_t n = h->bucket(b)) out.emplace_back(k + "_latency_bucket." + std::to_string(b), n);
+  }
+  return out;
+}
+
+coord::Counters DsmHost::live_counters() const {
+  return node_ ? live_dsm_counters(node_->stats()) : coord::Counters{};
+}
+
 Result<void> DsmHost::start(std::uint32_t nodes, std::uint64_t bytes) {
   return host_.call([this, nodes, bytes]() -> Result<void> {
     dsm::NodeConfig nc;

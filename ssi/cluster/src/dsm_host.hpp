@@ -28,6 +28,11 @@ struct DsmSnapshot {
   coord::Counters counters() const;
 };
 
+// Cumulative counters for live metrics: the snapshot's, plus each fault
+// kind's latency histogram as "<kind>_latency_bucket.<b>" (non-empty
+// buckets) and "<kind>_latency_sum_ns", and p50 / p99 bucket bounds.
+coord::Counters live_dsm_counters(const dsm::NodeStats& stats);
+
 class DsmHost {
  public:
   explicit DsmHost(NodeHost& host) : host_(host) {}
@@ -54,6 +59,7 @@ class DsmHost {
   std::uint64_t pages_of(std::uint32_t node) const;
   NodeId self() const { return host_.self(); }
   DsmSnapshot snapshot() const { return DsmSnapshot::of(node_->stats()); }
+  coord::Counters live_counters() const;
 
  private:
   NodeHost& host_;

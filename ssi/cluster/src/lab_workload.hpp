@@ -37,6 +37,7 @@ class LabWorkload : public Workload {
   // Waits give up; the DSM keeps serving peers until destruction.
   void stop() override { stopping_ = true; }
   coord::PhaseResult run_phase(std::uint32_t phase) override;
+  coord::Counters sample() const override { return dsm_.live_counters(); }
 
  protected:
   virtual Result<void> setup() { return ok(); }

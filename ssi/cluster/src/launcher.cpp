@@ -12,10 +12,12 @@
 #include <fmt/format.h>
 
 #include "cluster/host_port.hpp"
+#include "cluster/metrics.hpp"
 #include "cluster/workload.hpp"
 #include "report.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/outcome_json.hpp"
+#include "sha256.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -75,6 +77,42 @@ void print_event(const std::string& line) {
   if (!g_interrupted.load()) std::fprintf(stderr, "[ssi] %s\n", line.c_str());
 }
 
+// --metrics: opens the endpoint (before any node starts: a bad address is
+// exit 2 with nothing started). Null without --metrics.
+Result<std::unique_ptr<MetricsServer>> open_metrics(const std::string& address) {
+  if (address.empty()) return std::unique_ptr<MetricsServer>();
+  auto server = MetricsServer::start(address);
+  if (!server.ok()) return server;
+  std::fprintf(stderr, "[ssi] metrics on %s (ssi stats %s)\n", (*server)->address().c_str(),
+               (*server)->address().c_str());
+  return server;
+}
+
+// A guest machine: the kernel's hash goes into the config (every node
+// checks its copy) and a placement must name a node for every vCPU.
+Result<void> prepare_guest(coord::MachineConfig& config) {
+  if (config.workload != "guest") return ok();
+  if (config.kernel.empty()) return make_error(Errc::kInvalidArgument, "--kernel is required");
+  SSI_ASSIGN_OR_RETURN(config.kernel_sha256, sha256_of_file(config.kernel));
+  if (config.vcpus < config.nodes)
+    return make_error(Errc::kInvalidArgument, fmt::format("--vcpus {} is fewer than --nodes {} (each node runs a vCPU)",
+                                                          config.vcpus, config.nodes));
+  if (config.vcpu_node.empty()) return ok();
+  if (config.vcpu_node.size() != config.vcpus)
+    return make_error(Errc::kInvalidArgument, fmt::format("--placement names {} nodes for {} vCPUs",
+                                                          config.vcpu_node.size(), config.vcpus));
+  for (std::uint32_t n : config.vcpu_node)
+    if (n >= config.nodes)
+      return make_error(Errc::kInvalidArgument, fmt::format("--placement: node {} of {}", n, config.nodes));
+  return ok();
+}
+
+// The coordinator's live samples go to the endpoint.
+void feed(coord::CoordinatorOptions& co, MetricsServer* server) {
+  if (server)
+    co.on_sample = [server](const std::vector<coord::NodeReport>& nodes) { server->publish(nodes); };
+}
+
 }  // namespace
 
 const std::atomic<bool>& install_interrupt_flag() {
@@ -94,6 +132,17 @@ int run_local_cluster(const LocalClusterOptions& options) {
   }
   auto [fd, port] = *sock;
   coord::MachineConfig config = with_defaults(options.config);
+  if (auto g = prepare_guest(config); !g.ok()) {
+    ::close(fd);
+    std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
+    return 2;
+  }
+  auto metrics = open_metrics(options.metrics);
+  if (!metrics.ok()) {
+    ::close(fd);
+    std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
+    return 2;
+  }
   auto started = std::chrono::steady_clock::now();
   const auto& interrupted = install_interrupt_flag();  // before any child exists
   // A fresh secret per machine, handed to the node processes it forks in
@@ -122,6 +171,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return std::nullopt;
   };
   co.on_event = options.verbose ? print_event : nullptr;
+  feed(co, metrics->get());
   auto outcome = coord::run_coordinator(co);
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
@@ -146,6 +196,10 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());
     return 2;
   }
+  if (auto g = prepare_guest(config); !g.ok()) {
+    std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
+    return 2;
+  }
   coord::CoordinatorOptions co;
   co.secret = *secret;
   co.listen_fd = sock->first;
@@ -153,6 +207,12 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.interrupted = &install_interrupt_flag();
   co.on_event = print_event;
+  auto metrics = open_metrics(options.metrics);
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
+    return 2;
+  }
+  feed(co, metrics->get());
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();

@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "cgroup.hpp"
+#include "sha256.hpp"
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
@@ -57,9 +59,16 @@ class MachineWorkload final : public Workload {
       SSI_ASSIGN_OR_RETURN(placement_,
                            multinode::Placement::from_map(config_.nodes, config_.vcpu_node));
     }
+    SSI_ASSIGN_OR_RETURN(cgroups_,
+                         cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
     vcpu::CpuidEntries cpuid;
     if (kvm_) {
-      SSI_ASSIGN_OR_RETURN(hv_, vcpu::open_kvm());
+      SSI_TRY(check_kernel());
+      auto hv = vcpu::open_kvm();
+      if (!hv.ok())
+        return make_error(hv.error().code,
+                          fmt::format("no usable KVM on this node: {}", hv.error().message));
+      hv_ = std::move(*hv);
       SSI_ASSIGN_OR_RETURN(cpuid, hv_->supported_cpuid());
       cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
       SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
@@ -84,6 +93,7 @@ class MachineWorkload final : public Workload {
       mc.placement = placement_;
       mc.map = *map_;
       mc.cpuid = cpuid;
+      mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
       SSI_ASSIGN_OR_RETURN(machine_, multinode::NodeMachine::create(mc, ram, *vm_, host_.reactor(),
                                                                     host_.transport()));
       host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
@@ -99,7 +109,18 @@ class MachineWorkload final : public Workload {
     r.stats = machine_->stats();
     auto dsm_stats = DsmSnapshot::of(dsm_->stats()).counters();
     r.stats.insert(r.stats.end(), dsm_stats.begin(), dsm_stats.end());
+    if (cgroups_)
+      for (auto& kv : cgroups_->counters()) r.stats.push_back(std::move(kv));
     return r;
+  }
+
+  coord::Counters sample() const override {
+    if (!machine_ || !dsm_) return {};
+    coord::Counters c = machine_->stats();
+    for (auto& kv : live_dsm_counters(dsm_->stats())) c.push_back(std::move(kv));
+    if (cgroups_)
+      for (auto& kv : cgroups_->counters()) c.push_back(std::move(kv));
+    return c;
   }
 
   void stop() override {
@@ -117,6 +138,20 @@ class MachineWorkload final : public Workload {
   }
 
  private:
+  // Every node runs the kernel its coordinator was given: each checks that
+  // its own copy (same path; a shared filesystem, or copied) is that file.
+  Result<void> check_kernel() const {
+    if (config_.kernel_sha256.empty()) return ok();
+    auto mine = sha256_of_file(config_.kernel);
+    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("kernel: {}", mine.error().message));
+    if (*mine != config_.kernel_sha256)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("kernel {} is not the coordinator's file (SHA-256 {}..., "
+                                    "coordinator's {}...)",
+                                    config_.kernel, mine->substr(0, 12), config_.kernel_sha256.substr(0, 12)));
+    return ok();
+  }
+
   coord::PhaseResult load() {
     if (host_.self().value() != 0) return {0, "", {}};
     std::vector<std::uint8_t> file;
@@ -158,6 +193,7 @@ class MachineWorkload final : public Workload {
   multinode::Placement placement_;
   std::unique_ptr<vcpu::Hypervisor> hv_;
   std::unique_ptr<vcpu::Vm> vm_;
+  std::unique_ptr<NodeCgroups> cgroups_;  // outlives the vCPU threads in its cgroups
   std::unique_ptr<dsm::Node> dsm_;
   std::unique_ptr<multinode::NodeMachine> machine_;  // uses vm_ and dsm_'s memory
   std::mutex mu_;

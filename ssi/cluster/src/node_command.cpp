@@ -79,6 +79,8 @@ class ClusterRuntime final : public coord::NodeRuntime {
     if (workload_) workload_->stop();
   }
 
+  coord::Counters sample() override { return workload_ ? workload_->sample() : coord::Counters{}; }
+
  private:
   // A worker blocked on a DSM page whose home died can never be woken (the
   // DSM leaves that request hanging): after a bounded wait the process

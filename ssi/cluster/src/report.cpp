@@ -34,6 +34,7 @@ std::string duration_ns(std::uint64_t v) {
 // "vcpu3.exits": per-vCPU counters are in the --json file; the table
 // keeps each node's totals.
 bool is_per_vcpu(const std::string& name) {
+  if (name.find("_latency_bucket.") != std::string::npos) return true;  // histograms: metrics only
   return name.starts_with("vcpu") && name.size() > 4 && std::isdigit(static_cast<unsigned char>(name[4]));
 }
 

@@ -17,6 +17,8 @@ Result<std::unique_ptr<Workload>> make_lab_workload(NodeHost& host,
 Result<std::unique_ptr<Workload>> make_machine_workload(NodeHost& host,
                                                         const coord::MachineConfig& config);
 
+Result<std::unique_ptr<Workload>> make_spin_workload(NodeHost& host, const coord::MachineConfig& config);
+
 namespace {
 bool is_machine(const std::string& name) { return name == "guest" || name == "machine-demo"; }
 bool is_lab(const std::string& name) { return name.starts_with("lab-"); }
@@ -26,6 +28,7 @@ Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::Mac
   if (config.workload == "ping") return make_ping_workload(host, config);
   if (config.workload == "dsm-demo") return make_dsm_demo_workload(host, config);
   if (is_machine(config.workload)) return make_machine_workload(host, config);
+  if (config.workload == "vcpu-spin") return make_spin_workload(host, config);
   if (is_lab(config.workload)) {
     auto w = make_lab_workload(host, config);
     if (w.ok() || w.error().code != Errc::kNotFound) return w;
@@ -38,7 +41,7 @@ Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::Mac
 const std::vector<std::string>& workload_names() {
   static const std::vector<std::string> names = {
       "dsm-demo",    "ping",        "guest",           "machine-demo",      "lab-private",
-      "lab-read-mostly", "lab-counter", "lab-false-sharing", "lab-prodcons"};
+      "lab-read-mostly", "lab-counter", "lab-false-sharing", "lab-prodcons", "vcpu-spin"};
   return names;
 }
 
@@ -58,7 +61,8 @@ constexpr Defaults kDefaults[] = {
     {"ping", 2000, 0},          {"dsm-demo", 5000, kHostMem},
     {"machine-demo", 500, kHostMem}, {"lab-private", 4000, kHostMem},
     {"lab-read-mostly", 200, kHostMem}, {"lab-counter", 500, kHostMem},
-    {"lab-false-sharing", 2000, kHostMem}, {"lab-prodcons", 500, kHostMem}};
+    {"lab-false-sharing", 2000, kHostMem}, {"lab-prodcons", 500, kHostMem},
+    {"vcpu-spin", 2000, 0}, {"guest", 0, 64ull << 20}};  // vcpu-spin: milliseconds of spinning
 
 }  // namespace
 
@@ -69,8 +73,10 @@ coord::MachineConfig with_defaults(coord::MachineConfig config) {
     if (config.workload_arg == 0) config.workload_arg = d.rounds;
     if (config.mem_bytes == 0) config.mem_bytes = d.mem_bytes;
   }
-  // machine-demo (`ssi demo` has no --vcpus): two scripted vCPUs per node.
-  if (config.workload == "machine-demo" && config.vcpus < config.nodes) config.vcpus = 2 * config.nodes;
+  // machine-demo, vcpu-spin: two vCPUs per node unless `ssi demo --vcpus`.
+  bool scripted_vcpus = config.workload == "machine-demo" || config.workload == "vcpu-spin";
+  if (scripted_vcpus && config.vcpus < config.nodes) config.vcpus = 2 * config.nodes;
+  if (config.vcpus == 0) config.vcpus = 1;
   return config;
 }
 

@@ -23,6 +23,9 @@ struct RunOptions {
   // processes (the CLI installs the cluster launcher; this library sits
   // below it). Gets the RAM size in bytes; returns the machine's exit code.
   std::function<Result<int>(const RunOptions&, std::uint64_t mem_bytes)> run_on_nodes;
+  // Node processes and a coordinator even for one node: live metrics and
+  // resource limits live there.
+  bool via_nodes = false;
 };
 
 // Checks everything that can be checked without KVM, then opens the KVM

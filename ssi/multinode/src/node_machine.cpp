@@ -168,6 +168,7 @@ struct NodeMachine::Impl {
     std::optional<Error> first_error;
     for (auto& cpu : cpus) {
       threads.emplace_back([this, c = cpu.get(), &mu, &first_error] {
+        if (config.on_vcpu_thread) config.on_vcpu_thread(c->index);
         auto r = c->runner->run();
         if (r.ok()) return;
         {
@@ -222,8 +223,14 @@ struct NodeMachine::Impl {
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
       std::string p = "vcpu" + std::to_string(c->index) + ".";
-      out.insert(out.end(), {{p + "exits", r.exits}, {p + "interrupts_injected", r.injected},
-                             {p + "halts", r.halts}, {p + "kicks", r.kicks}});
+      out.insert(out.end(), {{p + "run_ns", r.run_ns}, {p + "exits", r.exits},
+                             {p + "interrupts_injected", r.injected}, {p + "halts", r.halts},
+                             {p + "kicks", r.kicks}});
+      for (std::size_t k = 0; k < r.exits_by_kind.size(); ++k)
+        if (r.exits_by_kind[k] != 0)
+          out.emplace_back(p + "exits_" +
+                               std::string(vcpu::exit_kind_name(static_cast<vcpu::ExitKind>(k))),
+                           r.exits_by_kind[k]);
     }
     return out;
   }

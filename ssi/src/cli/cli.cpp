@@ -21,6 +21,7 @@
 #include "cluster/build_info.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/launcher.hpp"
+#include "cluster/metrics.hpp"
 #include "cluster/outcome_json.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
@@ -97,6 +98,66 @@ CLI::Validator writable_file() {
   });
 }
 
+// --metrics ADDR: a Unix socket path (its directory must exist) or HOST:PORT.
+CLI::Validator metrics_address() {
+  return check_with("SOCKET|HOST:PORT", [](const std::string& v) -> Result<void> {
+    if (v.find('/') == std::string::npos) {
+      SSI_TRY(cluster::parse_host_port(v, true));
+      return ok();
+    }
+    auto slash = v.rfind('/');
+    std::string dir = slash == 0 ? "/" : v.substr(0, slash);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      return Error::from_errno(fmt::format("cannot create socket {} (directory {})", v, dir));
+    return ok();
+  });
+}
+
+// --vcpu-shares 1:3 -> weights {1, 3} for vCPUs 0, 1 (the rest: 1).
+Result<std::vector<std::uint32_t>> parse_shares(const std::string& v) {
+  std::vector<std::uint32_t> out;
+  std::size_t at = 0;
+  while (at <= v.size()) {
+    auto colon = std::min(v.find(':', at), v.size());
+    std::string part = v.substr(at, colon - at);
+    char* end = nullptr;
+    unsigned long w = std::strtoul(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || w < 1 || w > 100)
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("bad --vcpu-shares '{}': weights 1..100 separated by ':', e.g. 1:3", v));
+    out.push_back(static_cast<std::uint32_t>(w));
+    at = colon + 1;
+  }
+  return out;
+}
+
+// Resource controls and live metrics: run, demo and coordinator alike.
+void add_machine_controls(CLI::App* cmd, coord::MachineConfig& config, std::string& metrics) {
+  cmd->add_option("--metrics", metrics,
+                  "Serve live metrics here while the machine runs (Unix socket path or "
+                  "HOST:PORT): ssi stats ADDR, or Prometheus GET /metrics")
+      ->check(metrics_address());
+  cmd->add_option_function<std::string>(
+      "--vcpu-shares",
+      [&config](const std::string& v) {
+        auto w = parse_shares(v);
+        if (!w.ok()) throw CLI::ValidationError("--vcpu-shares", w.error().message);
+        config.vcpu_shares = *w;
+      },
+      "CPU weight of each vCPU thread, W0:W1:... (cgroup cpu weight; e.g. 1:3)");
+  cmd->add_option("--vcpu-quota", config.vcpu_quota_percent,
+                  "CPU limit of each vCPU thread in % of one CPU (cgroup CFS quota; 0 = none)")
+      ->check(CLI::Range(0u, 100u));
+  cmd->add_option_function<std::string>(
+      "--node-mem-limit",
+      [&config](const std::string& v) {
+        auto bytes = parse_mem(v);
+        if (!bytes.ok()) throw CLI::ValidationError("--node-mem-limit", bytes.error().message);
+        config.node_mem_limit = *bytes;
+      },
+      "Memory limit of each node process (its resident DSM pages): MiB or K/M/G suffix");
+}
+
 const std::vector<std::string> kRunTransports = {"tcp", "shm"};
 const std::vector<std::string> kNodeTransports = {"tcp", "shm", "verbs"};
 
@@ -138,6 +199,9 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   static std::string json_path;
   run->add_option("--json", json_path, "Also write the config, exit reason and counters as JSON")
       ->check(writable_file());
+  static coord::MachineConfig controls;
+  static std::string metrics;
+  add_machine_controls(run, controls, metrics);
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
@@ -150,11 +214,17 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.kernel = o.kernel;
     lo.verbose = false;
     lo.json_path = json_path;
+    lo.metrics = metrics;
+    lo.config.vcpu_shares = controls.vcpu_shares;
+    lo.config.vcpu_quota_percent = controls.vcpu_quota_percent;
+    lo.config.node_mem_limit = controls.node_mem_limit;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
+    opts.via_nodes = !metrics.empty() || !controls.vcpu_shares.empty() ||
+                     controls.vcpu_quota_percent != 0 || controls.node_mem_limit != 0;
     auto started = std::chrono::steady_clock::now();
     auto result = machine::run(opts);
     if (!result.ok()) {
@@ -189,6 +259,46 @@ void add_workload_options(CLI::App* cmd, coord::MachineConfig& config, std::stri
       ->check(writable_file());
 }
 
+// `ssi coordinator --kernel ...`: the coordinator takes the guest machine
+// (ssi ELF test kernels across nodes, as `ssi run --nodes N`); every node
+// checks it has the same kernel file (SHA-256).
+void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
+  cmd->add_option_function<std::string>(
+         "--kernel",
+         [&config](const std::string& v) {
+           config.kernel = v;
+           config.workload = "guest";
+         },
+         "Guest kernel (ssi ELF test kernel): runs the guest on the nodes (same path on every host)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--vcpus", config.vcpus, "Guest vCPUs (with --kernel)")->check(CLI::Range(1, 256));
+  cmd->add_option_function<std::string>(
+      "-m,--mem",
+      [&config](const std::string& v) {
+        auto bytes = parse_mem(v);
+        if (!bytes.ok()) throw CLI::ValidationError("--mem", bytes.error().message);
+        config.mem_bytes = *bytes;
+      },
+      "Guest RAM (with --kernel): MiB, or K/M/G suffix (default 64M)");
+  cmd->add_option_function<std::string>(
+      "--placement",
+      [&config](const std::string& v) {
+        config.vcpu_node.clear();
+        for (std::size_t at = 0; at <= v.size();) {
+          auto comma = std::min(v.find(',', at), v.size());
+          std::string part = v.substr(at, comma - at);
+          if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 4)
+            throw CLI::ValidationError("--placement", "a node id per vCPU, e.g. 0,0,1,1");
+          config.vcpu_node.push_back(static_cast<std::uint32_t>(std::stoul(part)));
+          at = comma + 1;
+        }
+      },
+      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0)");
+  cmd->add_option("--transport", config.transport, "Data path the nodes use (informational: "
+                                                    "each `ssi node --transport` must match)")
+      ->check(one_of(kNodeTransports, "transport"));
+}
+
 void add_cluster_commands(CLI::App& app, int& rc) {
   auto* node = app.add_subcommand("node", "Run one node process of a machine (real hosts)");
   static cluster::NodeCommandOptions node_opts;
@@ -218,6 +328,8 @@ void add_cluster_commands(CLI::App& app, int& rc) {
       ->required()
       ->check(CLI::Range(1u, SSI_MAX_NODES));
   add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
+  add_machine_controls(coordinator, coord_opts.config, coord_opts.metrics);
+  add_guest_options(coordinator, coord_opts.config);
   coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
 
   auto* demo = app.add_subcommand(
@@ -230,8 +342,20 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   demo->add_option("--transport", demo_opts.config.transport, "Data path between the nodes")
       ->capture_default_str()
       ->check(one_of(kNodeTransports, "transport"));
+  demo_opts.config.vcpus = 0;  // the workload's default (machine-demo, vcpu-spin: 2 per node)
+  demo->add_option("--vcpus", demo_opts.config.vcpus,
+                   "vCPUs of machine-demo / vcpu-spin (default 2 per node)")
+      ->check(CLI::Range(0, 256));
   add_workload_options(demo, demo_opts.config, demo_opts.json_path);
+  add_machine_controls(demo, demo_opts.config, demo_opts.metrics);
   demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
+
+  auto* stats = app.add_subcommand("stats", "Print a running machine's live counters (--metrics ADDR)");
+  static std::string stats_address;
+  static bool stats_json = false;
+  stats->add_option("address", stats_address, "The machine's --metrics SOCKET or HOST:PORT")->required();
+  stats->add_flag("--json", stats_json, "Print the QMP-style JSON reply instead of tables");
+  stats->callback([&rc] { rc = cluster::run_stats_command(stats_address, stats_json); });
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ enum class ExitKind {
   kUnknown,          // any other exit reason (raw_reason says which)
 };
 
+inline constexpr std::size_t kExitKinds = static_cast<std::size_t>(ExitKind::kUnknown) + 1;
 std::string_view exit_kind_name(ExitKind k);
 
 // The data spans / pointers below point into the vCPU's exit buffer (the

@@ -5,6 +5,7 @@
 // and x2APIC/APIC_BASE/TSC_DEADLINE MSRs to the Lapic, HLT parks the thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -87,6 +88,10 @@ class VcpuRunner {
   // Counters for tests and stats.
   struct Stats {
     std::uint64_t exits = 0, injected = 0, windows_requested = 0, halts = 0, kicks = 0;
+    // Wall time spent inside Vcpu::run() (KVM_RUN): what a vCPU is billed.
+    std::uint64_t run_ns = 0;
+    // Exits by ExitKind (index = the enum's value; names: exit_kind_name).
+    std::array<std::uint64_t, kExitKinds> exits_by_kind{};
   };
   Stats stats() const;
 

@@ -17,6 +17,7 @@ struct LocalClusterOptions {
   coord::Timing timing;
   bool verbose = true;             // progress lines on stderr
   std::string json_path;           // non-empty: write the outcome as JSON here
+  std::string metrics;             // non-empty: live metrics endpoint (cluster/metrics.hpp)
 };
 
 // Runs until the machine finishes or fails; returns the process exit code
@@ -28,6 +29,7 @@ struct CoordinatorCommandOptions {
   std::string listen = "0.0.0.0:7470";  // HOST:PORT
   coord::MachineConfig config;
   std::string json_path;                // non-empty: write the outcome as JSON here
+  std::string metrics;                  // non-empty: live metrics endpoint (cluster/metrics.hpp)
 };
 
 // `ssi coordinator`: waits for nodes started elsewhere (ssh, Slurm...).

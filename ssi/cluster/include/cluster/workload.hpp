@@ -21,12 +21,16 @@ class Workload {
   // a running run_phase may still touch: that happens in the destructor,
   // after the worker thread is joined.
   virtual void stop() {}
+  // Counters right now, for live metrics; called on the control thread
+  // while run_phase may be running (read only atomics / locked state).
+  virtual coord::Counters sample() const { return {}; }
 };
 
 // Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"
 // (a KVM guest across the nodes: `ssi run --nodes N`), "machine-demo" (the
 // same machine with scripted vCPUs, no KVM needed), and the
-// interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md).
+// interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md),
+// "vcpu-spin" (busy threads in the vCPUs' cgroups: shares and metrics).
 const std::vector<std::string>& workload_names();
 
 Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config);

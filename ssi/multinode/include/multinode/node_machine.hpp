@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <span>
 
@@ -33,6 +34,9 @@ struct NodeMachineConfig {
   vcpu::CpuidEntries cpuid;  // filtered supported CPUID; empty = leave the vCPU's own
   int console_fd = 1;        // node 0: where COM1 goes
   std::chrono::milliseconds forward_timeout{10000};
+  // Called first on each vCPU's own thread: resource controls (the node's
+  // cgroup for this vCPU: shares, quota) apply to exactly that thread.
+  std::function<void(std::uint32_t vcpu)> on_vcpu_thread;
 };
 
 // Exit code of a node whose vCPU failed (the guest's codes come from its
