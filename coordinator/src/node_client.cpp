@@ -82,7 +82,7 @@ class NodeImpl final : public Node::Server {
   }
 
   kj::Promise<void> sample(SampleContext context) override {
-    s_.last_contact = now();
+    s_.heard();
     Counters c = s_.runtime.sample();
     auto list = context.getResults().initStats(static_cast<unsigned>(c.size()));
     for (unsigned i = 0; i < c.size(); ++i) {

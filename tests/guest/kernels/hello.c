@@ -9,7 +9,7 @@ int kernel_main(unsigned cpu) {
             info->cpu_node[cpu]);
   rt_fetch_add(&g_said, 1);
   if (cpu != 0) return 0;
-  if (!rt_wait_at_least(&g_said, info->cpu_count, 20000000)) return 1;
+  if (!rt_wait_at_least_for(&g_said, info->cpu_count, RT_WAIT_CYCLES)) return 1;
   rt_printf("hello: all %u cpus said hello, %lu MiB RAM\n", info->cpu_count,
             info->mem_bytes >> 20);
   for (unsigned n = 1; n < info->node_count && n < SSI_MAX_NODES; ++n)

@@ -5,7 +5,6 @@
 #define PING 0x40
 #define PONG 0x41
 #define ROUNDS 20
-#define SPINS 20000000ull
 
 static volatile uint64_t g_pongs;
 static volatile uint64_t g_pings[RT_MAX_CPUS];
@@ -33,7 +32,7 @@ int kernel_main(unsigned cpu) {
   rt_barrier_wait(&g_barrier, n);
   rt_irq_enable();
   if (cpu != 0) {
-    int ok = rt_wait_at_least(&g_done, 1, SPINS * ROUNDS);
+    int ok = rt_wait_at_least_for(&g_done, 1, 4 * RT_WAIT_CYCLES);
     rt_irq_disable();
     return ok ? 0 : 1;
   }
@@ -45,7 +44,7 @@ int kernel_main(unsigned cpu) {
       } else {
         rt_send_ipi(t, PING);
       }
-      if (!rt_wait_at_least(&g_pongs, ++expected, SPINS)) {
+      if (!rt_wait_at_least_for(&g_pongs, ++expected, RT_WAIT_CYCLES)) {
         rt_printf("ipi: no pong from cpu %u in round %u\n", t, r);
         return RT_EXIT_TIMEOUT;
       }

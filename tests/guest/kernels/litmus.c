@@ -19,7 +19,7 @@
 
 #define ROUNDS ((uint64_t)10000)
 #define BATCH 100 /* rounds per meeting; divides ROUNDS */
-#define USER_SPINS ((uint64_t)2000000000) /* native spins: a lost partner fails the run */
+#define MEET_CYCLES RT_WAIT_CYCLES /* a lost partner fails the run; a slow one does not */
 #define FAILED (~0ull)
 #define PAGE 4096
 
@@ -57,11 +57,7 @@ static int meet(struct group* g, unsigned side, unsigned size, uint64_t k) {
   __atomic_store_n(&g->arrive[side].v, k, __ATOMIC_SEQ_CST);
   for (unsigned other = 0; other < size; ++other) {
     if (other == side) continue;
-    uint64_t i = 0;
-    while (__atomic_load_n(&g->arrive[other].v, __ATOMIC_ACQUIRE) < k) {
-      if (++i == USER_SPINS) return 0;
-      __asm__ volatile("pause");
-    }
+    if (!rt_wait_at_least_for(&g->arrive[other].v, k, MEET_CYCLES)) return 0;
   }
   return 1;
 }

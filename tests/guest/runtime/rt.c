@@ -18,7 +18,6 @@
 #define TIMER_MASKED (1u << 16)
 #define USER_STACK_SIZE (64 * 1024)
 #define STUB_SIZE 32
-#define WAIT_SPINS 20000000ull /* ~20 s of emulated ring-0 spinning: a hang fails */
 
 struct rt_frame {
   uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
@@ -104,6 +103,15 @@ int rt_wait_at_least(const volatile uint64_t* p, uint64_t target, uint64_t max_s
   return rt_load(p) >= target;
 }
 
+int rt_wait_at_least_for(const volatile uint64_t* p, uint64_t target, uint64_t tsc_cycles) {
+  uint64_t start = rt_rdtsc();
+  while (rt_load(p) < target) {
+    if (rt_rdtsc() - start > tsc_cycles) return rt_load(p) >= target;
+    rt_pause();
+  }
+  return 1;
+}
+
 void rt_barrier_wait(rt_barrier* b, unsigned n) {
   uint64_t gen = rt_load(&b->generation);
   if (rt_fetch_add(&b->arrived, 1) + 1 == n) {
@@ -111,7 +119,7 @@ void rt_barrier_wait(rt_barrier* b, unsigned n) {
     rt_store(&b->generation, gen + 1);
     return;
   }
-  if (!rt_wait_at_least(&b->generation, gen + 1, WAIT_SPINS)) {
+  if (!rt_wait_at_least_for(&b->generation, gen + 1, RT_WAIT_CYCLES)) {
     rt_printf("rt: barrier timeout\n");
     rt_exit(RT_EXIT_TIMEOUT);
   }
@@ -188,7 +196,7 @@ static void start_aps(void) {
     icr_send(cpu, ICR_INIT);
     icr_send(cpu, ICR_STARTUP | vector);
   }
-  if (!rt_wait_at_least(&g_online, n, WAIT_SPINS)) {
+  if (!rt_wait_at_least_for(&g_online, n, RT_WAIT_CYCLES)) {
     rt_printf("rt: only %lu of %u cpus came online\n", rt_load(&g_online), n);
     rt_exit(RT_EXIT_TIMEOUT);
   }
@@ -213,7 +221,7 @@ void rt_start_cpu(const struct ssi_boot_info* info, unsigned cpu) {
     rt_fetch_add(&g_finished, 1);
     for (;;) __asm__ volatile("cli; hlt");
   }
-  if (!rt_wait_at_least(&g_finished, g_info->cpu_count - 1, WAIT_SPINS)) {
+  if (!rt_wait_at_least_for(&g_finished, g_info->cpu_count - 1, RT_WAIT_CYCLES)) {
     rt_printf("rt: only %lu APs finished\n", rt_load(&g_finished));
     rt_exit(RT_EXIT_TIMEOUT);
   }

@@ -61,6 +61,13 @@ void rt_spin_unlock(rt_spinlock* l);
 
 /* Spins (with pause) until *p >= target or max_spins ran out; 1 on success. */
 int rt_wait_at_least(const volatile uint64_t* p, uint64_t target, uint64_t max_spins);
+/* The same, bounded by time (TSC cycles) instead of a spin count: a spin
+ * costs ~1 us under an instruction emulator and ~1 ns natively, and other
+ * cpus may be slow to come (remote page faults cost ms under emulation), so
+ * only a time bound tells a hang from slowness. RT_WAIT_CYCLES: ~100 s at
+ * 2.5 GHz. */
+#define RT_WAIT_CYCLES 250000000000ull
+int rt_wait_at_least_for(const volatile uint64_t* p, uint64_t target, uint64_t tsc_cycles);
 /* A reusable barrier for `n` participants (bounded: exits with RT_EXIT_TIMEOUT). */
 typedef struct {
   volatile uint64_t arrived;
