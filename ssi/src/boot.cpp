@@ -34,17 +34,22 @@ std::uint64_t tss_gpa(std::uint32_t cpu) { return kTssGpa + std::uint64_t{cpu} *
 
 // Writes one 4-level identity map of [0, map_end) with 2 MiB pages at
 // `root`; `extra` is OR-ed into every entry (the U bit for the user variant).
+// Accessed and Dirty are set up front: otherwise the CPU's page walker
+// writes them into the tables on first use, and across nodes every such
+// write is a DSM write fault on a page-table page that all vCPUs share
+// (page walks during event delivery then need the page back).
 Result<void> write_page_tables(const GuestRam& ram, std::uint64_t root, std::uint64_t map_end,
                                std::uint64_t extra) {
   const std::uint64_t pdpt = root + kSmallPage;
   const std::uint64_t pd0 = pdpt + kSmallPage;
   const std::uint64_t gigs = map_end / kGiB;
   std::vector<std::uint64_t> table(kEntries, 0);
-  table[0] = pdpt | kPtePresent | kPteWrite | extra;
+  const std::uint64_t flags = kPtePresent | kPteWrite | kPteAccessed | extra;
+  table[0] = pdpt | flags;
   SSI_TRY(ram.write(Gpa{root}, bytes_of(table)));
   std::fill(table.begin(), table.end(), 0);
   for (std::uint64_t g = 0; g < gigs; ++g) {
-    table[g] = (pd0 + g * kSmallPage) | kPtePresent | kPteWrite | extra;
+    table[g] = (pd0 + g * kSmallPage) | flags;
   }
   SSI_TRY(ram.write(Gpa{pdpt}, bytes_of(table)));
   for (std::uint64_t g = 0; g < gigs; ++g) {
@@ -52,7 +57,7 @@ Result<void> write_page_tables(const GuestRam& ram, std::uint64_t root, std::uin
       std::uint64_t addr = g * kGiB + j * kHugePage;
       // MMIO below 4 GiB must not be cached.
       std::uint64_t cache = (addr >= kPciHoleStart && addr < kHighRamStart) ? kPtePcd | kPtePwt : 0;
-      table[j] = addr | kPtePresent | kPteWrite | kPteHuge | cache | extra;
+      table[j] = addr | flags | kPteDirty | kPteHuge | cache;
     }
     SSI_TRY(ram.write(Gpa{pd0 + g * kSmallPage}, bytes_of(table)));
   }

@@ -21,6 +21,7 @@ struct Walk {
   bool user;
   bool writable;
   bool uncached;
+  bool accessed_and_dirty;  // A at every level, D on the leaf: the walker never writes
 };
 
 std::optional<Walk> walk(const GuestRam& ram, std::uint64_t cr3, std::uint64_t va) {
@@ -35,7 +36,8 @@ std::optional<Walk> walk(const GuestRam& ram, std::uint64_t cr3, std::uint64_t v
   std::uint64_t pa = (pde & kPteAddrMask & ~((2 * kMiB) - 1)) | (va & (2 * kMiB - 1));
   bool user = (pml4e & pdpte & pde & kPteUser) != 0;
   bool writable = (pml4e & pdpte & pde & kPteWrite) != 0;
-  return Walk{pa, user, writable, (pde & kPtePcd) != 0};
+  bool ad = (pml4e & pdpte & pde & kPteAccessed) != 0 && (pde & kPteDirty) != 0;
+  return Walk{pa, user, writable, (pde & kPtePcd) != 0, ad};
 }
 
 using ssi::testing::LazyRam;
@@ -72,6 +74,7 @@ TEST_F(BootTest, BothPageTablesIdentityMapFourGiB) {
       ASSERT_TRUE(w.has_value()) << std::hex << "va " << va << " seed 42";
       EXPECT_EQ(w->pa, va);
       EXPECT_TRUE(w->writable);
+      EXPECT_TRUE(w->accessed_and_dirty) << std::hex << "va " << va;
     }
   }
   EXPECT_FALSE(walk(*ram_, layout_.kernel_cr3, 4 * kGiB).has_value());

@@ -34,6 +34,8 @@ inline constexpr std::uint64_t kPteWrite = 1ull << 1;
 inline constexpr std::uint64_t kPteUser = 1ull << 2;
 inline constexpr std::uint64_t kPtePwt = 1ull << 3;
 inline constexpr std::uint64_t kPtePcd = 1ull << 4;
+inline constexpr std::uint64_t kPteAccessed = 1ull << 5;
+inline constexpr std::uint64_t kPteDirty = 1ull << 6;
 inline constexpr std::uint64_t kPteHuge = 1ull << 7;
 inline constexpr std::uint64_t kPteAddrMask = 0x000FFFFFFFFFF000ull;
 inline constexpr std::uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Et = 1ull << 4,
