@@ -4,6 +4,8 @@
 // the guest (different file, no KVM) stops the machine with one clear line.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +28,10 @@ namespace {
 using namespace std::chrono_literals;
 using ssi::testing::ProcessOutcome;
 using ssi::testing::run_process;
+
+// The processes a test starts form one machine and share its secret, as the
+// launchers arrange (docs/security.md); children inherit it.
+const bool kMachineSecretSet = ::setenv("SSI_SECRET", std::string(64, 'a').c_str(), 1) == 0;
 
 std::uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

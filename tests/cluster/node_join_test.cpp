@@ -3,6 +3,8 @@
 // backoff, until its --join-timeout.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -23,6 +25,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using ssi::testing::run_process;
+
+// The processes a test starts form one machine and share its secret, as the
+// launchers arrange (docs/security.md); children inherit it.
+const bool kMachineSecretSet = ::setenv("SSI_SECRET", std::string(64, 'a').c_str(), 1) == 0;
 
 // A port nobody listens on right now.
 int free_port() {

@@ -21,10 +21,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-void skip_without_kvm() {
+const vcpu::KvmHost& kvm_host() {
   static const vcpu::KvmHost host = vcpu::probe_kvm_host();
-  if (!host.usable) GTEST_SKIP() << host.reason;
+  return host;
 }
+
+// A macro: GTEST_SKIP only leaves the function it is written in.
+#define SKIP_WITHOUT_KVM() \
+  if (!kvm_host().usable) GTEST_SKIP() << kvm_host().reason
 
 void expect_passed(const ssi::testing::ProcessOutcome& o, const RunCase& c) {
   EXPECT_FALSE(o.timed_out);
@@ -63,7 +67,7 @@ std::vector<std::string> run_args(const std::string& kernel, unsigned nodes, uns
 class GuestRun : public ::testing::TestWithParam<RunCase> {};
 
 TEST_P(GuestRun, ExitsZeroWithExpectedSerialOutput) {
-  skip_without_kvm();
+  SKIP_WITHOUT_KVM();
   const RunCase& c = GetParam();
   auto o = ssi::testing::run_process(SSI_BINARY, run_args(c.kernel, 1, c.vcpus, ""), {}, 300s);
   expect_passed(o, c);
@@ -93,7 +97,7 @@ std::vector<NodesCase> nodes_cases() {
 class GuestAcrossNodes : public ::testing::TestWithParam<NodesCase> {};
 
 TEST_P(GuestAcrossNodes, ExitsZeroWithExpectedOutput) {
-  skip_without_kvm();
+  SKIP_WITHOUT_KVM();
   const NodesCase& c = GetParam();
   auto o = ssi::testing::run_process(SSI_BINARY, run_args(c.kernel, c.nodes, c.vcpus, c.transport),
                                      {}, 600s);
