@@ -100,7 +100,7 @@ TEST_P(GuestAcrossNodes, ExitsZeroWithExpectedOutput) {
   SKIP_WITHOUT_KVM();
   const NodesCase& c = GetParam();
   auto o = ssi::testing::run_process(SSI_BINARY, run_args(c.kernel, c.nodes, c.vcpus, c.transport),
-                                     {}, 600s);
+                                     {}, 1200s);
   expect_passed(o, RunCase{c.kernel, c.vcpus});
   if (c.kernel == "compute") expect_native_ring3(o.out);
 }
