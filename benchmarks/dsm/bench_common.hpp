@@ -35,7 +35,7 @@ struct Samples {
 };
 
 // SSI_BENCH_CPUS="0" (default: every thread on CPU 0, no cross-core
-// wake-ups, see LIMITS.md S3) or e.g. "0,1": node i's reactor and host
+// wake-ups, about 15-40 us on this machine kind, docs/benchmarking.md) or e.g. "0,1": node i's reactor and host
 // thread on cpus[i % n].
 inline std::vector<int> bench_cpus() {
   const char* env = std::getenv("SSI_BENCH_CPUS");

@@ -37,7 +37,7 @@ TEST_P(GuestKernel, LoadsWithSsiElfLoaderAndBootBuilder) {
   EXPECT_EQ(ram.read_value<std::uint8_t>(Gpa{image->entry}).value(), 0xFA);
 }
 
-// Mnemonics the emulator fails on at CPL0 (KVM-NOTES #7), as objdump prints them.
+// Mnemonics the kvm-pvm emulator fails on at CPL0 (docs/kvm.md), as objdump prints them.
 TEST_P(GuestKernel, ContainsNoInstructionTheEmulatorRejects) {
   if (::access("/usr/bin/objdump", X_OK) != 0) GTEST_SKIP() << "no objdump";
   std::string cmd = "/usr/bin/objdump -d --no-show-raw-insn " + guest_kernel_path(GetParam());

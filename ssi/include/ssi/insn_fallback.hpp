@@ -1,5 +1,5 @@
 // What to do when KVM's instruction emulator gives up
-// (KVM_EXIT_INTERNAL_ERROR, suberror EMULATION; KVM-NOTES #7, LINUX-NOTES):
+// (KVM_EXIT_INTERNAL_ERROR, suberror EMULATION; the kvm-pvm emulator, docs/kvm.md):
 // decode the instruction bytes KVM reports and, where the architectural
 // effect is simple, complete it in userspace:
 //   int3 (cc) / int $3 (cd 03)      -> RIP past it, inject #BP (a trap)
