@@ -28,6 +28,8 @@ struct MachineConfig {
   vcpuQuotaPercent @11 :UInt32;  # CPU limit of each vCPU's thread, % of one CPU (0 = none)
   nodeMemLimit @12 :UInt64;      # memory limit of each node process, bytes (0 = none)
   kernelSha256 @13 :Text;        # every node checks its copy of `kernel` against this
+  initrd @14 :Text;              # Linux initrd / multiboot module file, read by node 0 (optional)
+  append @15 :Text;              # kernel command line (Linux, multiboot)
 }
 
 struct Counter {

@@ -41,6 +41,8 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setVcpuQuotaPercent(in.vcpu_quota_percent);
   out.setNodeMemLimit(in.node_mem_limit);
   out.setKernelSha256(in.kernel_sha256);
+  out.setInitrd(in.initrd);
+  out.setAppend(in.append);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -59,6 +61,8 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.vcpu_quota_percent = in.getVcpuQuotaPercent();
   out.node_mem_limit = in.getNodeMemLimit();
   out.kernel_sha256 = in.getKernelSha256();
+  out.initrd = in.getInitrd();
+  out.append = in.getAppend();
   return out;
 }
 

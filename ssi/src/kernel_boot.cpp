@@ -18,7 +18,9 @@ bool is_elf64(std::span<const std::uint8_t> f) {
 
 AcpiConfig acpi_config(const MemoryMap& map, const ForeignBootOptions& o) {
   return {.cpus = o.vcpus,
-          .cpu_node = cpu_nodes(o.vcpus, o.nodes),
+          .cpu_node = o.cpu_node.empty()
+                          ? cpu_nodes(o.vcpus, o.nodes)
+                          : std::vector<std::uint32_t>(o.cpu_node.begin(), o.cpu_node.end()),
           .node_memory = node_memory(map, o.nodes),
           .remote_distance = o.numa_distance};
 }

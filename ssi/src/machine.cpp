@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -10,15 +11,11 @@
 #include <fmt/format.h>
 
 #include "base/clock.hpp"
-#include "base/log.hpp"
-#include "ssi/board.hpp"
 #include "ssi/boot.hpp"
-#include "ssi/devices/debug_exit.hpp"
 #include "ssi/devices/fw_cfg.hpp"
-#include "ssi/devices/serial.hpp"
+#include "ssi/guest_ram.hpp"
 #include "ssi/insn_fallback.hpp"
 #include "ssi/kvm_entry.hpp"
-#include "ssi/machine_io.hpp"
 #include "vcpu/lapic.hpp"
 #include "vcpu/runner.hpp"
 #include "vcpu/timer.hpp"
@@ -27,10 +24,7 @@ namespace ssi::machine {
 
 namespace {
 
-// Exit code when a vCPU fails (the Error carries the reason).
-constexpr int kVcpuFailed = 1;
-
-// Anonymous guest RAM (the DSM region takes this place in multi-node runs).
+// Anonymous guest RAM: the RAM backend of a machine that is not given one.
 class AnonymousRam {
  public:
   static Result<AnonymousRam> map(std::uint64_t bytes) {
@@ -52,121 +46,235 @@ class AnonymousRam {
   std::uint64_t n_;
 };
 
-class SingleNodeMachine final : public Machine {
- public:
-  explicit SingleNodeMachine(AnonymousRam ram, int console_fd)
-      : ram_(std::move(ram)),
-        board_(console_fd, exit_),
-        timers_([this](VcpuId id) { notify(id); }) {}
+std::uint32_t node_of(const MachineConfig& c, std::uint32_t vcpu) {
+  return c.vcpu_node.empty() ? 0 : c.vcpu_node.at(vcpu);
+}
 
-  Result<void> init(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
-    SSI_TRY(board_.attach());
-    board_.connect_interrupts(router_, static_cast<std::uint8_t>(cfg.vcpus));  // MADT's IOAPIC id
+}  // namespace
 
-    fw_cfg_.emplace(FwCfgConfig{.ram_bytes = cfg.map.ram_bytes(),
-                                .cpus = static_cast<std::uint16_t>(cfg.vcpus)});
-    SSI_TRY(board_.pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg_));
-
-    SSI_ASSIGN_OR_RETURN(GuestRam ram, GuestRam::make(cfg.map, ram_.span()));
-    if (cfg.load_foreign) {
-      SSI_ASSIGN_OR_RETURN(BootPlan plan, cfg.load_foreign(ram));
-      bsp_state_ = plan.bsp;
-    } else {
-      SSI_TRY(load_elf(cfg.kernel, cfg.kernel_file, ram));
-      SSI_ASSIGN_OR_RETURN(layout_, build_boot_area(ram, {.cpu_count = cfg.vcpus,
-                                                          .kernel_entry = cfg.kernel.entry,
-                                                          .kernel_end = cfg.kernel.end()}));
-      bsp_state_ = layout_.bsp_state();
-      ssi_aps_ = true;
-    }
-    SSI_ASSIGN_OR_RETURN(vm_, hv.create_vm({}));
-    SSI_TRY(map_guest_ram(*vm_, cfg.map, ram_.span()));
-    SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries supported, hv.supported_cpuid());
-    supported = vcpu::filter_cpuid(std::move(supported), vcpu::CpuidPolicy{});
-    for (std::uint32_t i = 0; i < cfg.vcpus; ++i) SSI_TRY(add_vcpu(i, supported));
-    return ok();
-  }
-
-  Result<int> run() override {
-    std::vector<std::thread> threads;
-    std::mutex mu;
-    std::optional<Error> first_error;
-    for (std::size_t i = 0; i < cpus_.size(); ++i) {
-      threads.emplace_back([this, i, &mu, &first_error] {
-        auto r = cpus_[i]->runner->run();
-        if (!r.ok()) {
-          {
-            std::lock_guard lock(mu);
-            if (!first_error) {
-              first_error = std::move(r).error();
-              first_error->message = fmt::format("vcpu {}: {}", i, first_error->message);
-            }
-          }
-          exit_.request(kVcpuFailed);
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    board_.flush_console();
-    if (first_error) return std::move(*first_error);
-    return exit_.exit_code().value_or(0);
-  }
-
-  void request_exit(int code) override { exit_.request(code); }
-
- private:
+struct Machine::Impl {
   struct Cpu {
+    std::uint32_t index = 0;
     std::unique_ptr<vcpu::Vcpu> vcpu;
     std::unique_ptr<vcpu::Lapic> lapic;
     std::unique_ptr<vcpu::VcpuRunner> runner;
   };
 
-  Result<void> add_vcpu(std::uint32_t i, const vcpu::CpuidEntries& cpuid) {
+  Impl(const MachineConfig& c, const MachineFabric& f)
+      : config(c), ram(f.ram),
+        exit(f.exit ? *f.exit : own_exit),
+        local_ipis(f.local_ipis ? *f.local_ipis : own_local_ipis),
+        ipis(f.ipis ? *f.ipis : static_cast<vcpu::IpiSink&>(local_ipis)),
+        timers([this](VcpuId id) { notify(id); }) {
+    if (f.remote_io) {
+      io = f.remote_io;
+    } else {
+      board = std::make_unique<Board>(c.console_fd, exit);
+      io = &board->io();
+    }
+  }
+
+  Result<void> init(vcpu::Vm& vm) {
+    if (config.vcpus == 0 || config.nodes == 0 || config.self.value() >= config.nodes ||
+        (!config.vcpu_node.empty() && config.vcpu_node.size() != config.vcpus))
+      return make_error(Errc::kInvalidArgument,
+                        fmt::format("node {} of {} with {} vCPUs and a placement of {}",
+                                    config.self.value(), config.nodes, config.vcpus,
+                                    config.vcpu_node.size()));
+    SSI_ASSIGN_OR_RETURN(guest_ram, GuestRam::make(config.map, ram));
+    if (board) SSI_TRY(attach_board());
+    SSI_TRY(map_guest_ram(vm, config.map, ram));
+    by_vcpu.assign(config.vcpus, nullptr);
+    for (std::uint32_t i = 0; i < config.vcpus; ++i)
+      if (node_of(config, i) == config.self.value()) SSI_TRY(add_vcpu(vm, i));
+    return ok();
+  }
+
+  Result<void> attach_board() {
+    SSI_TRY(board->attach());
+    board->connect_interrupts(ipis, static_cast<std::uint8_t>(config.vcpus));  // MADT's IOAPIC id
+    fw_cfg.emplace(FwCfgConfig{.ram_bytes = config.map.ram_bytes(),
+                               .cpus = static_cast<std::uint16_t>(config.vcpus)});
+    return board->pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg);
+  }
+
+  Result<void> add_vcpu(vcpu::Vm& vm, std::uint32_t i) {
     auto cpu = std::make_unique<Cpu>();
-    SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm_->create_vcpu(VcpuId{i}));
-    SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(cpuid, i)));
+    cpu->index = i;
+    SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm.create_vcpu(VcpuId{i}));
+    if (!config.cpuid.empty())
+      SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(config.cpuid, i)));
     vcpu::LapicConfig lc;
     lc.vcpu = VcpuId{i};
     lc.apic_id = i;
     lc.bsp = i == 0;
-    cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), router_, &timers_);
-    router_.lapics.push_back(cpu->lapic.get());
-    cpu->lapic->set_level_eoi([this](std::uint8_t v) { board_.ioapic().eoi(v); });
+    cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), ipis, &timers);
+    local_ipis.lapics.push_back(cpu->lapic.get());
+    // Level-triggered EOIs reach the IOAPIC on the device node only.
+    if (board) cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
     vcpu::RunnerOptions ro;
     ro.on_internal_error = handle_internal_error;
-    if (i == 0) {
-      SSI_TRY(enter(*cpu->vcpu, bsp_state_));
-    } else if (ssi_aps_) {
-      // ssi boot convention: SIPI starts the AP in long mode (boot_info.h).
-      ro.on_sipi = [layout = layout_, i](vcpu::Vcpu& v, std::uint8_t vector) -> Result<void> {
+    if (config.kernel == KernelKind::kSsiElf) {
+      // ssi boot convention: SIPI starts the AP in long mode (boot_info.h),
+      // from the boot info the device node wrote (read through the DSM on
+      // the other nodes).
+      ro.on_sipi = [this, i](vcpu::Vcpu& v, std::uint8_t vector) -> Result<void> {
+        SSI_ASSIGN_OR_RETURN(BootLayout layout, read_boot_layout(*guest_ram));
         SSI_ASSIGN_OR_RETURN(EntryState st, layout.ap_state(i, vector));
         return enter(v, st);
       };
     }
-    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, board_.io(), exit_,
+    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, *io, exit,
                                                      SteadyClock::instance(), std::move(ro));
-    cpus_.push_back(std::move(cpu));
+    by_vcpu[i] = cpu.get();
+    cpus.push_back(std::move(cpu));
     return ok();
   }
 
-  void notify(VcpuId id) {
-    if (id.value() < cpus_.size()) cpus_[id.value()]->runner->notify();
+  Result<void> load(const KernelImage* k) {
+    if (!board) return make_error(Errc::kInvalidArgument, "only the device node loads the kernel");
+    EntryState bsp;
+    if (k && k->kind != KernelKind::kSsiElf) {
+      SSI_ASSIGN_OR_RETURN(BootPlan plan,
+                           load_foreign_kernel(k->kind, k->file, *guest_ram,
+                                               k->foreign(config.vcpu_node)));
+      bsp = plan.bsp;
+    } else {
+      if (k) SSI_TRY(load_elf(k->elf, k->file, *guest_ram));
+      SSI_ASSIGN_OR_RETURN(BootLayout layout,
+                           build_boot_area(*guest_ram, {.cpu_count = config.vcpus,
+                                                        .node_count = config.nodes,
+                                                        .cpu_node = config.vcpu_node,
+                                                        .node_ram_start = config.node_ram_start,
+                                                        .kernel_entry = k ? k->elf.entry : 0,
+                                                        .kernel_end = k ? k->elf.end() : 0}));
+      bsp = layout.bsp_state();
+    }
+    if (by_vcpu[0]) SSI_TRY(enter(*by_vcpu[0]->vcpu, bsp));
+    return ok();
   }
 
-  AnonymousRam ram_;
-  vcpu::ExitRequest exit_;
-  Board board_;
-  LocalIpiRouter router_;
-  std::optional<FwCfg> fw_cfg_;
-  BootLayout layout_;
-  EntryState bsp_state_;
-  bool ssi_aps_ = false;  // ELF test kernels: APs enter long mode directly on SIPI
-  std::unique_ptr<vcpu::Vm> vm_;
-  std::vector<std::unique_ptr<Cpu>> cpus_;
-  vcpu::TimerThread timers_;  // last: its thread calls notify() until it is destroyed
+  Result<int> run() {
+    auto t0 = SteadyClock::instance().now();
+    std::vector<std::thread> threads;
+    std::mutex mu;
+    std::optional<Error> first_error;
+    for (auto& cpu : cpus) {
+      threads.emplace_back([this, c = cpu.get(), &mu, &first_error] {
+        if (config.on_vcpu_thread) config.on_vcpu_thread(c->index);
+        auto r = c->runner->run();
+        if (r.ok()) return;
+        {
+          std::lock_guard lock(mu);
+          if (!first_error) {
+            first_error = std::move(r).error();
+            first_error->message = fmt::format("vcpu {}: {}", c->index, first_error->message);
+          }
+        }
+        exit.request(kVcpuFailed);
+      });
+    }
+    // A node may run no vCPU at all (a placement can leave one empty): it
+    // serves the others until the exit.
+    while (threads.empty() && !exit.requested())
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (auto& t : threads) t.join();
+    run_ns.store(static_cast<std::uint64_t>(
+        std::chrono::nanoseconds(SteadyClock::instance().now() - t0).count()));
+    if (board) board->flush_console();
+    if (first_error) return std::move(*first_error);
+    return exit.exit_code().value_or(0);
+  }
+
+  void notify(VcpuId id) {
+    if (id.value() < by_vcpu.size() && by_vcpu[id.value()]) by_vcpu[id.value()]->runner->notify();
+  }
+
+  Counters stats() const {
+    vcpu::VcpuRunner::Stats s;
+    for (const auto& c : cpus) {
+      auto r = c->runner->stats();
+      s.exits += r.exits;
+      s.injected += r.injected;
+      s.halts += r.halts;
+    }
+    Counters out = {{"vcpus", cpus.size()},
+                    {"vcpu_run_ms", run_ns.load() / 1'000'000},
+                    {"vcpu_exits", s.exits},
+                    {"interrupts_injected", s.injected},
+                    {"halts", s.halts}};
+    // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
+    for (const auto& c : cpus) {
+      auto r = c->runner->stats();
+      std::string p = "vcpu" + std::to_string(c->index) + ".";
+      out.insert(out.end(), {{p + "run_ns", r.run_ns}, {p + "exits", r.exits},
+                             {p + "interrupts_injected", r.injected}, {p + "halts", r.halts},
+                             {p + "kicks", r.kicks}});
+      for (std::size_t k = 0; k < r.exits_by_kind.size(); ++k)
+        if (r.exits_by_kind[k] != 0)
+          out.emplace_back(p + "exits_" +
+                               std::string(vcpu::exit_kind_name(static_cast<vcpu::ExitKind>(k))),
+                           r.exits_by_kind[k]);
+    }
+    return out;
+  }
+
+  // One-node convenience (create(hv, ...)): the RAM and VM the machine owns.
+  // First members: destroyed after the vCPUs that use them.
+  std::optional<AnonymousRam> own_ram;
+  std::unique_ptr<vcpu::Vm> own_vm;
+
+  MachineConfig config;
+  std::span<std::uint8_t> ram;
+  std::optional<GuestRam> guest_ram;
+  vcpu::ExitRequest own_exit;
+  vcpu::ExitRequest& exit;
+  LocalIpiRouter own_local_ipis;
+  LocalIpiRouter& local_ipis;
+  vcpu::IpiSink& ipis;
+  std::unique_ptr<Board> board;  // device node only
+  std::optional<FwCfg> fw_cfg;
+  vcpu::IoHandler* io = nullptr;  // the board's, or the fabric's forwarder
+  std::vector<std::unique_ptr<Cpu>> cpus;
+  std::vector<Cpu*> by_vcpu;
+  std::atomic<std::uint64_t> run_ns{0};
+  vcpu::TimerThread timers;  // last: its thread calls notify() until it is destroyed
 };
 
-}  // namespace
+Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Machine::~Machine() = default;
+
+Result<std::unique_ptr<Machine>> Machine::create(vcpu::Vm& vm, const MachineConfig& config,
+                                                 const MachineFabric& fabric) {
+  if (fabric.ram.size() != config.map.ram_bytes())
+    return make_error(Errc::kInvalidArgument,
+                      fmt::format("guest RAM of {} bytes for a map of {}", fabric.ram.size(),
+                                  config.map.ram_bytes()));
+  auto impl = std::make_unique<Impl>(config, fabric);
+  SSI_TRY(impl->init(vm));
+  return std::unique_ptr<Machine>(new Machine(std::move(impl)));
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(vcpu::Hypervisor& hv, const MachineConfig& config) {
+  SSI_ASSIGN_OR_RETURN(AnonymousRam ram, AnonymousRam::map(config.map.ram_bytes()));
+  SSI_ASSIGN_OR_RETURN(auto vm, hv.create_vm({}));
+  MachineConfig c = config;
+  if (c.cpuid.empty()) {
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries supported, hv.supported_cpuid());
+    c.cpuid = vcpu::filter_cpuid(std::move(supported), vcpu::CpuidPolicy{});
+  }
+  auto impl = std::make_unique<Impl>(c, MachineFabric{.ram = ram.span()});
+  impl->own_ram.emplace(std::move(ram));
+  impl->own_vm = std::move(vm);
+  SSI_TRY(impl->init(*impl->own_vm));
+  return std::unique_ptr<Machine>(new Machine(std::move(impl)));
+}
+
+Result<void> Machine::load(const KernelImage* kernel) { return impl_->load(kernel); }
+Result<int> Machine::run() { return impl_->run(); }
+void Machine::request_exit(int code) { impl_->exit.request(code); }
+Board* Machine::board() { return impl_->board.get(); }
+Counters Machine::stats() const { return impl_->stats(); }
 
 StopSignalBlock::StopSignalBlock() {
   sigset_t set;
@@ -199,13 +307,6 @@ Result<int> run_until_exit(Machine& machine) {
   done.store(true);
   watcher.join();
   return result;
-}
-
-Result<std::unique_ptr<Machine>> Machine::create(vcpu::Hypervisor& hv, const MachineConfig& cfg) {
-  SSI_ASSIGN_OR_RETURN(AnonymousRam ram, AnonymousRam::map(cfg.map.ram_bytes()));
-  auto m = std::make_unique<SingleNodeMachine>(std::move(ram), cfg.console_fd);
-  SSI_TRY(m->init(hv, cfg));
-  return std::unique_ptr<Machine>(std::move(m));
 }
 
 }  // namespace ssi::machine

@@ -6,17 +6,13 @@
 #include <fmt/format.h>
 
 #include "ssi/boot.hpp"
-#include "ssi/elf_loader.hpp"
-#include "ssi/kernel_boot.hpp"
+#include "ssi/kernel_image.hpp"
 #include "ssi/machine.hpp"
 #include "ssi/memory_map.hpp"
 
 namespace ssi::machine {
 
 namespace {
-
-constexpr std::uint64_t kMaxKernelFile = 256 * kMiB;
-constexpr std::uint64_t kMaxInitrdFile = 4 * kGiB;
 
 Error bad(std::string msg) { return make_error(Errc::kInvalidArgument, std::move(msg)); }
 
@@ -60,46 +56,24 @@ Result<int> run(const RunOptions& o) {
   if (!mem.ok()) return with_prefix("--mem", std::move(mem).error());
   auto map = MemoryMap::pc(*mem);
   if (!map.ok()) return with_prefix("--mem", std::move(map).error());
-  if (o.kernel.empty()) return bad("--kernel is required");
-  SSI_ASSIGN_OR_RETURN(auto file, read_file(o.kernel, kMaxKernelFile));
-  auto kind = detect_kernel(file);
-  if (!kind.ok()) return with_prefix(o.kernel, std::move(kind).error());
-  std::vector<std::uint8_t> initrd;
-  if (!o.initrd.empty()) {
-    SSI_ASSIGN_OR_RETURN(initrd, read_file(o.initrd, kMaxInitrdFile));
-  }
+  // Read and checked once, before KVM is opened: bad input fails early.
+  SSI_ASSIGN_OR_RETURN(KernelImage kernel,
+                       read_kernel_image({.kernel = o.kernel, .initrd = o.initrd,
+                                          .append = o.append, .vcpus = o.vcpus,
+                                          .nodes = o.nodes},
+                                         *map));
+  SSI_TRY(check_kvm(o.kvm_device));
   if (o.nodes > 1 || o.via_nodes) {
-    if (*kind != KernelKind::kSsiElf)
-      return make_error(Errc::kUnsupported,
-                        fmt::format("{}: --nodes above 1 runs ssi ELF test kernels only (for now)",
-                                    o.kernel));
-    auto image = parse_elf(file, *map);
-    if (!image.ok()) return with_prefix(o.kernel, std::move(image).error());
-    SSI_TRY(check_kvm(o.kvm_device));
+    // The node processes get the file names (and node 0 loads the kernel
+    // into the DSM region): the image cannot cross a process boundary.
     if (!o.run_on_nodes) return make_error(Errc::kUnsupported, "no multi-node launcher");
     return o.run_on_nodes(o, *mem);
   }
-  MachineConfig cfg{.vcpus = o.vcpus, .map = *map, .kernel_file = file, .kernel = {}};
-  const ForeignBootOptions foreign{.vcpus = o.vcpus, .nodes = o.nodes, .cmdline = o.append,
-                                   .initrd = initrd, .initrd_name = o.initrd};
-  if (*kind == KernelKind::kSsiElf) {
-    if (!o.initrd.empty() || !o.append.empty()) {
-      return bad(fmt::format("{}: --initrd and --append need a Linux or multiboot kernel", o.kernel));
-    }
-    auto image = parse_elf(file, *map);
-    if (!image.ok()) return with_prefix(o.kernel, std::move(image).error());
-    cfg.kernel = *image;
-  } else {
-    auto checked = check_foreign_kernel(*kind, file, *map, foreign);
-    if (!checked.ok()) return with_prefix(o.kernel, std::move(checked).error());
-    cfg.load_foreign = [kind = *kind, &file, &foreign](const GuestRam& ram) {
-      return load_foreign_kernel(kind, file, ram, foreign);
-    };
-  }
-  SSI_TRY(check_kvm(o.kvm_device));
   SSI_ASSIGN_OR_RETURN(auto hv, vcpu::open_kvm(o.kvm_device));
   StopSignalBlock block;  // before any machine thread exists: Ctrl-C stops the guest cleanly
-  SSI_ASSIGN_OR_RETURN(auto machine, Machine::create(*hv, cfg));
+  SSI_ASSIGN_OR_RETURN(auto machine,
+                       Machine::create(*hv, {.vcpus = o.vcpus, .map = *map, .kernel = kernel.kind}));
+  SSI_TRY(machine->load(&kernel));
   return run_until_exit(*machine);
 }
 

@@ -1,6 +1,6 @@
 // Foreign kernels under `ssi run` itself (KVM): mbtest through ssi's
-// multiboot loader, fw_cfg and isa-debug-exit; a Debian bzImage with an
-// initramfs through ssi's Linux loader. Skipped, with the reason, on a host
+// multiboot loader, fw_cfg and isa-debug-exit, on one node and across two
+// (its module and command line reach node 0, its SRAT/SLIT name 2 nodes). Skipped, with the reason, on a host
 // without a usable /dev/kvm; scripts/test runs them in the KVM test VM too.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -41,6 +41,19 @@ TEST_F(ForeignKvm, MultibootKernelPassesItsChecksUnderSsi) {
     EXPECT_EQ(o.exit_code, 1) << "isa-debug-exit 0 -> (0 << 1) | 1\n" << o.out << o.err;
     EXPECT_NE(o.out.find("mbtest: PASS"), std::string::npos) << o.out << o.err;
   }
+}
+
+TEST_F(ForeignKvm, MultibootKernelPassesItsChecksAcrossTwoNodes) {
+  const std::string module = dir_ + "/module.bin";
+  std::ofstream(module) << "SSIMOD-payload";
+  auto o = ssi::testing::run_process(
+      SSI_BINARY,
+      {"run", "--nodes", "2", "--vcpus", "2", "--mem", "64M", "--transport", "tcp", "--kernel",
+       SSI_MBTEST, "--initrd", module, "--append", "cpus=2 mem=64 nodes=2 module=SSIMOD"},
+      {}, std::chrono::seconds(240));
+  ASSERT_FALSE(o.timed_out) << o.out << o.err;
+  EXPECT_EQ(o.exit_code, 1) << "isa-debug-exit 0 -> (0 << 1) | 1\n" << o.out << o.err;
+  EXPECT_NE(o.out.find("mbtest: PASS"), std::string::npos) << o.out << o.err;
 }
 
 }  // namespace

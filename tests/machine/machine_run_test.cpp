@@ -107,10 +107,11 @@ TEST(MachineRun, BootsBspStartsApViaSipiAndExitsWithGuestCode) {
   ap->push_simple(vcpu::ExitKind::kHlt);
 
   Pipe console;
-  MachineConfig cfg{.vcpus = 2, .map = map, .kernel_file = file, .kernel = *image,
-                    .console_fd = console.fds[1]};
+  MachineConfig cfg{.vcpus = 2, .map = map, .console_fd = console.fds[1]};
   auto machine = Machine::create(hv, cfg);
   ASSERT_TRUE(machine.ok()) << machine.error().to_string();
+  KernelImage kernel{.path = "test", .kind = KernelKind::kSsiElf, .file = file, .elf = *image};
+  ASSERT_TRUE((*machine)->load(&kernel).ok());
 
   // Memory slots: every RAM region, with the kernel and boot info in place.
   ASSERT_NE(hv.last_vm, nullptr);
@@ -159,10 +160,11 @@ TEST(MachineRun, VcpuFailureStopsTheMachineWithANamedError) {
   hv.pool.push_back(std::make_unique<FakeVcpu>(VcpuId{0}));
   hv.pool[0]->push_simple(vcpu::ExitKind::kShutdown);  // a triple fault
   Pipe console;
-  MachineConfig cfg{.vcpus = 1, .map = map, .kernel_file = file, .kernel = image,
-                    .console_fd = console.fds[1]};
+  MachineConfig cfg{.vcpus = 1, .map = map, .console_fd = console.fds[1]};
   auto machine = Machine::create(hv, cfg);
   ASSERT_TRUE(machine.ok()) << machine.error().to_string();
+  KernelImage kernel{.path = "test", .kind = KernelKind::kSsiElf, .file = file, .elf = image};
+  ASSERT_TRUE((*machine)->load(&kernel).ok());
   auto code = (*machine)->run();
   ASSERT_FALSE(code.ok());
   EXPECT_EQ(code.error().message.rfind("vcpu 0: ", 0), 0u) << code.error().message;
@@ -177,11 +179,12 @@ TEST(MachineRun, SigintStopsAHaltedGuestWithExitCode130) {
   hv.pool.push_back(std::make_unique<FakeVcpu>(VcpuId{0}));
   hv.pool[0]->push_simple(vcpu::ExitKind::kHlt);  // parks (IF=0 guest: no wake-up)
   Pipe console;
-  MachineConfig cfg{.vcpus = 1, .map = map, .kernel_file = file, .kernel = image,
-                    .console_fd = console.fds[1]};
+  MachineConfig cfg{.vcpus = 1, .map = map, .console_fd = console.fds[1]};
   StopSignalBlock block;  // this thread and the ones started below
   auto machine = Machine::create(hv, cfg);
   ASSERT_TRUE(machine.ok()) << machine.error().to_string();
+  KernelImage kernel{.path = "test", .kind = KernelKind::kSsiElf, .file = file, .elf = image};
+  ASSERT_TRUE((*machine)->load(&kernel).ok());
   std::thread sender([] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ::kill(::getpid(), SIGINT);

@@ -1,5 +1,5 @@
 // N nodes of one machine in one test process: each with its reactor thread,
-// a transport (loopback by default), its DSM node and a NodeMachine whose
+// a transport (loopback by default), its DSM node and a ClusterFabric whose
 // vCPUs are FakeVcpus scripted by the caller. Node 0's console goes to a
 // memfd the test reads back.
 #pragma once
@@ -11,7 +11,7 @@
 #include <string>
 
 #include "dsm/local_cluster.hpp"
-#include "multinode/node_machine.hpp"
+#include "multinode/cluster_fabric.hpp"
 #include "multinode/wire.hpp"
 #include "vcpu/fake_vm.hpp"
 
@@ -44,19 +44,19 @@ class InProcessMachine {
                            cluster_->node(i).size());
       vms_.push_back(std::make_unique<vcpu::testing::FakeVm>(
           [script, ram](vcpu::testing::FakeVcpu& v) { script(v, ram); }));
-      NodeMachineConfig nc;
+      ClusterNodeConfig nc;
       nc.self = NodeId{i};
       nc.placement = placement_;
       nc.map = *map;
       nc.console_fd = console_;
       nc.forward_timeout = std::chrono::milliseconds(3000);
-      auto m = NodeMachine::create(nc, ram, *vms_[i], cluster_->reactor(i), cluster_->transport(i));
+      auto m = ClusterFabric::create(nc, ram, *vms_[i], cluster_->reactor(i), cluster_->transport(i));
       if (!m.ok()) {
         status_ = m.error();
         return;
       }
       machines_.push_back(std::move(*m));
-      NodeMachine* mp = machines_.back().get();
+      ClusterFabric* mp = machines_.back().get();
       dsm::Node* dn = &cluster_->node(i);
       (void)cluster_->run_on(i, [this, i, mp, dn] {
         cluster_->transport(i).on_receive([mp, dn](rdma::Frame&& f) {
@@ -65,12 +65,12 @@ class InProcessMachine {
         });
       });
     }
-    status_ = machines_[0]->load({}, nullptr);
+    status_ = machines_[0]->machine().load(nullptr);
   }
 
   ~InProcessMachine() {
     for (auto& m : machines_)
-      if (m) m->request_exit(99);
+      if (m) m->machine().request_exit(99);
     for (auto* v : {&runs_, &leftover_})
       for (auto& f : *v)
         if (f.valid()) f.wait();
@@ -82,14 +82,14 @@ class InProcessMachine {
   }
 
   const Result<void>& status() const { return status_; }
-  NodeMachine& machine(std::size_t i) { return *machines_[i]; }
+  ClusterFabric& machine(std::size_t i) { return *machines_[i]; }
   vcpu::testing::FakeVm& vm(std::size_t i) { return *vms_[i]; }
   dsm::testing::LocalCluster& cluster() { return *cluster_; }
   const Placement& placement() const { return placement_; }
 
   void start() {
     for (auto& m : machines_)
-      runs_.push_back(std::async(std::launch::async, [mp = m.get()] { return mp->run(); }));
+      runs_.push_back(std::async(std::launch::async, [mp = m.get()] { return mp->machine().run(); }));
   }
   // Bounded: a node that does not finish in time gets a kTimeout error.
   std::vector<Result<int>> wait(std::chrono::milliseconds limit) {
@@ -123,7 +123,7 @@ class InProcessMachine {
   Result<void> status_;
   std::unique_ptr<dsm::testing::LocalCluster> cluster_;
   std::vector<std::unique_ptr<vcpu::testing::FakeVm>> vms_;
-  std::vector<std::unique_ptr<NodeMachine>> machines_;
+  std::vector<std::unique_ptr<ClusterFabric>> machines_;
   std::vector<std::future<Result<int>>> runs_, leftover_;
   int console_ = -1;
 };

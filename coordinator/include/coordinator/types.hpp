@@ -42,6 +42,8 @@ struct MachineConfig {
   std::uint32_t vcpu_quota_percent = 0;
   std::uint64_t node_mem_limit = 0;
   std::string kernel_sha256;  // hex; non-empty: every node checks its copy of `kernel`
+  std::string initrd;         // Linux initrd / multiboot module ("guest"; node 0 reads it)
+  std::string append;         // kernel command line (Linux, multiboot)
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;

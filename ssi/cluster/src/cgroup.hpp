@@ -40,7 +40,7 @@ class NodeCgroups {
   NodeCgroups& operator=(const NodeCgroups&) = delete;
 
   // Moves the calling thread into vCPU `vcpu`'s cgroup. vCPU threads call
-  // it first thing (NodeMachineConfig::on_vcpu_thread).
+  // it first thing (MachineConfig::on_vcpu_thread).
   Result<void> enter_vcpu(std::uint32_t vcpu);
   // cpu_weight / cpu_quota_percent per vCPU, node memory limit and usage.
   coord::Counters counters() const;

@@ -1,6 +1,6 @@
 // "guest" and "machine-demo": this node's share of one multi-node machine
-// (multinode::NodeMachine) on the node's DSM region. "guest" runs KVM vCPUs
-// and a test kernel (`ssi run --nodes N`); "machine-demo" runs the scripted
+// (machine::Machine with a multinode::ClusterFabric) on the node's DSM
+// region. "guest" runs KVM vCPUs and a kernel of any kind (`ssi run --nodes N`); "machine-demo" runs the scripted
 // FakeVcpu guest (multinode/scripted_guest.hpp), the same machine without
 // /dev/kvm. Phase 0: node 0 loads the kernel and boot area into guest RAM
 // (through the DSM); phase 1: every node runs its vCPUs until the exit.
@@ -17,10 +17,10 @@
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
-#include "multinode/node_machine.hpp"
+#include "multinode/cluster_fabric.hpp"
 #include "multinode/scripted_guest.hpp"
 #include "multinode/wire.hpp"
-#include "ssi/elf_loader.hpp"
+#include "ssi/kernel_image.hpp"
 #include "vcpu/fake_vm.hpp"
 
 namespace ssi::cluster {
@@ -64,6 +64,7 @@ class MachineWorkload final : public Workload {
     vcpu::CpuidEntries cpuid;
     if (kvm_) {
       SSI_TRY(check_kernel());
+      SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
       auto hv = vcpu::open_kvm();
       if (!hv.ok())
         return make_error(hv.error().code,
@@ -88,14 +89,15 @@ class MachineWorkload final : public Workload {
         vm_ = std::make_unique<vcpu::testing::FakeVm>(
             [sg, ram](vcpu::testing::FakeVcpu& v) { multinode::testing::script_vcpu(v, sg, ram); });
       }
-      multinode::NodeMachineConfig mc;
+      multinode::ClusterNodeConfig mc;
       mc.self = host_.self();
       mc.placement = placement_;
       mc.map = *map_;
+      mc.kernel = kernel_kind_;
       mc.cpuid = cpuid;
       mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
-      SSI_ASSIGN_OR_RETURN(machine_, multinode::NodeMachine::create(mc, ram, *vm_, host_.reactor(),
-                                                                    host_.transport()));
+      SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
+                                                                      host_.transport()));
       host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
         if (dsm::Node::is_dsm_frame(f.header.type)) return d->deliver(std::move(f));
         if (multinode::is_machine_frame(f.header.type)) m->deliver(std::move(f));
@@ -125,7 +127,7 @@ class MachineWorkload final : public Workload {
 
   void stop() override {
     if (!machine_) return;
-    machine_->request_exit(kStopped);
+    machine_->machine().request_exit(kStopped);
     std::unique_lock lock(mu_);
     if (!cv_.wait_for(lock, kStopGrace, [this] { return !running_; })) {
       std::fprintf(stderr,
@@ -152,19 +154,28 @@ class MachineWorkload final : public Workload {
     return ok();
   }
 
+  // Every node: how its APs start depends on the kernel's kind.
+  Result<machine::KernelKind> kernel_kind() const {
+    SSI_ASSIGN_OR_RETURN(auto file, machine::read_file(config_.kernel, kMaxKernelFile));
+    auto kind = machine::detect_kernel(file);
+    if (!kind.ok()) return make_error(kind.error().code, fmt::format("{}: {}", config_.kernel, kind.error().message));
+    return *kind;
+  }
+
+  // Node 0 reads and checks the kernel once and loads it into guest RAM
+  // (through the DSM); machine-demo's scripted guest needs the boot area only.
   coord::PhaseResult load() {
-    if (host_.self().value() != 0) return {0, "", {}};
-    std::vector<std::uint8_t> file;
-    std::optional<machine::ElfImage> image;
+    if (host_.self() != multinode::kDeviceNode) return {0, "", {}};
+    std::optional<machine::KernelImage> image;
     if (kvm_) {
-      auto f = machine::read_file(config_.kernel, kMaxKernelFile);
-      if (!f.ok()) return {2, f.error().to_string(), {}};
-      file = std::move(*f);
-      auto parsed = machine::parse_elf(file, *map_);
-      if (!parsed.ok()) return {2, fmt::format("{}: {}", config_.kernel, parsed.error().message), {}};
-      image = *parsed;
+      auto k = machine::read_kernel_image({.kernel = config_.kernel, .initrd = config_.initrd,
+                                           .append = config_.append, .vcpus = config_.vcpus,
+                                           .nodes = config_.nodes},
+                                          *map_);
+      if (!k.ok()) return {2, k.error().to_string(), {}};
+      image = std::move(*k);
     }
-    auto r = machine_->load(file, image ? &*image : nullptr);
+    auto r = machine_->machine().load(image ? &*image : nullptr);
     if (!r.ok()) return {2, r.error().to_string(), {}};
     return {0, "", {}};
   }
@@ -174,13 +185,13 @@ class MachineWorkload final : public Workload {
       std::lock_guard lock(mu_);
       running_ = true;
     }
-    auto r = machine_->run();
+    auto r = machine_->machine().run();
     {
       std::lock_guard lock(mu_);
       running_ = false;
     }
     cv_.notify_all();
-    if (!r.ok()) return {multinode::kVcpuFailed, r.error().to_string(), {}};
+    if (!r.ok()) return {machine::kVcpuFailed, r.error().to_string(), {}};
     std::string placed;
     for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
     return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};
@@ -195,7 +206,8 @@ class MachineWorkload final : public Workload {
   std::unique_ptr<vcpu::Vm> vm_;
   std::unique_ptr<NodeCgroups> cgroups_;  // outlives the vCPU threads in its cgroups
   std::unique_ptr<dsm::Node> dsm_;
-  std::unique_ptr<multinode::NodeMachine> machine_;  // uses vm_ and dsm_'s memory
+  machine::KernelKind kernel_kind_ = machine::KernelKind::kSsiElf;
+  std::unique_ptr<multinode::ClusterFabric> machine_;  // uses vm_ and dsm_'s memory
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;

@@ -1,8 +1,8 @@
 // Pieces every machine shape assembles the same way: the devices node 0
 // owns (COM1 console, debug-exit ports) behind one IoHandler, guest RAM
 // registered as KVM memory slots, a vCPU put into a boot EntryState, and
-// IPI delivery among the LAPICs of one node. The single-node Machine and
-// the multi-node NodeMachine are both built from these.
+// IPI delivery among the LAPICs of one node. machine::Machine is built
+// from these on every node.
 #pragma once
 
 #include <span>

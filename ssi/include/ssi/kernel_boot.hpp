@@ -32,6 +32,9 @@ struct ForeignBootOptions {
   std::string_view cmdline{};
   std::span<const std::uint8_t> initrd{};
   std::string_view initrd_name{};  // multiboot module string
+  // Node of each vCPU for the SRAT (the machine's placement); empty =
+  // cpu_nodes(vcpus, nodes).
+  std::span<const std::uint32_t> cpu_node{};
 };
 
 // vCPU i's node: contiguous blocks, as ssi places vCPUs on nodes.

@@ -1,8 +1,15 @@
-// A single-node ssi machine: guest RAM, the loaded test kernel and boot
-// structures, devices (COM1, debug-exit ports), one userspace LAPIC and one
-// run-loop thread per vCPU, IPIs routed between the LAPICs of this node.
-// Multi-node runs will replace the RAM with the DSM region and route IPIs and
-// device I/O over the transport; the pieces here stay the same.
+// The ssi machine, one class for one node and for N. A node's Machine owns
+// its vCPUs (one userspace LAPIC and one run-loop thread each), and on the
+// device node (node 0) the board: COM1, debug-exit ports, IOAPIC, PICs,
+// fw_cfg. It is parameterised by
+//   - its RAM backend: anonymous memory (one node) or the node's DSM region;
+//   - its fabric: where I/O the board does not own here goes (nowhere on the
+//     device node; a forwarder to node 0 elsewhere), where IPIs go (the
+//     LAPICs of this node, or a router that also reaches the other nodes),
+//     and the exit request every node shares.
+// One node is the degenerate cluster: the same code with a local fabric.
+// The multi-node fabric lives in ssi/multinode (cluster_fabric.hpp).
+// docs/machine.md describes the whole.
 #pragma once
 
 #include <signal.h>
@@ -11,39 +18,86 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.hpp"
-#include "ssi/elf_loader.hpp"
-#include "ssi/kernel_boot.hpp"
+#include "base/ids.hpp"
+#include "ssi/board.hpp"
+#include "ssi/kernel_image.hpp"
 #include "ssi/memory_map.hpp"
 #include "vcpu/kvm.hpp"
 
 namespace ssi::machine {
 
+// Exit code when a vCPU fails (the Error carries the reason).
+inline constexpr int kVcpuFailed = 1;
+
 struct MachineConfig {
-  std::uint32_t vcpus = 1;
-  MemoryMap map;
-  std::span<const std::uint8_t> kernel_file;  // must outlive create()
-  ElfImage kernel;                            // parse_elf(kernel_file, map)
-  int console_fd = 1;                         // COM1 output
-  // Set for Linux / multiboot kernels (kernel_boot.hpp): loads the kernel
-  // into guest RAM instead of the ELF test-kernel path; APs then start in
-  // real mode through INIT + SIPI.
-  std::function<Result<BootPlan>(const GuestRam&)> load_foreign{};
+  std::uint32_t vcpus = 1;  // of the whole machine
+  MemoryMap map{};          // the same on every node
+  NodeId self{0};
+  std::uint32_t nodes = 1;
+  std::vector<std::uint32_t> vcpu_node{};  // node of each vCPU; empty = all on node 0
+  // Start of each node's share of guest RAM (the DSM's homes), told to ssi
+  // test kernels in their boot info; empty = one node.
+  std::vector<std::uint64_t> node_ram_start{};
+  // How APs start on SIPI: ssi test kernels enter long mode directly
+  // (boot_info.h); multiboot and Linux kernels start in real mode.
+  KernelKind kernel = KernelKind::kSsiElf;
+  vcpu::CpuidEntries cpuid{};  // filtered supported CPUID; empty = leave the vCPU's own
+  int console_fd = 1;        // device node: where COM1 goes
+  // Called first on each vCPU's own thread (e.g. to enter its cgroup).
+  std::function<void(std::uint32_t vcpu)> on_vcpu_thread{};
 };
+
+// What differs between one node and N (all pointers: owned by the caller,
+// outliving the Machine). Every field empty = one node, alone.
+struct MachineFabric {
+  std::span<std::uint8_t> ram{};        // map.ram_bytes(): anonymous memory or the DSM region
+  vcpu::ExitRequest* exit = nullptr;    // shared with the fabric; null = the machine's own
+  LocalIpiRouter* local_ipis = nullptr; // this node's LAPICs; null = the machine's own
+  vcpu::IpiSink* ipis = nullptr;        // where LAPICs and the IOAPIC send; null = local_ipis
+  vcpu::IoHandler* remote_io = nullptr; // non-null: devices live on another node, go there
+};
+
+using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
 
 class Machine {
  public:
-  // Builds everything (memory, boot area, vCPUs in their start state).
+  // One node: anonymous RAM, a VM from `hv`, supported CPUID filtered.
   static Result<std::unique_ptr<Machine>> create(vcpu::Hypervisor& hv, const MachineConfig& config);
-  virtual ~Machine() = default;
+  // Any node: `vm` (outliving the Machine) gets `fabric.ram` as its memory
+  // slots and this node's vCPUs.
+  static Result<std::unique_ptr<Machine>> create(vcpu::Vm& vm, const MachineConfig& config,
+                                                 const MachineFabric& fabric);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
 
-  // Runs every vCPU until the guest writes a debug-exit port (its code is
-  // returned) or a vCPU fails (the error names the vCPU; the others stop).
-  virtual Result<int> run() = 0;
-  // Thread-safe: stop every vCPU; run() returns `code` (unless the guest exited first).
-  virtual void request_exit(int code) = 0;
+  // Device node, before any node runs: loads `kernel` and its boot data
+  // (boot area, or ACPI/multiboot/boot_params) into guest RAM and puts the
+  // BSP in its start state. `kernel` may be null (scripted guests): the
+  // boot area alone is written.
+  Result<void> load(const KernelImage* kernel);
+
+  // Runs this node's vCPUs until the machine exits; returns the exit code
+  // (the guest's debug-exit code, kVcpuFailed, or a request_exit code).
+  // Errors name the vCPU that failed here.
+  Result<int> run();
+  // Thread-safe: stop every vCPU; run() returns `code` (first request wins).
+  void request_exit(int code);
+
+  // Device node: the board (tests may add a device before run()); else null.
+  Board* board();
+  // Per-node counters (vCPU exits, interrupts, halts; per vCPU "vcpu<N>.*").
+  Counters stats() const;
+
+ private:
+  struct Impl;
+  explicit Machine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 // Runs `machine` like `run()`, but SIGINT / SIGTERM stop it cleanly with

@@ -212,6 +212,8 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.transport = o.transport;
     lo.config.workload = "guest";
     lo.config.kernel = o.kernel;
+    lo.config.initrd = o.initrd;
+    lo.config.append = o.append;
     lo.verbose = false;
     lo.json_path = json_path;
     lo.metrics = metrics;

@@ -122,7 +122,7 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(info.param.vcpus) + "vcpus";
     });
 
-TEST(NodeMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
+TEST(ClusterMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu&, std::span<std::uint8_t>) {});
   ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
   for (std::uint32_t n = 0; n < 2; ++n) {
@@ -140,7 +140,7 @@ TEST(NodeMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
       << "the guest is told the DSM's homes";
 }
 
-TEST(NodeMachineTest, ExitOnOneNodeStopsEveryNode) {
+TEST(ClusterMachineTest, ExitOnOneNodeStopsEveryNode) {
   // vCPU 1 (node 1) writes the exit port: forwarded to node 0, whose exit
   // request reaches every node; vCPU 0 just halts.
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
@@ -160,7 +160,7 @@ TEST(NodeMachineTest, ExitOnOneNodeStopsEveryNode) {
   }
 }
 
-TEST(NodeMachineTest, ForwardedReadTakesNodeZerosAnswer) {
+TEST(ClusterMachineTest, ForwardedReadTakesNodeZerosAnswer) {
   // COM1's LSR read from node 1 says "transmitter empty", as node 0's UART does.
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
@@ -180,7 +180,7 @@ TEST(NodeMachineTest, ForwardedReadTakesNodeZerosAnswer) {
   EXPECT_EQ(reads[0].data[0] & 0x60, 0x60) << "THRE|TEMT from node 0's 16550";
 }
 
-TEST(NodeMachineTest, LosingNodeZeroFailsTheForwardingVcpuWithAClearError) {
+TEST(ClusterMachineTest, LosingNodeZeroFailsTheForwardingVcpuWithAClearError) {
   InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
       start_cpu1_then_sleep(v);

@@ -1,0 +1,72 @@
+// The fabric of one node of a multi-node machine (machine::Machine's I/O,
+// IPI and exit links to the other nodes): its guest RAM is the node's DSM
+// region (registered as the VM's memory slots, so guest and KVM accesses
+// fault into the DSM), node 0 owns the devices and every other node
+// forwards port I/O and MMIO there (the vCPU waits for the reply), IPIs go
+// to the node of the target vCPU, and the first exit request anywhere stops
+// every node. It builds this node's Machine and owns it.
+//
+// The vCPUs come from a vcpu::Vm: KVM's, or a fake one whose FakeVcpus touch
+// the DSM region from their scripts, so all of this runs in tests without
+// /dev/kvm. The caller owns the reactor, transport and DSM node, and routes
+// received frames with is_machine_frame() to deliver().
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "coordinator/types.hpp"
+#include "multinode/placement.hpp"
+#include "rdma/reactor.hpp"
+#include "rdma/transport.hpp"
+#include "ssi/machine.hpp"
+#include "vcpu/kvm.hpp"
+
+namespace ssi::multinode {
+
+struct ClusterNodeConfig {
+  NodeId self;
+  Placement placement;
+  machine::MemoryMap map;    // the same on every node
+  machine::KernelKind kernel = machine::KernelKind::kSsiElf;  // how APs start
+  vcpu::CpuidEntries cpuid;  // filtered supported CPUID; empty = leave the vCPU's own
+  int console_fd = 1;        // node 0: where COM1 goes
+  std::chrono::milliseconds forward_timeout{10000};
+  // Called first on each vCPU's own thread: resource controls (the node's
+  // cgroup for this vCPU: shares, quota) apply to exactly that thread.
+  std::function<void(std::uint32_t vcpu)> on_vcpu_thread;
+};
+
+// The node that owns the devices and loads the kernel.
+inline constexpr NodeId kDeviceNode{0};
+
+class ClusterFabric {
+ public:
+  // `ram` (map.ram_bytes() long) is this node's DSM region; it becomes the
+  // memory slots of `vm`, which also creates this node's vCPUs.
+  static Result<std::unique_ptr<ClusterFabric>> create(const ClusterNodeConfig& config,
+                                                       std::span<std::uint8_t> ram, vcpu::Vm& vm,
+                                                       rdma::Reactor& reactor,
+                                                       rdma::Transport& transport);
+  ~ClusterFabric();
+  ClusterFabric(const ClusterFabric&) = delete;
+  ClusterFabric& operator=(const ClusterFabric&) = delete;
+
+  // This node's share of the machine: load (node 0), run, request_exit.
+  machine::Machine& machine();
+
+  // Reactor thread: a frame with is_machine_frame(type) from a peer.
+  void deliver(rdma::Frame&& frame);
+
+  // The machine's counters plus this node's forwarding and IPI counters.
+  coord::Counters stats() const;
+
+ private:
+  struct Impl;
+  explicit ClusterFabric(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ssi::multinode

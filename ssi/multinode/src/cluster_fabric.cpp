@@ -1,0 +1,152 @@
+#include "multinode/cluster_fabric.hpp"
+
+#include <atomic>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "dsm/home_map.hpp"
+#include "multinode/data_path.hpp"
+#include "multinode/forwarding_io.hpp"
+#include "multinode/ipi_router.hpp"
+#include "multinode/wire.hpp"
+
+namespace ssi::multinode {
+
+struct ClusterFabric::Impl {
+  Impl(const ClusterNodeConfig& c, rdma::Reactor& reactor, rdma::Transport& transport)
+      : config(c),
+        data(reactor, transport, exit, c.forward_timeout),
+        router(c.self, config.placement, data, local_ipis, [this](const Error& e) { fail(e); }) {
+    if (c.self != kDeviceNode) forwarding = std::make_unique<ForwardingIo>(kDeviceNode, data);
+    // The first exit request on this node stops every other node too,
+    // unless it came from a peer (that peer told everyone already).
+    exit.add_listener([this] {
+      if (exit_from_peer.load()) return;
+      int code = exit.exit_code().value_or(0);
+      for (std::uint32_t n = 0; n < config.placement.nodes; ++n)
+        if (n != config.self.value())
+          data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, PageNo{0},
+                                                      static_cast<std::uint64_t>(code)));
+    });
+  }
+
+  Result<void> init(std::span<std::uint8_t> ram, vcpu::Vm& vm) {
+    const auto& p = config.placement;
+    // The guest's vNUMA view: the DSM's default homes, equal chunks per node.
+    SSI_ASSIGN_OR_RETURN(dsm::HomeMap homes,
+                         dsm::HomeMap::equal_chunks(config.map.ram_bytes() / kPageSize, p.nodes));
+    machine::MachineConfig mc{.vcpus = p.vcpus(),
+                              .map = config.map,
+                              .self = config.self,
+                              .nodes = p.nodes,
+                              .vcpu_node = p.vcpu_node,
+                              .node_ram_start = {},
+                              .kernel = config.kernel,
+                              .cpuid = config.cpuid,
+                              .console_fd = config.console_fd,
+                              .on_vcpu_thread = config.on_vcpu_thread};
+    for (const auto& r : homes.ranges()) mc.node_ram_start.push_back(r.first.value() * kPageSize);
+    SSI_ASSIGN_OR_RETURN(machine,
+                         machine::Machine::create(vm, mc,
+                                                  {.ram = ram,
+                                                   .exit = &exit,
+                                                   .local_ipis = &local_ipis,
+                                                   .ipis = &router,
+                                                   .remote_io = forwarding.get()}));
+    return ok();
+  }
+
+  void deliver(rdma::Frame&& f) {
+    switch (f.header.type) {
+      case kIoRequest:
+        return serve_io(f);
+      case kIpi: {
+        auto ipi = decode_ipi(f);
+        if (ipi.ok()) return router.receive(*ipi);
+        log::get("machine")->warn("bad IPI frame from node {}: {}", f.header.src,
+                                  ipi.error().to_string());
+        return;
+      }
+      case kMachineExit:
+        exit_from_peer.store(true);
+        exit.request(static_cast<int>(f.header.arg0));
+        return;
+      default:
+        log::get("machine")->warn("unknown machine frame {:#x} from node {}", f.header.type,
+                                  f.header.src);
+    }
+  }
+
+  // Node 0, in a reactor fiber: one forwarded access, answered at once.
+  void serve_io(const rdma::Frame& f) {
+    auto a = decode_io(f);
+    machine::Board* board = machine ? machine->board() : nullptr;
+    Result<void> r = a.ok() ? Result<void>(ok()) : Result<void>(a.error());
+    if (r.ok() && !board) r = make_error(Errc::kInvalidArgument, "this node owns no devices");
+    if (r.ok()) {
+      std::span<std::uint8_t> bytes(a->data);
+      r = a->space == IoSpace::kPio
+              ? board->io().pio(a->vcpu, static_cast<std::uint16_t>(a->address), a->is_write, bytes)
+              : board->io().mmio(a->vcpu, Gpa{a->address}, a->is_write, bytes);
+      served.fetch_add(1, std::memory_order_relaxed);
+    }
+    rdma::Frame reply = rdma::Frame::make(kIoRequest);
+    if (!r.ok()) {
+      reply.header.flags |= rdma::kFlagError;
+      reply.header.arg0 = static_cast<std::uint64_t>(r.error().code);
+      std::string msg = r.error().message.substr(0, rdma::kMaxPayload);
+      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(msg)));
+    } else if (!a->is_write) {
+      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a->data)));
+    }
+    (void)data.transport().reply(f.header, std::move(reply));
+  }
+
+  void fail(const Error& e) {
+    log::get("machine")->error("{}", e.to_string());
+    exit.request(machine::kVcpuFailed);
+  }
+
+  coord::Counters stats() const {
+    coord::Counters out = machine ? machine->stats() : coord::Counters{};
+    out.insert(out.end(), {{"io_forwarded", forwarding ? forwarding->forwarded() : 0},
+                           {"io_served_for_peers", served.load()},
+                           {"ipis_sent_remote", router.sent_remote()},
+                           {"ipis_received_remote", router.received()}});
+    return out;
+  }
+
+  ClusterNodeConfig config;
+  vcpu::ExitRequest exit;
+  std::atomic<bool> exit_from_peer{false};
+  DataPath data;
+  machine::LocalIpiRouter local_ipis;
+  ClusterIpiRouter router;
+  std::unique_ptr<ForwardingIo> forwarding;  // off node 0
+  std::atomic<std::uint64_t> served{0};
+  std::unique_ptr<machine::Machine> machine;  // last: uses everything above
+};
+
+ClusterFabric::ClusterFabric(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClusterFabric::~ClusterFabric() = default;
+
+Result<std::unique_ptr<ClusterFabric>> ClusterFabric::create(const ClusterNodeConfig& config,
+                                                             std::span<std::uint8_t> ram,
+                                                             vcpu::Vm& vm, rdma::Reactor& reactor,
+                                                             rdma::Transport& transport) {
+  if (config.self.value() >= config.placement.nodes)
+    return make_error(Errc::kInvalidArgument,
+                      fmt::format("node {} of a {}-node placement", config.self.value(),
+                                  config.placement.nodes));
+  auto impl = std::make_unique<Impl>(config, reactor, transport);
+  SSI_TRY(impl->init(ram, vm));
+  return std::unique_ptr<ClusterFabric>(new ClusterFabric(std::move(impl)));
+}
+
+machine::Machine& ClusterFabric::machine() { return *impl_->machine; }
+void ClusterFabric::deliver(rdma::Frame&& frame) { impl_->deliver(std::move(frame)); }
+coord::Counters ClusterFabric::stats() const { return impl_->stats(); }
+
+}  // namespace ssi::multinode
