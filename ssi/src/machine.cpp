@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "base/clock.hpp"
+#include "ssi/acpi.hpp"
 #include "ssi/boot.hpp"
 #include "ssi/devices/fw_cfg.hpp"
 #include "ssi/guest_ram.hpp"
@@ -93,8 +94,17 @@ struct Machine::Impl {
   Result<void> attach_board() {
     SSI_TRY(board->attach());
     board->connect_interrupts(ipis, static_cast<std::uint8_t>(config.vcpus));  // MADT's IOAPIC id
-    fw_cfg.emplace(FwCfgConfig{.ram_bytes = config.map.ram_bytes(),
-                               .cpus = static_cast<std::uint16_t>(config.vcpus)});
+    FwCfgConfig fc{.ram_bytes = config.map.ram_bytes(),
+                   .cpus = static_cast<std::uint16_t>(config.vcpus)};
+    if (config.nodes > 1) {  // the NUMA item: the same placement and split as the SRAT
+      fc.cpu_node = config.vcpu_node;
+      for (const auto& ranges : node_memory(config.map, config.nodes)) {
+        std::uint64_t bytes = 0;
+        for (const auto& r : ranges) bytes += r.size;
+        fc.node_bytes.push_back(bytes);
+      }
+    }
+    fw_cfg.emplace(fc);
     return board->pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg);
   }
 
