@@ -140,6 +140,30 @@ TEST(ClusterMachineTest, GuestRamIsTheDsmRegionRegisteredAsMemorySlots) {
       << "the guest is told the DSM's homes";
 }
 
+TEST(ClusterMachineTest, ForeignKernelsStartTheirApsInRealModeOnAnyNode) {
+  // A multiboot / Linux kernel brings its own AP trampoline: SIPI(0x08)
+  // starts vCPU 1 on node 1 at 0800:0000 in real mode, not in long mode.
+  InProcessMachine m(
+      2, 2, kMem,
+      [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+        if (v.id().value() == 0) {
+          start_cpu1_then_sleep(v);
+        } else {
+          v.push_io_out(0xF8, {0}, false).push_simple(vcpu::ExitKind::kHlt, false);
+        }
+      },
+      1, "loopback", machine::KernelKind::kMultiboot);
+  ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
+  m.start();
+  auto results = m.wait(5s);
+  ASSERT_TRUE(results[1].ok()) << results[1].error().to_string();
+  auto* ap = m.vm(1).vcpus()[0];
+  EXPECT_EQ(ap->sregs.cs.selector, 0x0800);
+  EXPECT_EQ(ap->sregs.cs.base, 0x8000u);
+  EXPECT_EQ(ap->regs.rip, 0u);
+  EXPECT_EQ(ap->sregs.efer & (1u << 10), 0u) << "not in long mode";
+}
+
 TEST(ClusterMachineTest, ExitOnOneNodeStopsEveryNode) {
   // vCPU 1 (node 1) writes the exit port: forwarded to node 0, whose exit
   // request reaches every node; vCPU 0 just halts.

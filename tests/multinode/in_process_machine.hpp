@@ -22,7 +22,8 @@ using ScriptFn = std::function<void(vcpu::testing::FakeVcpu&, std::span<std::uin
 class InProcessMachine {
  public:
   InProcessMachine(std::uint32_t nodes, std::uint32_t vcpus, std::uint64_t mem, ScriptFn script,
-                   std::uint64_t seed = 1, std::string transport = "loopback")
+                   std::uint64_t seed = 1, std::string transport = "loopback",
+                   machine::KernelKind kernel = machine::KernelKind::kSsiElf)
       : placement_(Placement::round_robin(vcpus, nodes)) {
     auto map = machine::MemoryMap::pc(mem);
     status_ = map.ok() ? Result<void>(ok()) : Result<void>(map.error());
@@ -49,6 +50,7 @@ class InProcessMachine {
       nc.placement = placement_;
       nc.map = *map;
       nc.console_fd = console_;
+      nc.kernel = kernel;
       nc.forward_timeout = std::chrono::milliseconds(3000);
       auto m = ClusterFabric::create(nc, ram, *vms_[i], cluster_->reactor(i), cluster_->transport(i));
       if (!m.ok()) {
