@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -26,7 +27,6 @@
 namespace ssi::cluster {
 namespace {
 
-constexpr std::uint64_t kMaxKernelFile = 256 * machine::kMiB;
 // Exit code when the coordinator stops a machine that is still running.
 constexpr int kStopped = 3;
 // How long stop() waits for the vCPUs; one stuck on a dead peer's page
@@ -154,10 +154,15 @@ class MachineWorkload final : public Workload {
     return ok();
   }
 
-  // Every node: how its APs start depends on the kernel's kind.
+  // Every node: how its APs start depends on the kernel's kind, which the
+  // file's first 8 KiB decide (bzImage header, multiboot header, ELF magic).
   Result<machine::KernelKind> kernel_kind() const {
-    SSI_ASSIGN_OR_RETURN(auto file, machine::read_file(config_.kernel, kMaxKernelFile));
-    auto kind = machine::detect_kernel(file);
+    std::ifstream in(config_.kernel, std::ios::binary);
+    if (!in) return make_error(Errc::kNotFound, fmt::format("{}: cannot open", config_.kernel));
+    std::vector<std::uint8_t> head(8 * 1024);
+    in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+    auto kind = machine::detect_kernel(head);
     if (!kind.ok()) return make_error(kind.error().code, fmt::format("{}: {}", config_.kernel, kind.error().message));
     return *kind;
   }
