@@ -287,7 +287,8 @@ Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
     if (port != 0) state.event(fmt::format("coordinator listening on port {}", port));
     if (options.on_listening) options.on_listening(port);
     {
-      ControlServer server(kj::heap<CoordinatorImpl>(state), options.secret, timer);
+      ControlServer server(kj::heap<CoordinatorImpl>(state), options.secret, timer,
+                           options.handshake_limit.count() * kj::MILLISECONDS);
       auto accepting = server.accept_loop(*listener).eagerlyEvaluate(
           [](kj::Exception&& e) { log::get("coord")->error("coordinator stopped accepting: {}", e.getDescription().cStr()); });
       Driver driver(state, ws, timer);
