@@ -14,6 +14,7 @@
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "cluster/workload.hpp"
+#include "machine_demo.hpp"
 #include "report.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/outcome_json.hpp"
@@ -131,7 +132,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return 2;
   }
   auto [fd, port] = *sock;
-  coord::MachineConfig config = with_defaults(options.config);
+  coord::MachineConfig config = with_defaults(resolve_machine_demo(options.config));
   if (auto g = prepare_guest(config); !g.ok()) {
     ::close(fd);
     std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
@@ -190,7 +191,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
     return 2;
   }
-  coord::MachineConfig config = with_defaults(options.config);
+  coord::MachineConfig config = with_defaults(resolve_machine_demo(options.config));
   auto secret = machine_secret("coordinator");
   if (!secret.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());

@@ -347,6 +347,10 @@ void add_cluster_commands(CLI::App& app, int& rc) {
                    "vCPUs of machine-demo / vcpu-spin (default 2 per node)")
       ->check(CLI::Range(0, 256));
   add_workload_options(demo, demo_opts.config, demo_opts.json_path);
+  demo->add_option("--kernel", demo_opts.config.kernel,
+                   "machine-demo: guest kernel (ssi ELF test kernel) to run on real vCPUs where "
+                   "KVM is usable (without one, or without KVM: the host-level DSM demo)")
+      ->check(CLI::ExistingFile);
   add_machine_controls(demo, demo_opts.config, demo_opts.metrics);
   demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
 
