@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "cgroup.hpp"
 #include "sha256.hpp"
@@ -25,8 +26,9 @@ namespace ssi::cluster {
 namespace {
 
 constexpr std::uint64_t kMaxKernelFile = 256 * machine::kMiB;
-// Exit code when the coordinator stops a machine that is still running.
-constexpr int kStopped = 3;
+// Exit code when the coordinator stops a machine that is still running
+// (a node was lost).
+constexpr int kStopped = exit_status(ExitCode::kNodeLost);
 // How long stop() waits for the vCPUs; one stuck on a dead peer's page
 // cannot be woken, and the process must still end (DESIGN.md 7).
 constexpr auto kStopGrace = std::chrono::milliseconds(1500);
@@ -162,7 +164,7 @@ class MachineWorkload final : public Workload {
       running_ = false;
     }
     cv_.notify_all();
-    if (!r.ok()) return {multinode::kVcpuFailed, r.error().to_string(), {}};
+    if (!r.ok()) return {exit_status(ExitCode::kFailed), r.error().to_string(), {}};
     std::string placed;
     for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
     return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};

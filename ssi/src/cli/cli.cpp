@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/build_info.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/launcher.hpp"
@@ -35,7 +36,7 @@ namespace ssi::cli {
 
 namespace {
 
-constexpr int kUsageError = 2;
+constexpr int kUsageError = exit_status(ExitCode::kError);
 
 // A CLI11 validator from a Result-returning check: the error message
 // becomes CLI11's, so a bad value is one line and exit 2 at parse time.
