@@ -30,7 +30,8 @@ constexpr std::uint64_t kMaxKernelFile = 256 * machine::kMiB;
 // (a node was lost).
 constexpr int kStopped = exit_status(ExitCode::kNodeLost);
 // How long stop() waits for the vCPUs; one stuck on a dead peer's page
-// cannot be woken, and the process must still end (DESIGN.md 7).
+// cannot be woken (the DSM does not fail a fault whose home died), and the
+// process must still end: a dead node must never leave a hang behind.
 constexpr auto kStopGrace = std::chrono::milliseconds(1500);
 
 class MachineWorkload final : public Workload {
