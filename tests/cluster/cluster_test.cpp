@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ssi/subprocess.hpp"
+#include "vcpu/kvm.hpp"
 
 namespace {
 
@@ -226,12 +227,24 @@ void expect_dsm_demo_fallback(const std::vector<std::string>& args, const std::s
 TEST(MachineDemo, WithoutKvmRunsTheHostLevelDsmDemoAndSaysWhy) {
   expect_dsm_demo_fallback({"demo", "--nodes", "2", "--workload", "machine-demo", "--kernel",
                             SSI_GUEST_KERNEL_DIR "/hello.elf"},
-                           "no usable KVM on this host: /nonexistent/kvm");
+                           "no usable KVM on this host: no /nonexistent/kvm");
 }
 
 TEST(MachineDemo, WithoutKernelRunsTheHostLevelDsmDemoAndSaysWhy) {
   expect_dsm_demo_fallback({"demo", "--nodes", "2", "--workload", "machine-demo"},
                            "no guest kernel given (--kernel K runs it on real vCPUs)");
+}
+
+// Where /dev/kvm is usable (the KVM test VM): the guest runs on real vCPUs
+// across both nodes, the path of `ssi run --nodes N`.
+TEST(MachineDemo, WithKvmAndKernelRunsTheGuestOnRealVcpus) {
+  if (!ssi::vcpu::kvm_available()) GTEST_SKIP() << "no usable /dev/kvm: the fallback tests cover this host";
+  auto r = run_process(SSI_BINARY, {"demo", "--nodes", "2", "--workload", "machine-demo", "--kernel",
+                                    SSI_GUEST_KERNEL_DIR "/hello.elf"}, {}, 600s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("machine-demo:"), std::string::npos) << "no fallback expected: " << r.err;
+  EXPECT_NE(r.out.find("hello from cpu 1 of 4 (apic 1, node 1)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hello: all 4 cpus said hello"), std::string::npos) << r.out;
 }
 
 TEST(MachineDemo, SigtermDuringTheFallbackStopsEveryNodeWithinOneSecond) {
