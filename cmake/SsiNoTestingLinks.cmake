@@ -2,7 +2,8 @@
 # benchmarks/ (the ssi binary, ssi-linkemu, the ssi_* libraries) is checked
 # at configure time, with everything it links directly or transitively. A
 # target whose name says "testing" or "fake" (ssi_<module>_testing, from a
-# module's testing/ folder) in that closure stops the configure.
+# module's testing/ folder) in that closure stops the configure. The walk is
+# ssi_link_closure (cmake/SsiTarget.cmake).
 
 # Every buildsystem target defined in `dir` or below, outside tests/ and
 # benchmarks/.
@@ -29,8 +30,7 @@ function(ssi_is_testing_name out name)
   endif()
 endfunction()
 
-# Fails the configure if a production target links a testing target; the
-# message names the chain that brings it in.
+# Fails the configure if a production target links a testing target.
 function(ssi_check_no_testing_links)
   ssi_production_targets(targets ${PROJECT_SOURCE_DIR})
   set(bad "")
@@ -40,48 +40,13 @@ function(ssi_check_no_testing_links)
     if(is_fake OR type STREQUAL "UTILITY")
       continue()
     endif()
-    set(seen "")
-    set(todo ${root})
-    string(MAKE_C_IDENTIFIER "${root}" key)
-    set(via_${key}_${key} ${root})
-    list(LENGTH todo n)
-    while(n GREATER 0)
-      list(POP_FRONT todo t)
-      list(LENGTH todo n)
-      if(t IN_LIST seen)
-        continue()
-      endif()
-      list(APPEND seen ${t})
-      string(MAKE_C_IDENTIFIER "${t}" tkey)
+    ssi_link_closure(linked ${root})
+    foreach(t IN LISTS linked)
       ssi_is_testing_name(is_fake ${t})
       if(is_fake)
-        list(APPEND bad "${via_${key}_${tkey}}")
-        continue()
+        list(APPEND bad "${root} links ${t}")
       endif()
-      if(NOT TARGET ${t})
-        continue()
-      endif()
-      get_target_property(ttype ${t} TYPE)
-      get_target_property(links ${t} INTERFACE_LINK_LIBRARIES)
-      if(NOT links)  # <var>-NOTFOUND
-        set(links "")
-      endif()
-      if(NOT ttype STREQUAL "INTERFACE_LIBRARY")
-        get_target_property(direct ${t} LINK_LIBRARIES)
-        if(direct)
-          list(APPEND links ${direct})
-        endif()
-      endif()
-      foreach(l IN LISTS links)
-        string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" l "${l}")
-        string(MAKE_C_IDENTIFIER "${l}" lkey)
-        if(NOT DEFINED via_${key}_${lkey})
-          set(via_${key}_${lkey} "${via_${key}_${tkey}} -> ${l}")
-        endif()
-        list(APPEND todo ${l})
-      endforeach()
-      list(LENGTH todo n)
-    endwhile()
+    endforeach()
   endforeach()
   if(bad)
     list(JOIN bad "\n  " lines)

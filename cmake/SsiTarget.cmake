@@ -36,26 +36,25 @@ function(ssi_module name)
   endif()
 endfunction()
 
-# Appends to `out` the ssi_<m>_testing library of every ssi_<m> module that
-# `targets` link, directly or through other targets.
-function(ssi_testing_libraries_of out)
+# Sets `out` to `targets` and everything they link, directly or through
+# other targets (non-target names such as -lfoo included, not followed).
+function(ssi_link_closure out)
   set(seen "")
   set(todo ${ARGN})
-  set(found "")
   list(LENGTH todo n)
   while(n GREATER 0)
     list(POP_FRONT todo t)
     list(LENGTH todo n)
-    if(t IN_LIST seen OR NOT TARGET ${t})
+    if(t IN_LIST seen)
       continue()
     endif()
     list(APPEND seen ${t})
-    if(TARGET ${t}_testing AND t MATCHES "^ssi_")
-      list(APPEND found ${t}_testing)
+    if(NOT TARGET ${t})
+      continue()
     endif()
     get_target_property(type ${t} TYPE)
     get_target_property(links ${t} INTERFACE_LINK_LIBRARIES)
-    if(NOT links)
+    if(NOT links)  # <var>-NOTFOUND
       set(links "")
     endif()
     if(NOT type STREQUAL "INTERFACE_LIBRARY")
@@ -70,6 +69,19 @@ function(ssi_testing_libraries_of out)
     endforeach()
     list(LENGTH todo n)
   endwhile()
+  set(${out} ${seen} PARENT_SCOPE)
+endfunction()
+
+# Sets `out` to the ssi_<m>_testing library of every ssi_<m> module that
+# `targets` link, directly or through other targets.
+function(ssi_testing_libraries_of out)
+  ssi_link_closure(linked ${ARGN})
+  set(found "")
+  foreach(t IN LISTS linked)
+    if(t MATCHES "^ssi_" AND TARGET ${t}_testing)
+      list(APPEND found ${t}_testing)
+    endif()
+  endforeach()
   set(${out} ${found} PARENT_SCOPE)
 endfunction()
 
