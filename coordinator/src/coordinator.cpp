@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <kj/async.h>
 
+#include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "control_server.hpp"
 #include "convert.hpp"
@@ -15,7 +16,7 @@
 namespace ssi::coord {
 namespace {
 
-constexpr int kExitNodeDied = 3;
+constexpr int kExitNodeDied = exit_status(ExitCode::kNodeLost);
 constexpr int kExitInterrupted = 130;
 
 struct Member {

@@ -2,7 +2,7 @@
  * Freestanding C, 64-bit long mode, entered under the ssi boot convention
  * (ssi/include/ssi/boot_info.h). Setup and devices run at CPL0 (emulated,
  * ~1 us per instruction on kvm_pvm); workloads run in ring 3 through
- * rt_run_user(), which runs natively there (KVM-NOTES.md). */
+ * rt_run_user(), which runs natively there (docs/vcpu.md, KVM fact #7). */
 #ifndef SSI_GUEST_RT_H_
 #define SSI_GUEST_RT_H_
 
@@ -90,7 +90,8 @@ static inline void rt_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli
 
 /* --- ring 3 --- */
 /* Runs fn(arg) at CPL3 on this CPU's user stack and returns its result: the
- * task ends with int3 through a DPL3 gate (never syscall: KVM-NOTES). */
+ * task ends with int3 through a DPL3 gate (never syscall: on kvm_pvm no
+ * system-call instruction reaches ring 0; docs/vcpu.md). */
 typedef uint64_t (*rt_user_fn)(uint64_t arg);
 uint64_t rt_run_user(unsigned cpu, rt_user_fn fn, uint64_t arg);
 
