@@ -64,9 +64,11 @@ int rt_wait_at_least(const volatile uint64_t* p, uint64_t target, uint64_t max_s
 /* The same, bounded by time (TSC cycles) instead of a spin count: a spin
  * costs ~1 us under an instruction emulator and ~1 ns natively, and other
  * cpus may be slow to come (remote page faults cost ms under emulation), so
- * only a time bound tells a hang from slowness. RT_WAIT_CYCLES: ~100 s at
- * 2.5 GHz. */
-#define RT_WAIT_CYCLES 250000000000ull
+ * only a time bound tells a hang from slowness. RT_WAIT_CYCLES: ~400 s at
+ * 2.5 GHz (4 nodes in the KVM test VM have needed over 100 s at a barrier
+ * of the counter kernel, where every increment is a remote write fault);
+ * the tests' own time limits are longer still. */
+#define RT_WAIT_CYCLES 1000000000000ull
 int rt_wait_at_least_for(const volatile uint64_t* p, uint64_t target, uint64_t tsc_cycles);
 /* A reusable barrier for `n` participants (bounded: exits with RT_EXIT_TIMEOUT). */
 typedef struct {
