@@ -7,24 +7,90 @@ function(ssi_warnings target)
   endif()
 endfunction()
 
-# ssi_module(NAME SOURCES... [DEPS ...]): library ssi_<NAME> with public
-# headers in include/ and fakes for other modules' tests in testing/.
+# ssi_module(NAME SOURCES... [DEPS ...] [PRIVATE_DEPS ...] [TESTING_SOURCES ...]
+#            [TESTING_DEPS ...]): library ssi_<NAME> with its public headers in
+# include/. A module with a testing/ folder (fakes for other modules' tests)
+# also gets ssi_<NAME>_testing: testing/ on its include path, TESTING_SOURCES
+# compiled into it. Production targets never link a *_testing library
+# (cmake/SsiNoTestingLinks.cmake checks it at configure time); ssi_test()
+# links the testing libraries of the modules a test depends on.
 function(ssi_module name)
-  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS;TESTING_SOURCES;TESTING_DEPS" ${ARGN})
   add_library(ssi_${name} STATIC ${M_SOURCES})
-  target_include_directories(ssi_${name} PUBLIC
-    ${CMAKE_CURRENT_SOURCE_DIR}/include
-    ${CMAKE_CURRENT_SOURCE_DIR}/testing)
+  target_include_directories(ssi_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
   target_include_directories(ssi_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(ssi_${name} PUBLIC ${M_DEPS} PRIVATE ${M_PRIVATE_DEPS})
   ssi_warnings(ssi_${name})
+  if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/testing)
+    return()
+  endif()
+  if(M_TESTING_SOURCES)
+    add_library(ssi_${name}_testing STATIC ${M_TESTING_SOURCES})
+    target_include_directories(ssi_${name}_testing PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/testing)
+    target_link_libraries(ssi_${name}_testing PUBLIC ssi_${name} ${M_TESTING_DEPS})
+    ssi_warnings(ssi_${name}_testing)
+  else()
+    add_library(ssi_${name}_testing INTERFACE)
+    target_include_directories(ssi_${name}_testing INTERFACE ${CMAKE_CURRENT_SOURCE_DIR}/testing)
+    target_link_libraries(ssi_${name}_testing INTERFACE ssi_${name} ${M_TESTING_DEPS})
+  endif()
+endfunction()
+
+# Sets `out` to `targets` and everything they link, directly or through
+# other targets (non-target names such as -lfoo included, not followed).
+function(ssi_link_closure out)
+  set(seen "")
+  set(todo ${ARGN})
+  list(LENGTH todo n)
+  while(n GREATER 0)
+    list(POP_FRONT todo t)
+    list(LENGTH todo n)
+    if(t IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen ${t})
+    if(NOT TARGET ${t})
+      continue()
+    endif()
+    get_target_property(type ${t} TYPE)
+    get_target_property(links ${t} INTERFACE_LINK_LIBRARIES)
+    if(NOT links)  # <var>-NOTFOUND
+      set(links "")
+    endif()
+    if(NOT type STREQUAL "INTERFACE_LIBRARY")
+      get_target_property(direct ${t} LINK_LIBRARIES)
+      if(direct)
+        list(APPEND links ${direct})
+      endif()
+    endif()
+    foreach(l IN LISTS links)
+      string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" l "${l}")
+      list(APPEND todo ${l})
+    endforeach()
+    list(LENGTH todo n)
+  endwhile()
+  set(${out} ${seen} PARENT_SCOPE)
+endfunction()
+
+# Sets `out` to the ssi_<m>_testing library of every ssi_<m> module that
+# `targets` link, directly or through other targets.
+function(ssi_testing_libraries_of out)
+  ssi_link_closure(linked ${ARGN})
+  set(found "")
+  foreach(t IN LISTS linked)
+    if(t MATCHES "^ssi_" AND TARGET ${t}_testing)
+      list(APPEND found ${t}_testing)
+    endif()
+  endforeach()
+  set(${out} ${found} PARENT_SCOPE)
 endfunction()
 
 # ssi_test(NAME SOURCES... DEPS ... [LABELS ...]): a gtest binary registered with ctest.
 function(ssi_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
-  target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest_main)
+  ssi_testing_libraries_of(fakes ${T_DEPS})  # tests see the fakes of what they test
+  target_link_libraries(${name} PRIVATE ${T_DEPS} ${fakes} GTest::gtest_main)
   ssi_warnings(${name})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)

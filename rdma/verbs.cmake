@@ -1,7 +1,7 @@
 # libibverbs backend: RC queue pairs. Always compiled; with no RDMA device
 # make_transport("verbs") reports Errc::kUnsupported. The transport runs on
 # a VerbsFabric: libibverbs (verbs_fabric_ibv.cpp) or, in tests, the soft RC
-# fake (library ssi_rdma_soft_rc, testing/soft_rc.cpp).
+# fake (library ssi_rdma_testing, testing/soft_rc.cpp).
 set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_conn_info.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_registration.cpp
@@ -10,7 +10,5 @@ set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_credits.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_channel.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_transport.cpp)
-
-add_library(ssi_rdma_soft_rc STATIC ${CMAKE_CURRENT_SOURCE_DIR}/testing/soft_rc.cpp)
-target_link_libraries(ssi_rdma_soft_rc PUBLIC ssi_rdma)
-ssi_warnings(ssi_rdma_soft_rc)
+set(SSI_RDMA_TESTING_SOURCES ${SSI_RDMA_TESTING_SOURCES}
+  ${CMAKE_CURRENT_SOURCE_DIR}/testing/soft_rc.cpp)

@@ -26,8 +26,9 @@ std::string peer_of(kj::AsyncIoStream& s) {
 
 }  // namespace
 
-ControlServer::ControlServer(capnp::Capability::Client bootstrap, const MachineSecret& secret, kj::Timer& timer)
-    : rpc_(kj::mv(bootstrap)), secret_(secret), timer_(timer), handshakes_(*this) {}
+ControlServer::ControlServer(capnp::Capability::Client bootstrap, const MachineSecret& secret, kj::Timer& timer,
+                             kj::Duration handshake_limit)
+    : rpc_(kj::mv(bootstrap)), secret_(secret), timer_(timer), handshake_limit_(handshake_limit), handshakes_(*this) {}
 
 kj::Promise<void> ControlServer::accept_loop(kj::ConnectionReceiver& listener) {
   return listener.accept().then([this, &listener](kj::Own<kj::AsyncIoStream>&& stream) {
@@ -43,7 +44,7 @@ void ControlServer::admit(kj::Own<kj::AsyncIoStream> stream) {
     return;  // dropping the stream closes it
   }
   ++pending_;
-  handshakes_.add(accept_authenticated(kj::mv(stream), secret_, timer_, kHandshakeLimit)
+  handshakes_.add(accept_authenticated(kj::mv(stream), secret_, timer_, handshake_limit_)
                       .then(
                           [this](kj::Own<kj::AsyncIoStream>&& s) {
                             --pending_;
@@ -51,6 +52,13 @@ void ControlServer::admit(kj::Own<kj::AsyncIoStream> stream) {
                           },
                           [this, who](kj::Exception&& e) {
                             --pending_;
+                            // A peer that hangs up before authenticating got
+                            // nothing (the nodes' own reachability probes do
+                            // this): not worth a warning.
+                            if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+                              log::get("coord")->debug("coordinator: {} hung up before authenticating", who);
+                              return;
+                            }
                             refusals_.warn(fmt::format("coordinator: closed the connection from {}: {}", who,
                                                        e.getDescription().cStr()));
                           }));

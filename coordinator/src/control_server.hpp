@@ -20,11 +20,11 @@ namespace ssi::coord {
 class ControlServer final : private kj::TaskSet::ErrorHandler {
  public:
   // At most this many connections may be mid-handshake; a connection must
-  // authenticate within kHandshakeLimit.
+  // authenticate within the handshake limit.
   static constexpr std::size_t kMaxPending = 64;
-  static constexpr auto kHandshakeLimit = 3 * kj::SECONDS;
 
-  ControlServer(capnp::Capability::Client bootstrap, const MachineSecret& secret, kj::Timer& timer);
+  ControlServer(capnp::Capability::Client bootstrap, const MachineSecret& secret, kj::Timer& timer,
+                kj::Duration handshake_limit);
   kj::Promise<void> accept_loop(kj::ConnectionReceiver& listener);
 
  private:
@@ -34,6 +34,7 @@ class ControlServer final : private kj::TaskSet::ErrorHandler {
   capnp::TwoPartyServer rpc_;
   const MachineSecret& secret_;
   kj::Timer& timer_;
+  kj::Duration handshake_limit_;
   kj::TaskSet handshakes_;
   std::size_t pending_ = 0;
   log::RateLimitedLog refusals_{"coord"};

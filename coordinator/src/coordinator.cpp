@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <kj/async.h>
 
+#include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "control_server.hpp"
 #include "convert.hpp"
@@ -15,7 +16,7 @@
 namespace ssi::coord {
 namespace {
 
-constexpr int kExitNodeDied = 3;
+constexpr int kExitNodeDied = exit_status(ExitCode::kNodeLost);
 constexpr int kExitInterrupted = 130;
 
 struct Member {
@@ -287,7 +288,8 @@ Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
     if (port != 0) state.event(fmt::format("coordinator listening on port {}", port));
     if (options.on_listening) options.on_listening(port);
     {
-      ControlServer server(kj::heap<CoordinatorImpl>(state), options.secret, timer);
+      ControlServer server(kj::heap<CoordinatorImpl>(state), options.secret, timer,
+                           options.handshake_limit.count() * kj::MILLISECONDS);
       auto accepting = server.accept_loop(*listener).eagerlyEvaluate(
           [](kj::Exception&& e) { log::get("coord")->error("coordinator stopped accepting: {}", e.getDescription().cStr()); });
       Driver driver(state, ws, timer);

@@ -10,6 +10,7 @@
 #include <kj/timer.h>
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "convert.hpp"
 #include "coordinator/failure_detector.hpp"
 #include "stream_auth.hpp"
@@ -64,7 +65,7 @@ class NodeImpl final : public Node::Server {
     std::string reason = params.getReason();
     bool failed = params.getFailed();
     s_.runtime.stop(reason, failed);
-    if (!s_.exit) s_.exit = NodeExit{failed ? 3 : 0, reason};
+    if (!s_.exit) s_.exit = NodeExit{exit_status(failed ? ExitCode::kNodeLost : ExitCode::kOk), reason};
     return kj::READY_NOW;
   }
 
@@ -110,7 +111,7 @@ class SendErrors final : public kj::TaskSet::ErrorHandler {
 NodeExit lost(NodeState& s, const std::string& why) {
   std::string msg = fmt::format("lost the coordinator: {}", why);
   s.runtime.stop(msg, true);
-  return NodeExit{3, msg};
+  return NodeExit{exit_status(ExitCode::kNodeLost), msg};
 }
 
 // `p`, or a kj::Exception saying what did not arrive within `limit`.
@@ -157,7 +158,8 @@ NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime) {
     } catch (const kj::Exception& e) {
       // Another machine's secret is a setup mistake (exit 2), not a lost peer.
       std::string why = e.getDescription().cStr();
-      if (why.find("failed authentication") != std::string::npos) return NodeExit{2, why};
+      if (why.find("failed authentication") != std::string::npos)
+        return NodeExit{exit_status(ExitCode::kError), why};
       throw;
     }
     capnp::TwoPartyClient client(*stream);
@@ -169,7 +171,7 @@ NodeExit run_node(const NodeOptions& options, NodeRuntime& runtime) {
     kj::Promise<capnp::Response<Coordinator::JoinResults>> joining = join.send();
     auto joined = within(timer, limit, kj::mv(joining), "answer to join").wait(ws);
     if (!joined.getOk())
-      return NodeExit{2, fmt::format("coordinator refused node {}: {}", options.info.id,
+      return NodeExit{exit_status(ExitCode::kError), fmt::format("coordinator refused node {}: {}", options.info.id,
                                      joined.getError().cStr())};
 
     SendErrors errors(state);

@@ -1,6 +1,8 @@
 // Node agent: lifecycle, frame dispatch, sending, home side.
 #include <sys/epoll.h>
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "dsm/messages.hpp"
@@ -8,12 +10,19 @@
 
 namespace ssi::dsm {
 
+std::optional<std::chrono::microseconds> HoldPolicy::env_override() {
+  const char* us = std::getenv("SSI_DSM_HOLD_US");
+  if (!us || !*us) return std::nullopt;
+  return std::chrono::microseconds(std::strtoll(us, nullptr, 10));
+}
+
 Result<std::unique_ptr<Node>> Node::create(NodeConfig config, rdma::Reactor& reactor,
                                            rdma::Transport& transport) {
   if (config.self.value() >= config.nodes || config.nodes > Directory::kMaxNodes)
     return make_error(Errc::kInvalidArgument,
                       fmt::format("node {} of {} (at most {} nodes)", config.self, config.nodes,
                                   Directory::kMaxNodes));
+  if (auto fixed = HoldPolicy::env_override()) config.hold.fixed = *fixed;
   SSI_ASSIGN_OR_RETURN(Region region, Region::create(config.bytes));
   auto map = config.homes.empty()
                  ? HomeMap::equal_chunks(region.pages(), config.nodes)
@@ -31,7 +40,10 @@ Node::Node(NodeConfig config, HomeMap map, Region region, rdma::Reactor& reactor
       reactor_(reactor),
       transport_(transport),
       table_(region_.pages()),
-      directory_(config_.self, map_) {}
+      directory_(config_.self, map_),
+      granted_at_(region_.pages()),
+      hold_us_(region_.pages(), 0),
+      raised_at_(region_.pages()) {}
 
 Node::~Node() = default;
 

@@ -1,7 +1,9 @@
 // Node agent, requester side: uffd faults, grants, invalidations, fetches.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
+#include <boost/fiber/operations.hpp>
 #include <fmt/format.h>
 
 #include "dsm/messages.hpp"
@@ -23,10 +25,13 @@ void Node::on_uffd_ready() {
 }
 
 void Node::on_fault(const FaultEvent& ev) {
+  note_fault_thread(ev);
   FaultAction a = table_.on_fault(ev.page, ev.write);
   switch (a) {
     case FaultAction::kWait:
       ++stats_.coalesced_faults;
+      if (auto it = inflight_.find(ev.page.value()); it != inflight_.end())
+        it->second->threads.push_back(ev.tid);
       return;
     case FaultAction::kWake:
       // The page was installed after the kernel queued this event; the
@@ -36,6 +41,7 @@ void Node::on_fault(const FaultEvent& ev) {
       return;
     default:
       start_request(ev.page, a);
+      inflight_[ev.page.value()]->threads.push_back(ev.tid);
   }
 }
 
@@ -48,6 +54,8 @@ void Node::start_request(PageNo p, FaultAction action) {
   if (action == FaultAction::kSendRead) ++stats_.read_faults;
   if (action == FaultAction::kSendWrite) ++stats_.write_faults;
   if (action == FaultAction::kSendUpgrade) ++stats_.upgrade_faults;
+  dsm_log()->trace("node {}: {} fault on page {}", config_.self,
+                   action == FaultAction::kSendRead ? "read" : "write", p);
   reactor_.spawn([this, p, action, done] {
     send_out({map_.home_of(p), action == FaultAction::kSendRead ? kReadReq : kWriteReq, p, 0,
               action == FaultAction::kSendUpgrade ? kUpgrade : 0, {}});
@@ -69,7 +77,38 @@ void Node::finish_request(PageNo p) {
   if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
+  for (auto tid : inf->threads) {
+    auto it = thread_faults_.find(tid);
+    if (it == thread_faults_.end()) continue;
+    for (auto& f : it->second.ring)
+      if (f.page == p.value()) f.answered = true;
+  }
   inf->done.set_value();
+}
+
+void Node::note_fault_thread(const FaultEvent& ev) {
+  if (config_.hold.fixed.count() >= 0) return;
+  ThreadFaults& t = thread_faults_[ev.tid];
+  // This thread's latest earlier fault on the same page, if recent.
+  const RecentFault* prev = nullptr;
+  for (std::size_t i = 1; i <= kRecentFaults && !prev; ++i) {
+    const RecentFault& f = t.ring[(t.next + kRecentFaults - i) % kRecentFaults];
+    if (f.page == ev.page.value()) prev = &f;
+  }
+  // A write answered, and a write again with nothing in between on that
+  // page: the page went before the thread could use it (or it writes again
+  // under contention, where a longer stay helps too). Reads are left out: a
+  // thread spinning on a flag reads the page again each time a writer takes
+  // it, which is progress. Give the page a longer window.
+  if (ev.write && prev && prev->answered && prev->write) {
+    auto& us = hold_us_[ev.page.value()];
+    us = static_cast<std::uint32_t>(std::clamp<std::int64_t>(2 * std::int64_t{us}, config_.hold.min.count(),
+                                                             config_.hold.max.count()));
+    raised_at_[ev.page.value()] = std::chrono::steady_clock::now();
+    ++stats_.hold_raises;
+  }
+  t.ring[t.next] = RecentFault{ev.page.value(), ev.write, false};
+  t.next = (t.next + 1) % kRecentFaults;
 }
 
 void Node::on_grant(const rdma::Frame& f) {
@@ -80,6 +119,7 @@ void Node::on_grant(const rdma::Frame& f) {
   // Counted before the install wakes the faulting threads, so they see it.
   if (h.arg0 & kGrantZero) ++stats_.zero_fills;
   if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
+  granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
   send_out({NodeId{h.src}, kGrantAck, p, h.page_version, 0, {}});
 }
@@ -105,9 +145,25 @@ Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::
   return make_error(Errc::kInternal, fmt::format("page {} stays present after drop", p));
 }
 
+void Node::wait_hold(PageNo p) {
+  const HoldPolicy& policy = config_.hold;
+  auto& us = hold_us_[p.value()];
+  auto now = std::chrono::steady_clock::now();
+  if (us != 0 && now - raised_at_[p.value()] > policy.lapse) us = 0;  // contention is over
+  auto window = policy.fixed.count() >= 0 ? policy.fixed : std::chrono::microseconds(us);
+  auto until = granted_at_[p.value()] + window;
+  if (now >= until) return;
+  ++stats_.holds;
+  stats_.hold_ns += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(until - now).count());
+  boost::this_fiber::sleep_until(until);
+}
+
 void Node::on_inv(const rdma::Frame& f) {
   const auto& h = f.header;
   PageNo p{h.page};
+  wait_hold(p);
+  if (stopping_) return;
   auto drop = table_.on_inv(p, h.page_version);
   if (!drop.ok()) return bad_message(h, drop.error());
   ++stats_.invalidations_received;
@@ -121,6 +177,8 @@ void Node::on_fetch(const rdma::Frame& f) {
   const auto& h = f.header;
   PageNo p{h.page};
   const bool invalidate = h.arg0 & kFetchInvalidate;
+  wait_hold(p);
+  if (stopping_) return;
   if (auto r = table_.on_fetch(p, h.page_version, invalidate); !r.ok())
     return bad_message(h, r.error());
   ++stats_.fetches_received;

@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "link_queue.hpp"
@@ -245,7 +246,7 @@ int main(int argc, char** argv) {
   Switch sw;
   if (auto r = sw.open(ports, base, seed); !r.ok()) {
     std::fprintf(stderr, "ssi-linkemu: error: %s\n", r.error().to_string().c_str());
-    return 2;
+    return ssi::exit_status(ssi::ExitCode::kError);
   }
   std::printf("ready\n");
   std::fflush(stdout);
@@ -253,7 +254,7 @@ int main(int argc, char** argv) {
   std::printf("%s\n", sw.counters_json().c_str());
   if (!r.ok()) {
     std::fprintf(stderr, "ssi-linkemu: error: %s\n", r.error().to_string().c_str());
-    return 1;
+    return ssi::exit_status(ssi::ExitCode::kFailed);
   }
   return 0;
 }

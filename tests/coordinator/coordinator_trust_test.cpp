@@ -59,6 +59,7 @@ TEST(CoordinatorTrust, IdleAndGarbageConnectionsAreClosedAndTheMachineRuns) {
       [](std::uint16_t port) { return std::vector<Child>{spawn_node(port, 0, "test-1", 4s)}; },
       [&](std::vector<Child>&) {},
       [&](CoordinatorOptions& o) {
+        o.handshake_limit = 2s;
         o.on_listening = [&](std::uint16_t port) {
           intruder = std::thread([&, port] {
             UniqueFd idle = dial(port, std::chrono::seconds(6));

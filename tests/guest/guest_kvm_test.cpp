@@ -85,6 +85,10 @@ struct NodesCase {
   std::string transport;
 };
 
+void PrintTo(const NodesCase& c, std::ostream* os) {
+  *os << c.kernel << " x" << c.vcpus << " vCPUs on " << c.nodes << " nodes over " << c.transport;
+}
+
 std::vector<NodesCase> nodes_cases() {
   std::vector<NodesCase> out;
   for (const auto& k : guest_kernels()) {

@@ -96,7 +96,7 @@ TEST_F(KvmTest, X2apicMsrsAndFilteredMsrsExitToUserspace) {
   ASSERT_EQ(e->kind, ExitKind::kWrmsr) << describe(*e);
   EXPECT_EQ(e->msr.index, 0x830u);
   EXPECT_EQ(*e->msr.data, 0xfdu);
-  EXPECT_EQ(e->msr.reason, MsrExitReason::kInval) << "KVM-NOTES #5b";
+  EXPECT_EQ(e->msr.reason, MsrExitReason::kInval) << "x2APIC MSRs exit with INVAL: KVM fact #5b, docs/vcpu.md";
   e = v.run();
   ASSERT_TRUE(e.ok());
   ASSERT_EQ(e->kind, ExitKind::kRdmsr) << describe(*e);
@@ -126,7 +126,7 @@ TEST_F(KvmTest, KickFromAnotherThreadInterruptsASpinningGuest) {
 
 TEST_F(KvmTest, KickBeforeRunIsNotLost) {
   Vcpu& v = boot({0xeb, 0xfe});
-  v.kick();  // before this thread ever entered KVM_RUN (KVM-NOTES #4)
+  v.kick();  // before this thread ever entered KVM_RUN (KVM fact #4, docs/vcpu.md)
   auto e = v.run();
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->kind, ExitKind::kInterrupted);

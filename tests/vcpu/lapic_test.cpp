@@ -41,7 +41,7 @@ TEST_F(LapicTest, WritableRegistersKeepOnlyTheirBits) {
   mmio_write32(l, r::kLdr, 0xFFFFFFFF);
   EXPECT_EQ(mmio_read32(l, r::kLdr), 0xFF000000u);
   mmio_write32(l, r::kSvr, 0x1FF);
-  EXPECT_EQ(mmio_read32(l, r::kSvr), 0x1FFu);  // read-modify-write from KVM-NOTES #2
+  EXPECT_EQ(mmio_read32(l, r::kSvr), 0x1FFu);  // SVR read-modify-write: KVM fact #2, docs/vcpu.md
   mmio_write32(l, r::kLvtLint0, 0x700);         // ExtINT, unmasked
   EXPECT_EQ(mmio_read32(l, r::kLvtLint0), 0x700u);
   mmio_write32(l, r::kTimerDivide, 0xFFFFFFFF);

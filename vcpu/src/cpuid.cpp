@@ -1,5 +1,6 @@
-// CPUID policy: hide what this machine kind's KVM emulator cannot execute
-// (KVM-NOTES #7), so guest code that checks CPUID never tries it.
+// CPUID policy: hide what the kvm_pvm emulator cannot execute at CPL0 (SSE
+// arithmetic, x87, xsave, popcnt...: KVM fact #7, docs/vcpu.md), so guest
+// code that checks CPUID never tries it.
 #include <algorithm>
 
 #include "vcpu/kvm.hpp"

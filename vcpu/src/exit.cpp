@@ -41,7 +41,7 @@ std::string describe(const VcpuExit& exit) {
       if (!exit.internal.insn_bytes.empty()) {
         s += ", instruction bytes";
         for (auto b : exit.internal.insn_bytes) s += fmt::format(" {:02x}", b);
-        s += " (this KVM's emulator cannot execute it; see KVM-NOTES #7)";
+        s += " (this KVM's emulator cannot execute it; see docs/vcpu.md, KVM fact #7)";
       }
       for (std::size_t i = 0; i < exit.internal.data.size(); ++i)
         s += fmt::format("{}{:#x}", i == 0 ? ", data " : " ", exit.internal.data[i]);

@@ -64,7 +64,8 @@ class KvmVm final : public Vm {
     SSI_TRY(check_ioctl(::ioctl(vm_.get(), KVM_ENABLE_CAP, &cap),
                         "KVM_ENABLE_CAP X86_USER_SPACE_MSR"));
     // Without the filter KVM answers APIC_BASE itself and silently drops
-    // TSC_DEADLINE writes (KVM-NOTES #5b); a zero bit denies = exits to us.
+    // TSC_DEADLINE writes (KVM fact #5b, docs/vcpu.md); a zero bit denies =
+    // exits to us.
     // KVM copies BITS_TO_LONGS(nmsrs) longs of bitmap: give it a whole one.
     std::uint64_t deny = 0;
     kvm_msr_filter filter{};

@@ -12,7 +12,9 @@ namespace ssi::vcpu::detail {
 namespace {
 
 // The kick signal sets immediate_exit on the kvm_run of the vCPU that the
-// receiving thread is running (KVM-NOTES #4). A realtime signal, so that it
+// receiving thread is running (KVM fact #4 in docs/vcpu.md: a signal
+// before the thread set t_run is lost, hence Vcpu's kick-pending flag
+// checked before every KVM_RUN). A realtime signal, so that it
 // does not collide with SIGUSR1/2 users.
 thread_local kvm_run* t_run = nullptr;
 

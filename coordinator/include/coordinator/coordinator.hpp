@@ -26,6 +26,10 @@ struct CoordinatorOptions {
   // Every connection must prove it (base/secret.hpp) before its first
   // Cap'n Proto message is read.
   MachineSecret secret;
+  // ...within this long, or the connection is closed. Generous: a node on a
+  // loaded or emulated host (the KVM test VM under load took over 3 s) must
+  // not be turned away; at most 64 connections may be mid-handshake.
+  std::chrono::milliseconds handshake_limit{20000};
   MachineConfig config;                // peers are filled in from the joins
   std::string version;                 // nodes with another version are refused
   Timing timing;

@@ -18,7 +18,7 @@ struct NodeOptions {
 };
 
 struct NodeExit {
-  int exit_code = 0;  // 0 = stopped normally; 2 = refused; 3 = failure
+  int exit_code = 0;  // base/exit_code.hpp: kOk stopped normally, kError refused, kNodeLost failure
   std::string message;
 };
 

@@ -16,8 +16,10 @@
 //   message) is counted in stats().bad_messages, logged, and ignored.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -34,6 +36,25 @@
 
 namespace ssi::dsm {
 
+// The hold window. A page granted to this node for a fault is not given up
+// (to an invalidation or fetch) before the woken thread could retry its
+// access: otherwise nodes that all write one page can pass it round forever
+// without any of them making progress (seen with 4 nodes on a slow, emulated
+// host, where a woken vCPU needs milliseconds to retry). Adaptive by
+// default, per page: a thread that write-faults again on a page that was
+// installed for its previous write fault there did not get to write; the
+// page's window then doubles (from `min`, up to `max`), and it
+// lapses `lapse` after its last raise. docs/protocol.md, "Hold window".
+struct HoldPolicy {
+  std::chrono::microseconds fixed{-1};  // >= 0: every page, always this long
+  std::chrono::microseconds min{50};
+  std::chrono::microseconds max{20000};
+  std::chrono::milliseconds lapse{1000};
+  // SSI_DSM_HOLD_US=N in the environment fixes it at N us for every node
+  // (Node::create applies it): for experiments on a given machine.
+  static std::optional<std::chrono::microseconds> env_override();
+};
+
 struct NodeConfig {
   NodeId self;
   std::uint32_t nodes = 1;
@@ -41,6 +62,12 @@ struct NodeConfig {
   std::vector<HomeMap::Range> homes;      // empty: equal contiguous chunks
   std::chrono::milliseconds request_timeout{5000};  // log a request stuck this long
   bool own_receive_handler = true;  // false: the caller routes DSM frames to deliver()
+  // How long a page granted to this node for a fault stays here before an
+  // invalidation or fetch may take it away: the faulting thread must get to
+  // retry its access first, or nodes that all write one page can pass it
+  // round forever without any of them making progress (seen with 4 nodes on
+  // a slow, emulated host). See docs/dsm.md, "Hold window".
+  HoldPolicy hold;
 };
 
 class Node {
@@ -84,6 +111,8 @@ class Node {
   void on_fetch(const rdma::Frame& f);
   Result<void> install(PageNo p, InstallAction action, std::span<const std::byte> data);
   void finish_request(PageNo p);
+  // Fiber: wait out the hold window of page p (see HoldPolicy).
+  void wait_hold(PageNo p);
   void send_out(const OutMsg& m);
   void bad_message(const rdma::FrameHeader& h, const Error& why);
   void local_error(const Error& why);
@@ -97,6 +126,24 @@ class Node {
   Directory directory_;
   NodeStats stats_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Inflight>> inflight_;
+  std::vector<std::chrono::steady_clock::time_point> granted_at_;  // per page: last grant installed
+  // The adaptive hold (HoldPolicy): per page, its window in us; per thread,
+  // its recent faults (one instruction may need several pages at once, e.g.
+  // a page walk) and whether an install has answered each.
+  struct RecentFault {
+    std::uint64_t page = ~0ull;
+    bool write = false;
+    bool answered = false;
+  };
+  static constexpr std::size_t kRecentFaults = 8;
+  struct ThreadFaults {
+    std::array<RecentFault, kRecentFaults> ring{};
+    std::size_t next = 0;
+  };
+  std::vector<std::uint32_t> hold_us_;
+  std::vector<std::chrono::steady_clock::time_point> raised_at_;
+  std::unordered_map<std::uint32_t, ThreadFaults> thread_faults_;
+  void note_fault_thread(const FaultEvent& ev);
   std::vector<std::byte> zero_page_ = std::vector<std::byte>(kPageSize);
   bool started_ = false;
   bool stopping_ = false;

@@ -11,9 +11,11 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "cluster/workload.hpp"
+#include "machine_demo.hpp"
 #include "report.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/outcome_json.hpp"
@@ -50,7 +52,7 @@ pid_t spawn_node(std::uint16_t port, std::uint32_t id, const LocalClusterOptions
   argv.push_back(nullptr);
   execv("/proc/self/exe", argv.data());
   std::fprintf(stderr, "ssi: error: exec of node %u failed\n", id);
-  _exit(127);
+  _exit(exit_status(ExitCode::kExecFailed));
 }
 
 // Nodes exit by themselves once stopped (within milliseconds); the bound
@@ -128,20 +130,20 @@ int run_local_cluster(const LocalClusterOptions& options) {
   auto sock = coord::listen_socket("127.0.0.1", 0);
   if (!sock.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   auto [fd, port] = *sock;
-  coord::MachineConfig config = with_defaults(options.config);
+  coord::MachineConfig config = with_defaults(resolve_machine_demo(options.config));
   if (auto g = prepare_guest(config); !g.ok()) {
     ::close(fd);
     std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   auto metrics = open_metrics(options.metrics);
   if (!metrics.ok()) {
     ::close(fd);
     std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   auto started = std::chrono::steady_clock::now();
   const auto& interrupted = install_interrupt_flag();  // before any child exists
@@ -182,23 +184,23 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   auto address = parse_host_port(options.listen, true);
   if (!address.ok()) {
     std::fprintf(stderr, "ssi: error: --listen: %s\n", address.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   const std::string& host = address->host;
   auto sock = coord::listen_socket(host, address->port);
   if (!sock.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
-  coord::MachineConfig config = with_defaults(options.config);
+  coord::MachineConfig config = with_defaults(resolve_machine_demo(options.config));
   auto secret = machine_secret("coordinator");
   if (!secret.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   if (auto g = prepare_guest(config); !g.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   coord::CoordinatorOptions co;
   co.secret = *secret;
@@ -210,7 +212,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   auto metrics = open_metrics(options.metrics);
   if (!metrics.ok()) {
     std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   feed(co, metrics->get());
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",

@@ -1,9 +1,10 @@
-// "guest" and "machine-demo": this node's share of one multi-node machine
-// (machine::Machine with a multinode::ClusterFabric) on the node's DSM
-// region. "guest" runs KVM vCPUs and a kernel of any kind (`ssi run --nodes N`); "machine-demo" runs the scripted
-// FakeVcpu guest (multinode/scripted_guest.hpp), the same machine without
-// /dev/kvm. Phase 0: node 0 loads the kernel and boot area into guest RAM
-// (through the DSM); phase 1: every node runs its vCPUs until the exit.
+// "guest": this node's share of one multi-node machine (machine::Machine with a
+// multinode::ClusterFabric) on the node's DSM region, with KVM vCPUs running a
+// kernel of any kind
+// (`ssi run --nodes N`, and `ssi demo --workload machine-demo --kernel K`
+// where KVM is usable: machine_demo.cpp). Phase 0: node 0 loads the kernel
+// and boot area into guest RAM (through the DSM); phase 1: every node runs
+// its vCPUs until the exit.
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "cgroup.hpp"
 #include "sha256.hpp"
@@ -19,24 +21,24 @@
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
 #include "multinode/cluster_fabric.hpp"
-#include "multinode/scripted_guest.hpp"
 #include "multinode/wire.hpp"
 #include "ssi/kernel_image.hpp"
-#include "vcpu/fake_vm.hpp"
 
 namespace ssi::cluster {
 namespace {
 
-// Exit code when the coordinator stops a machine that is still running.
-constexpr int kStopped = 3;
+// Exit code when the coordinator stops a machine that is still running
+// (a node was lost).
+constexpr int kStopped = exit_status(ExitCode::kNodeLost);
 // How long stop() waits for the vCPUs; one stuck on a dead peer's page
-// cannot be woken, and the process must still end (DESIGN.md 7).
+// cannot be woken (the DSM does not fail a fault whose home died), and the
+// process must still end: a dead node must never leave a hang behind.
 constexpr auto kStopGrace = std::chrono::milliseconds(1500);
 
 class MachineWorkload final : public Workload {
  public:
-  MachineWorkload(NodeHost& host, const coord::MachineConfig& config, bool kvm)
-      : host_(host), config_(config), kvm_(kvm) {}  // machine-demo's sizes: with_defaults()
+  MachineWorkload(NodeHost& host, const coord::MachineConfig& config)
+      : host_(host), config_(config) {}
   ~MachineWorkload() override {
     stop();
     (void)host_.call([this]() -> Result<void> {
@@ -61,19 +63,16 @@ class MachineWorkload final : public Workload {
     }
     SSI_ASSIGN_OR_RETURN(cgroups_,
                          cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
-    vcpu::CpuidEntries cpuid;
-    if (kvm_) {
-      SSI_TRY(check_kernel());
-      SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
-      auto hv = vcpu::open_kvm();
-      if (!hv.ok())
-        return make_error(hv.error().code,
-                          fmt::format("no usable KVM on this node: {}", hv.error().message));
-      hv_ = std::move(*hv);
-      SSI_ASSIGN_OR_RETURN(cpuid, hv_->supported_cpuid());
-      cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
-      SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
-    }
+    SSI_TRY(check_kernel());
+    SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
+    auto hv = vcpu::open_kvm();
+    if (!hv.ok())
+      return make_error(hv.error().code,
+                        fmt::format("no usable KVM on this node: {}", hv.error().message));
+    hv_ = std::move(*hv);
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries cpuid, hv_->supported_cpuid());
+    cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
+    SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
     return host_.call([this, cpuid]() -> Result<void> {
       dsm::NodeConfig nc;
       nc.self = host_.self();
@@ -82,13 +81,6 @@ class MachineWorkload final : public Workload {
       nc.own_receive_handler = false;  // shared with the machine's frames below
       SSI_ASSIGN_OR_RETURN(dsm_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
       std::span<std::uint8_t> ram(reinterpret_cast<std::uint8_t*>(dsm_->base()), dsm_->size());
-      if (!kvm_) {
-        multinode::testing::ScriptedGuestConfig sg;
-        sg.placement = placement_;
-        sg.increments = static_cast<std::uint32_t>(config_.workload_arg);
-        vm_ = std::make_unique<vcpu::testing::FakeVm>(
-            [sg, ram](vcpu::testing::FakeVcpu& v) { multinode::testing::script_vcpu(v, sg, ram); });
-      }
       multinode::ClusterNodeConfig mc;
       mc.self = host_.self();
       mc.placement = placement_;
@@ -168,19 +160,15 @@ class MachineWorkload final : public Workload {
   }
 
   // Node 0 reads and checks the kernel once and loads it into guest RAM
-  // (through the DSM); machine-demo's scripted guest needs the boot area only.
+  // (through the DSM).
   coord::PhaseResult load() {
     if (host_.self() != multinode::kDeviceNode) return {0, "", {}};
-    std::optional<machine::KernelImage> image;
-    if (kvm_) {
-      auto k = machine::read_kernel_image({.kernel = config_.kernel, .initrd = config_.initrd,
-                                           .append = config_.append, .vcpus = config_.vcpus,
-                                           .nodes = config_.nodes},
-                                          *map_);
-      if (!k.ok()) return {2, k.error().to_string(), {}};
-      image = std::move(*k);
-    }
-    auto r = machine_->machine().load(image ? &*image : nullptr);
+    auto image = machine::read_kernel_image({.kernel = config_.kernel, .initrd = config_.initrd,
+                                             .append = config_.append, .vcpus = config_.vcpus,
+                                             .nodes = config_.nodes},
+                                            *map_);
+    if (!image.ok()) return {2, image.error().to_string(), {}};
+    auto r = machine_->machine().load(&*image);
     if (!r.ok()) return {2, r.error().to_string(), {}};
     return {0, "", {}};
   }
@@ -196,7 +184,7 @@ class MachineWorkload final : public Workload {
       running_ = false;
     }
     cv_.notify_all();
-    if (!r.ok()) return {machine::kVcpuFailed, r.error().to_string(), {}};
+    if (!r.ok()) return {exit_status(ExitCode::kFailed), r.error().to_string(), {}};
     std::string placed;
     for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
     return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};
@@ -204,7 +192,6 @@ class MachineWorkload final : public Workload {
 
   NodeHost& host_;
   coord::MachineConfig config_;
-  bool kvm_;
   std::optional<machine::MemoryMap> map_;
   multinode::Placement placement_;
   std::unique_ptr<vcpu::Hypervisor> hv_;
@@ -222,7 +209,7 @@ class MachineWorkload final : public Workload {
 
 Result<std::unique_ptr<Workload>> make_machine_workload(NodeHost& host,
                                                         const coord::MachineConfig& config) {
-  auto w = std::make_unique<MachineWorkload>(host, config, config.workload == "guest");
+  auto w = std::make_unique<MachineWorkload>(host, config);
   SSI_TRY(w->start());
   return std::unique_ptr<Workload>(std::move(w));
 }

@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/node_host.hpp"
@@ -97,7 +98,7 @@ class ClusterRuntime final : public coord::NodeRuntime {
       std::fprintf(stderr, "ssi node %u: the workload is stuck (waiting for memory of a lost node); exiting\n",
                    host_.self().value());
       std::fflush(stderr);
-      _exit(3);
+      _exit(exit_status(ExitCode::kNodeLost));
     }
     worker_.join();
   }
@@ -138,7 +139,7 @@ class SignalGrace {
       std::fprintf(stderr, "ssi node %u: SIG%s and no stop from the coordinator within %lld s; exiting\n",
                    id, sigabbrev_np(sig), static_cast<long long>(kStopGraceAfterSignal.count()));
       std::fflush(nullptr);
-      std::_Exit(128 + sig);
+      std::_Exit(signal_exit_status(sig));
     });
   }
   ~SignalGrace() {
@@ -219,17 +220,17 @@ int run_node_command(const NodeCommandOptions& options) {
   auto secret = machine_secret(fmt::format("node {}", options.id));
   if (!secret.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, secret.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   auto host = NodeHost::create(self, options.transport, options.listen, *secret);
   if (!host.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, host.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   SignalGrace grace(options.id);
   if (auto up = wait_for_coordinator(options.coordinator, options.join_timeout); !up.ok()) {
     std::fprintf(stderr, "ssi: error: node %u: %s\n", options.id, up.error().message.c_str());
-    return g_signal.load() ? 128 + g_signal.load() : 3;
+    return g_signal.load() ? signal_exit_status(g_signal.load()) : exit_status(ExitCode::kNodeLost);
   }
   coord::NodeOptions no;
   no.coordinator = options.coordinator;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/workload.hpp"
 
 namespace ssi::cluster {
@@ -60,7 +61,7 @@ class PingWorkload final : public Workload {
     }, std::chrono::seconds(120));
     coord::PhaseResult out;
     if (!r.ok() && !stopping_) {
-      out.exit_code = 3;
+      out.exit_code = exit_status(ExitCode::kNodeLost);
       out.message = r.error().to_string();
     }
     std::sort(us.begin(), us.end());

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/outcome_json.hpp"
 
 namespace ssi::cluster {
@@ -82,17 +83,17 @@ int report_run(const RunEnd& end) {
     RunFacts facts{end.wall, end.signal};
     if (auto w = write_outcome_json(end.json_path, end.config, end.outcome, facts); !w.ok()) {
       std::fprintf(stderr, "ssi: error: %s\n", w.error().to_string().c_str());
-      return 2;
+      return exit_status(ExitCode::kError);
     }
   }
   if (!end.outcome.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", end.outcome.error().to_string().c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   const coord::Outcome& o = end.outcome.value();
   if (end.signal != 0) {
     std::fprintf(stderr, "ssi: interrupted by SIG%s: every node stopped\n", sigabbrev_np(end.signal));
-    return 128 + end.signal;
+    return signal_exit_status(end.signal);
   }
   // A host workload's result lines are its output (stdout); a guest's
   // output is its console, so the per-node lines are ssi's own (stderr).

@@ -19,8 +19,9 @@ struct RunEnd {
   std::string json_path;  // non-empty: also write the JSON there
 };
 
-// Prints the end of a run and returns the process exit code: 0, the
-// failing node's code, 3 (node lost), 128 + signal when interrupted
+// Prints the end of a run and returns the process exit code
+// (base/exit_code.hpp): 0, the failing node's code, kNodeLost, 128 + signal
+// when interrupted
 // (one line only), 2 when the JSON cannot be written.
 int report_run(const RunEnd& end);
 

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cgroup.hpp"
 #include "cluster/workload.hpp"
 #include "multinode/placement.hpp"
@@ -56,7 +57,7 @@ class SpinWorkload final : public Workload {
     std::string line = "spun";
     for (std::size_t i = 0; i < vcpus_.size(); ++i)
       line += fmt::format(" vCPU {} {:.0f} ms CPU;", vcpus_[i], run_ns_[i].load() / 1e6);
-    return {stopping_ ? 3 : 0, line, sample()};
+    return {exit_status(stopping_ ? ExitCode::kNodeLost : ExitCode::kOk), line, sample()};
   }
 
   void stop() override { stopping_ = true; }

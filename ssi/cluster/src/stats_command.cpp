@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "report.hpp"
@@ -83,12 +84,12 @@ int run_stats_command(const std::string& address, bool json) {
   auto reply = query(address);
   if (!reply.ok()) {
     std::fprintf(stderr, "ssi: error: stats: %s\n", reply.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   auto snapshot = parse_query_stats(*reply);
   if (!snapshot.ok()) {
     std::fprintf(stderr, "ssi: error: stats: %s: %s\n", address.c_str(), snapshot.error().message.c_str());
-    return 2;
+    return exit_status(ExitCode::kError);
   }
   if (json) {
     std::fputs(reply->c_str(), stdout);

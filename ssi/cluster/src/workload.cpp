@@ -20,6 +20,8 @@ Result<std::unique_ptr<Workload>> make_machine_workload(NodeHost& host,
 Result<std::unique_ptr<Workload>> make_spin_workload(NodeHost& host, const coord::MachineConfig& config);
 
 namespace {
+// "machine-demo" never reaches a node: the launcher turns it into "guest" or
+// "dsm-demo" (resolve_machine_demo); its phases and sizes are those of both.
 bool is_machine(const std::string& name) { return name == "guest" || name == "machine-demo"; }
 bool is_lab(const std::string& name) { return name.starts_with("lab-"); }
 }  // namespace
@@ -27,7 +29,7 @@ bool is_lab(const std::string& name) { return name.starts_with("lab-"); }
 Result<std::unique_ptr<Workload>> make_workload(NodeHost& host, const coord::MachineConfig& config) {
   if (config.workload == "ping") return make_ping_workload(host, config);
   if (config.workload == "dsm-demo") return make_dsm_demo_workload(host, config);
-  if (is_machine(config.workload)) return make_machine_workload(host, config);
+  if (config.workload == "guest") return make_machine_workload(host, config);
   if (config.workload == "vcpu-spin") return make_spin_workload(host, config);
   if (is_lab(config.workload)) {
     auto w = make_lab_workload(host, config);

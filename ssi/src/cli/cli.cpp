@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "base/exit_code.hpp"
 #include "cluster/build_info.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/launcher.hpp"
@@ -35,7 +36,7 @@ namespace ssi::cli {
 
 namespace {
 
-constexpr int kUsageError = 2;
+constexpr int kUsageError = exit_status(ExitCode::kError);
 
 // A CLI11 validator from a Result-returning check: the error message
 // becomes CLI11's, so a bad value is one line and exit 2 at parse time.
@@ -349,6 +350,10 @@ void add_cluster_commands(CLI::App& app, int& rc) {
                    "vCPUs of machine-demo / vcpu-spin (default 2 per node)")
       ->check(CLI::Range(0, 256));
   add_workload_options(demo, demo_opts.config, demo_opts.json_path);
+  demo->add_option("--kernel", demo_opts.config.kernel,
+                   "machine-demo: guest kernel (ssi ELF test kernel) to run on real vCPUs where "
+                   "KVM is usable (without one, or without KVM: the host-level DSM demo)")
+      ->check(CLI::ExistingFile);
   add_machine_controls(demo, demo_opts.config, demo_opts.metrics);
   demo->callback([&rc] { rc = cluster::run_local_cluster(demo_opts); });
 

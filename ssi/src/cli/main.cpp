@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "base/exit_code.hpp"
 #include "cli.hpp"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,6 @@ int main(int argc, char** argv) {
     return ssi::cli::main(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ssi: error: %s\n", e.what());
-    return 2;
+    return ssi::exit_status(ssi::ExitCode::kError);
   }
 }

@@ -32,7 +32,7 @@ int kernel_main(unsigned cpu) {
   rt_barrier_wait(&g_barrier, n);
   rt_irq_enable();
   if (cpu != 0) {
-    int ok = rt_wait_at_least_for(&g_done, 1, 4 * RT_WAIT_CYCLES);
+    int ok = rt_wait_at_least_for(&g_done, 1, 2 * RT_WAIT_CYCLES);
     rt_irq_disable();
     return ok ? 0 : 1;
   }

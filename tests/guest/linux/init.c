@@ -3,7 +3,8 @@
  * as sysfs shows them) and ends the run through isa-debug-exit (port 0xf4,
  * value 0 -> exit status 1), so the test sees that userspace ran.
  * It makes ordinary system calls: fine under QEMU/TCG and on VMX hardware;
- * on kvm_pvm hosts ring-3 system calls do not work (LINUX-NOTES.md). */
+ * on kvm_pvm hosts ring-3 system calls do not work: `syscall` stays at CPL3
+ * and the kernel faults in entry_SYSCALL_64 (docs/vcpu.md). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>

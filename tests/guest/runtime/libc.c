@@ -1,6 +1,6 @@
 /* The few libc functions gcc may emit calls to in freestanding code. Word
  * loops, not rep movsb/stosb: the kvm_pvm emulator runs those a byte at a
- * time (KVM-NOTES #7). Built with -fno-tree-loop-distribute-patterns so gcc
+ * time (docs/vcpu.md, KVM fact #7). Built with -fno-tree-loop-distribute-patterns so gcc
  * does not turn these loops back into calls to themselves. */
 #include "rt.h"
 

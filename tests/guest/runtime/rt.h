@@ -2,7 +2,7 @@
  * Freestanding C, 64-bit long mode, entered under the ssi boot convention
  * (ssi/include/ssi/boot_info.h). Setup and devices run at CPL0 (emulated,
  * ~1 us per instruction on kvm_pvm); workloads run in ring 3 through
- * rt_run_user(), which runs natively there (KVM-NOTES.md). */
+ * rt_run_user(), which runs natively there (docs/vcpu.md, KVM fact #7). */
 #ifndef SSI_GUEST_RT_H_
 #define SSI_GUEST_RT_H_
 
@@ -64,9 +64,11 @@ int rt_wait_at_least(const volatile uint64_t* p, uint64_t target, uint64_t max_s
 /* The same, bounded by time (TSC cycles) instead of a spin count: a spin
  * costs ~1 us under an instruction emulator and ~1 ns natively, and other
  * cpus may be slow to come (remote page faults cost ms under emulation), so
- * only a time bound tells a hang from slowness. RT_WAIT_CYCLES: ~100 s at
- * 2.5 GHz. */
-#define RT_WAIT_CYCLES 250000000000ull
+ * only a time bound tells a hang from slowness. RT_WAIT_CYCLES: ~400 s at
+ * 2.5 GHz (4 nodes in the KVM test VM have needed over 100 s at a barrier
+ * of the counter kernel, where every increment is a remote write fault);
+ * the tests' own time limits are longer still. */
+#define RT_WAIT_CYCLES 1000000000000ull
 int rt_wait_at_least_for(const volatile uint64_t* p, uint64_t target, uint64_t tsc_cycles);
 /* A reusable barrier for `n` participants (bounded: exits with RT_EXIT_TIMEOUT). */
 typedef struct {
@@ -90,7 +92,8 @@ static inline void rt_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli
 
 /* --- ring 3 --- */
 /* Runs fn(arg) at CPL3 on this CPU's user stack and returns its result: the
- * task ends with int3 through a DPL3 gate (never syscall: KVM-NOTES). */
+ * task ends with int3 through a DPL3 gate (never syscall: on kvm_pvm no
+ * system-call instruction reaches ring 0; docs/vcpu.md). */
 typedef uint64_t (*rt_user_fn)(uint64_t arg);
 uint64_t rt_run_user(unsigned cpu, rt_user_fn fn, uint64_t arg);
 

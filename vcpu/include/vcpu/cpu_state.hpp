@@ -1,5 +1,6 @@
 // A vCPU's complete architectural state as one value: what vCPU migration
-// moves between nodes (DESIGN.md 5, KVM-NOTES #6). Serialised as a
+// moves between nodes (what it holds and why MSRs are set one by one: KVM
+// fact #6, docs/vcpu.md). Serialised as a
 // versioned, length- and checksum-protected byte string.
 #pragma once
 
@@ -42,7 +43,8 @@ Result<CpuState> deserialize(std::span<const std::uint8_t> bytes);
 
 // Finishes an I/O or MMIO read whose data the run loop has filled in but the
 // guest has not received yet (KVM_RUN with immediate_exit: no guest code
-// runs; at a read exit RIP still points at the load, KVM-NOTES #2).
+// runs; at a read exit RIP still points at the load: KVM fact #2,
+// docs/vcpu.md).
 Result<void> complete_pending_io(Vcpu& vcpu);
 
 // Call on a vCPU that is out of KVM_RUN (paused). Completes pending I/O first.

@@ -80,8 +80,9 @@ class Vcpu {
   // Reads the given MSR indices; entries KVM does not know are left out.
   virtual Result<std::vector<kvm_msr_entry>> get_msrs(
       const std::vector<std::uint32_t>& indices) = 0;
-  // Sets MSRs one at a time (KVM-NOTES #6: a batch stops at the first one
-  // KVM refuses); returns an error naming the first MSR that failed.
+  // Sets MSRs one at a time (a KVM_SET_MSRS batch stops at the first MSR
+  // KVM refuses, e.g. the async-PF MSR without an in-kernel LAPIC: KVM
+  // fact #6, docs/vcpu.md); returns an error naming the first that failed.
   virtual Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) = 0;
   // KVM_GET_TSC_KHZ: the guest TSC rate (for the LAPIC's TSC-deadline mode).
   virtual Result<std::uint64_t> get_tsc_khz() = 0;
@@ -98,7 +99,8 @@ struct MemorySlot {
 struct VmOptions {
   // KVM_CAP_X86_USER_SPACE_MSR (INVAL|UNKNOWN|FILTER) plus a filter that
   // sends APIC_BASE (0x1b) and TSC_DEADLINE (0x6e0) to userspace; x2APIC
-  // MSRs 0x800-0x8ff exit with reason INVAL anyway (KVM-NOTES #5b).
+  // MSRs 0x800-0x8ff exit with reason INVAL anyway (KVM fact #5b,
+  // docs/vcpu.md).
   bool userspace_msrs = true;
 };
 
@@ -129,7 +131,7 @@ Result<std::unique_ptr<Hypervisor>> open_kvm(const std::string& path = "/dev/kvm
 bool kvm_available();
 
 // What the guest is told it has. Masks what this machine kind's emulator
-// cannot execute (KVM-NOTES #7) so guest code never tries it.
+// cannot execute (KVM fact #7, docs/vcpu.md) so guest code never tries it.
 struct CpuidPolicy {
   bool hide_xsave = true;     // XSAVE, OSXSAVE, AVX*, leaf 0xD
   bool hide_sse42_popcnt = true;  // SSE4.2 (crc32), POPCNT

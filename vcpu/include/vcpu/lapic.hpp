@@ -1,4 +1,5 @@
-// Userspace local APIC (no in-kernel irqchip, DESIGN.md 5): the guest reaches
+// Userspace local APIC (no in-kernel irqchip, so an IPI to another node is a
+// message; docs/vcpu.md): the guest reaches
 // it through xAPIC MMIO at APIC_BASE (default 0xFEE00000) or x2APIC MSRs
 // 0x800-0x8ff. IPIs leave through an IpiSink, so the machine can route them
 // to a vCPU on this node or to another node as a message. Thread-safe: other

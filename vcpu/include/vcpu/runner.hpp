@@ -40,7 +40,8 @@ struct RunnerOptions {
   std::chrono::milliseconds halt_slice{5};
   // notify() also kicks the vCPU out of KVM_RUN, so an interrupt from
   // another thread is injected at the EINTR exit (~20 us) instead of waiting
-  // for the guest's next exit or a window exit (1-2 ms here, KVM-NOTES #3).
+  // for the guest's next exit or a window exit (1-2 ms on kvm_pvm: KVM
+  // fact #3, docs/vcpu.md).
   bool kick_on_notify = true;
   // How an AP starts on SIPI. Default: real mode at vector << 12 via
   // sipi_sregs/sipi_regs. A machine may install a shortcut (e.g. enter long
@@ -80,7 +81,7 @@ class VcpuRunner {
   // Migration unit. While Paused (after pause() + wait_paused()): the vCPU's
   // whole state, with mp_state set from what this runner knows (HALTED,
   // INIT_RECEIVED = waiting for SIPI, else RUNNABLE); KVM without an
-  // in-kernel LAPIC always reports RUNNABLE (KVM-NOTES #3).
+  // in-kernel LAPIC always reports RUNNABLE (KVM fact #3, docs/vcpu.md).
   Result<CpuState> save_state();
   // Before run(), on a fresh vCPU: load a saved state; run() then continues
   // in the saved Halted / waiting-for-SIPI / Runnable state.

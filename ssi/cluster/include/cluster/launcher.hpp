@@ -21,7 +21,8 @@ struct LocalClusterOptions {
 };
 
 // Runs until the machine finishes or fails; returns the process exit code
-// (0 ok, the failing node's code, 3 node died, 130 interrupted). Prints the
+// (base/exit_code.hpp: 0 ok, the failing node's code, kNodeLost, 128 + signal
+// when interrupted). Prints the
 // per-node stats table at exit.
 int run_local_cluster(const LocalClusterOptions& options);
 

@@ -28,7 +28,8 @@ class Workload {
 
 // Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"
 // (a KVM guest across the nodes: `ssi run --nodes N`), "machine-demo" (the
-// same machine with scripted vCPUs, no KVM needed), and the
+// launcher runs it as "guest" where KVM and a kernel are there, else as
+// "dsm-demo": src/machine_demo.cpp), and the
 // interconnect lab's host-level DSM workloads "lab-*" (docs/benchmarking.md),
 // "vcpu-spin" (busy threads in the vCPUs' cgroups: shares and metrics).
 const std::vector<std::string>& workload_names();
