@@ -22,7 +22,7 @@ Result<std::unique_ptr<Node>> Node::create(NodeConfig config, rdma::Reactor& rea
     return make_error(Errc::kInvalidArgument,
                       fmt::format("node {} of {} (at most {} nodes)", config.self, config.nodes,
                                   Directory::kMaxNodes));
-  if (auto fixed = HoldPolicy::env_override()) config.hold.fixed = *fixed;
+  if (auto window = HoldPolicy::env_override()) config.hold.window = *window;
   SSI_ASSIGN_OR_RETURN(Region region, Region::create(config.bytes));
   auto map = config.homes.empty()
                  ? HomeMap::equal_chunks(region.pages(), config.nodes)
@@ -41,9 +41,7 @@ Node::Node(NodeConfig config, HomeMap map, Region region, rdma::Reactor& reactor
       transport_(transport),
       table_(region_.pages()),
       directory_(config_.self, map_),
-      granted_at_(region_.pages()),
-      hold_us_(region_.pages(), 0),
-      raised_at_(region_.pages()) {}
+      granted_at_(config_.hold.window.count() > 0 ? region_.pages() : 0) {}
 
 Node::~Node() = default;
 

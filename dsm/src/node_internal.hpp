@@ -4,7 +4,6 @@
 #include <boost/fiber/future.hpp>
 #include <chrono>
 #include <memory>
-#include <vector>
 
 #include "base/log.hpp"
 #include "dsm/node.hpp"
@@ -18,7 +17,6 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 struct Node::Inflight {
   SteadyTime start;
   FaultAction action;
-  std::vector<std::uint32_t> threads;  // the faulting threads the install answers
   boost::fibers::promise<void> done;
 };
 

@@ -1,5 +1,4 @@
 // Node agent, requester side: uffd faults, grants, invalidations, fetches.
-#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -25,13 +24,10 @@ void Node::on_uffd_ready() {
 }
 
 void Node::on_fault(const FaultEvent& ev) {
-  note_fault_thread(ev);
   FaultAction a = table_.on_fault(ev.page, ev.write);
   switch (a) {
     case FaultAction::kWait:
       ++stats_.coalesced_faults;
-      if (auto it = inflight_.find(ev.page.value()); it != inflight_.end())
-        it->second->threads.push_back(ev.tid);
       return;
     case FaultAction::kWake:
       // The page was installed after the kernel queued this event; the
@@ -41,7 +37,6 @@ void Node::on_fault(const FaultEvent& ev) {
       return;
     default:
       start_request(ev.page, a);
-      inflight_[ev.page.value()]->threads.push_back(ev.tid);
   }
 }
 
@@ -77,38 +72,7 @@ void Node::finish_request(PageNo p) {
   if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
-  for (auto tid : inf->threads) {
-    auto it = thread_faults_.find(tid);
-    if (it == thread_faults_.end()) continue;
-    for (auto& f : it->second.ring)
-      if (f.page == p.value()) f.answered = true;
-  }
   inf->done.set_value();
-}
-
-void Node::note_fault_thread(const FaultEvent& ev) {
-  if (config_.hold.fixed.count() >= 0) return;
-  ThreadFaults& t = thread_faults_[ev.tid];
-  // This thread's latest earlier fault on the same page, if recent.
-  const RecentFault* prev = nullptr;
-  for (std::size_t i = 1; i <= kRecentFaults && !prev; ++i) {
-    const RecentFault& f = t.ring[(t.next + kRecentFaults - i) % kRecentFaults];
-    if (f.page == ev.page.value()) prev = &f;
-  }
-  // A write answered, and a write again with nothing in between on that
-  // page: the page went before the thread could use it (or it writes again
-  // under contention, where a longer stay helps too). Reads are left out: a
-  // thread spinning on a flag reads the page again each time a writer takes
-  // it, which is progress. Give the page a longer window.
-  if (ev.write && prev && prev->answered && prev->write) {
-    auto& us = hold_us_[ev.page.value()];
-    us = static_cast<std::uint32_t>(std::clamp<std::int64_t>(2 * std::int64_t{us}, config_.hold.min.count(),
-                                                             config_.hold.max.count()));
-    raised_at_[ev.page.value()] = std::chrono::steady_clock::now();
-    ++stats_.hold_raises;
-  }
-  t.ring[t.next] = RecentFault{ev.page.value(), ev.write, false};
-  t.next = (t.next + 1) % kRecentFaults;
 }
 
 void Node::on_grant(const rdma::Frame& f) {
@@ -119,7 +83,7 @@ void Node::on_grant(const rdma::Frame& f) {
   // Counted before the install wakes the faulting threads, so they see it.
   if (h.arg0 & kGrantZero) ++stats_.zero_fills;
   if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
-  granted_at_[p.value()] = std::chrono::steady_clock::now();
+  if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
   send_out({NodeId{h.src}, kGrantAck, p, h.page_version, 0, {}});
 }
@@ -146,12 +110,9 @@ Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::
 }
 
 void Node::wait_hold(PageNo p) {
-  const HoldPolicy& policy = config_.hold;
-  auto& us = hold_us_[p.value()];
+  if (granted_at_.empty()) return;  // no window
   auto now = std::chrono::steady_clock::now();
-  if (us != 0 && now - raised_at_[p.value()] > policy.lapse) us = 0;  // contention is over
-  auto window = policy.fixed.count() >= 0 ? policy.fixed : std::chrono::microseconds(us);
-  auto until = granted_at_[p.value()] + window;
+  auto until = granted_at_[p.value()] + config_.hold.window;
   if (now >= until) return;
   ++stats_.holds;
   stats_.hold_ns += static_cast<std::uint64_t>(

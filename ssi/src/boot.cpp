@@ -115,13 +115,18 @@ EntryState long_mode_state(const BootLayout& l, std::uint32_t cpu) {
   st.gdt = {kGdtGpa, static_cast<std::uint16_t>(8 * (8 + 2 * l.cpu_count) - 1)};
   st.idt = {0, 0};
   st.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg;
-  st.cr3 = l.kernel_cr3;
+  st.cr3 = l.kernel_cr3_of(cpu);
   st.cr4 = kCr4Pae;
   st.efer = kEferLme | kEferLma;
   return st;
 }
 
 }  // namespace
+
+std::uint64_t BootLayout::kernel_cr3_of(std::uint32_t cpu) const {
+  if (cpu >= cpu_node.size() || cpu_node[cpu] >= node_kernel_cr3.size()) return kernel_cr3;
+  return node_kernel_cr3[cpu_node[cpu]];
+}
 
 EntryState BootLayout::bsp_state() const {
   EntryState st = long_mode_state(*this, 0);
@@ -175,8 +180,23 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
   }
   l.kernel_cr3 = kPageTablesGpa;
   l.user_cr3 = kPageTablesGpa + variant_bytes;
-  SSI_TRY(write_page_tables(ram, l.kernel_cr3, l.map_end, 0));
-  SSI_TRY(write_page_tables(ram, l.user_cr3, l.map_end, kPteUser));
+  // One copy of both roots per node when they fit the boot area (boot_info.h,
+  // v3), else the one shared copy.
+  const std::uint32_t copies =
+      config.node_count > 1 && config.node_count <= SSI_MAX_NODES &&
+              kPageTablesGpa + config.node_count * 2 * variant_bytes <= kPageTablesEnd
+          ? config.node_count
+          : 1;
+  std::vector<std::uint64_t> user_roots;
+  for (std::uint32_t n = 0; n < copies; ++n) {
+    const std::uint64_t root = kPageTablesGpa + n * 2 * variant_bytes;
+    SSI_TRY(write_page_tables(ram, root, l.map_end, 0));
+    SSI_TRY(write_page_tables(ram, root + variant_bytes, l.map_end, kPteUser));
+    if (copies > 1) {
+      l.node_kernel_cr3.push_back(root);
+      user_roots.push_back(root + variant_bytes);
+    }
+  }
   SSI_TRY(write_gdt_and_tss(ram, config.cpu_count));
 
   ssi_boot_info info{};
@@ -203,6 +223,11 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
                              config.node_count));
     }
     info.cpu_node[cpu] = node;
+    l.cpu_node.push_back(node);
+  }
+  for (std::size_t n = 0; n < l.node_kernel_cr3.size(); ++n) {
+    info.node_kernel_cr3[n] = l.node_kernel_cr3[n];
+    info.node_user_cr3[n] = user_roots[n];
   }
   SSI_TRY(fill_node_ram(info, config, ram.map().ram_bytes()));
   SSI_TRY(ram.write_value(Gpa{kBootInfoGpa}, info));
@@ -220,6 +245,10 @@ Result<BootLayout> read_boot_layout(const GuestRam& ram) {
   l.user_cr3 = info.user_cr3;
   l.map_end = info.map_end;
   l.cpu_count = info.cpu_count;
+  for (std::uint32_t cpu = 0; cpu < info.cpu_count && cpu < SSI_MAX_VCPUS; ++cpu)
+    l.cpu_node.push_back(info.cpu_node[cpu]);
+  for (std::uint32_t n = 0; n < info.node_count && n < SSI_MAX_NODES && info.node_kernel_cr3[n]; ++n)
+    l.node_kernel_cr3.push_back(info.node_kernel_cr3[n]);
   return l;
 }
 

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "ssi/kvm_entry.hpp"
@@ -185,6 +186,48 @@ TEST_F(BootTest, BspEntersLongModeAtTheEntryWithBootInfoInRdi) {
   EXPECT_EQ(s.ldt.unusable, 1);
   EXPECT_EQ(s.efer, st.efer);
   EXPECT_EQ(to_kvm_regs(st).rip, 0x100040u);
+}
+
+TEST_F(BootTest, EachNodeHasItsOwnCopyOfThePageTables) {
+  const std::uint32_t cpu_node[] = {0, 1, 1, 2};
+  const std::uint64_t node_ram[] = {0, 16 * kMiB, 32 * kMiB};
+  build(64 * kMiB, {.cpu_count = 4, .node_count = 3, .cpu_node = cpu_node,
+                    .node_ram_start = node_ram, .kernel_entry = 0x100000});
+  ASSERT_EQ(layout_.node_kernel_cr3.size(), 3u);
+  auto info = ram_->read_value<ssi_boot_info>(Gpa{kBootInfoGpa}).value();
+  std::set<std::uint64_t> roots;
+  for (unsigned n = 0; n < 3; ++n) {
+    EXPECT_EQ(info.node_kernel_cr3[n], layout_.node_kernel_cr3[n]);
+    roots.insert(info.node_kernel_cr3[n]);
+    roots.insert(info.node_user_cr3[n]);
+    std::mt19937_64 rng(n);
+    for (int i = 0; i < 200; ++i) {
+      std::uint64_t va = rng() % layout_.map_end;
+      auto k = walk(*ram_, info.node_kernel_cr3[n], va);
+      auto u = walk(*ram_, info.node_user_cr3[n], va);
+      ASSERT_TRUE(k && u) << std::hex << va;
+      EXPECT_EQ(k->pa, va);
+      EXPECT_EQ(u->pa, va);
+      EXPECT_FALSE(k->user);
+      EXPECT_TRUE(u->user);
+    }
+  }
+  EXPECT_EQ(roots.size(), 6u) << "six distinct roots, two per node";
+  EXPECT_EQ(info.node_kernel_cr3[3], 0u);
+  // A CPU starts on its node's copy; read back from RAM by another node too.
+  EXPECT_EQ(layout_.bsp_state().cr3, info.node_kernel_cr3[0]);
+  EXPECT_EQ(layout_.ap_state(3, 8)->cr3, info.node_kernel_cr3[2]);
+  auto read = read_boot_layout(*ram_).value();
+  EXPECT_EQ(read.ap_state(1, 8)->cr3, info.node_kernel_cr3[1]);
+  EXPECT_EQ(read.ap_state(2, 8)->cr3, info.node_kernel_cr3[1]);
+}
+
+TEST_F(BootTest, OneNodeSharesOneCopy) {
+  build(64 * kMiB, {.cpu_count = 2, .kernel_entry = 0x100000});
+  EXPECT_TRUE(layout_.node_kernel_cr3.empty());
+  auto info = ram_->read_value<ssi_boot_info>(Gpa{kBootInfoGpa}).value();
+  EXPECT_EQ(info.node_user_cr3[0], 0u);
+  EXPECT_EQ(layout_.ap_state(1, 8)->cr3, layout_.kernel_cr3);
 }
 
 TEST_F(BootTest, ApStartsAtSipiPageWithItsOwnTss) {

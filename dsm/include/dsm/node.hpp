@@ -16,7 +16,6 @@
 //   message) is counted in stats().bad_messages, logged, and ignored.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -36,22 +35,18 @@
 
 namespace ssi::dsm {
 
-// The hold window. A page granted to this node for a fault is not given up
-// (to an invalidation or fetch) before the woken thread could retry its
-// access: otherwise nodes that all write one page can pass it round forever
-// without any of them making progress (seen with 4 nodes on a slow, emulated
-// host, where a woken vCPU needs milliseconds to retry). Adaptive by
-// default, per page: a thread that write-faults again on a page that was
-// installed for its previous write fault there did not get to write; the
-// page's window then doubles (from `min`, up to `max`), and it
-// lapses `lapse` after its last raise. docs/protocol.md, "Hold window".
+// The hold window: a page granted to this node for a fault is not given up
+// (to an invalidation or fetch) until `window` after the grant, so that the
+// woken thread can retry its access first. Off by default (0): on hardware a
+// woken thread retries within microseconds, before a request can take the
+// page away, and a window slows every handover of a contended page by its
+// length. Where threads resume slowly (an emulated host) and several nodes
+// write the same pages, a window of a few milliseconds turns a livelock into
+// progress. docs/protocol.md, "Hold window".
 struct HoldPolicy {
-  std::chrono::microseconds fixed{-1};  // >= 0: every page, always this long
-  std::chrono::microseconds min{50};
-  std::chrono::microseconds max{20000};
-  std::chrono::milliseconds lapse{1000};
-  // SSI_DSM_HOLD_US=N in the environment fixes it at N us for every node
-  // (Node::create applies it): for experiments on a given machine.
+  std::chrono::microseconds window{0};
+  // SSI_DSM_HOLD_US=N in the environment sets it for every node
+  // (Node::create applies it).
   static std::optional<std::chrono::microseconds> env_override();
 };
 
@@ -127,23 +122,6 @@ class Node {
   NodeStats stats_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Inflight>> inflight_;
   std::vector<std::chrono::steady_clock::time_point> granted_at_;  // per page: last grant installed
-  // The adaptive hold (HoldPolicy): per page, its window in us; per thread,
-  // its recent faults (one instruction may need several pages at once, e.g.
-  // a page walk) and whether an install has answered each.
-  struct RecentFault {
-    std::uint64_t page = ~0ull;
-    bool write = false;
-    bool answered = false;
-  };
-  static constexpr std::size_t kRecentFaults = 8;
-  struct ThreadFaults {
-    std::array<RecentFault, kRecentFaults> ring{};
-    std::size_t next = 0;
-  };
-  std::vector<std::uint32_t> hold_us_;
-  std::vector<std::chrono::steady_clock::time_point> raised_at_;
-  std::unordered_map<std::uint32_t, ThreadFaults> thread_faults_;
-  void note_fault_thread(const FaultEvent& ev);
   std::vector<std::byte> zero_page_ = std::vector<std::byte>(kPageSize);
   bool started_ = false;
   bool stopping_ = false;

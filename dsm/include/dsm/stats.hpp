@@ -43,7 +43,6 @@ struct NodeStats {
   Counter fetches_sent{0}, fetches_received{0};
   Counter holds{0};         // invalidations/fetches that waited out a hold window
   Counter hold_ns{0};       // total time they waited
-  Counter hold_raises{0};   // a page's window doubled: a thread lost it before retrying
   Counter bad_messages{0};   // rejected input: state unchanged
   Counter local_errors{0};   // failed ioctls / sends on this node
   Log2Histogram read_latency, write_latency, upgrade_latency;  // fault -> installed

@@ -19,7 +19,6 @@ DsmSnapshot DsmSnapshot::of(const dsm::NodeStats& s) {
   d.bad_messages = s.bad_messages.load();
   d.holds = s.holds.load();
   d.hold_ns = s.hold_ns.load();
-  d.hold_raises = s.hold_raises.load();
   d.read_n = s.read_latency.count();
   d.read_ns = s.read_latency.sum_ns();
   d.write_n = s.write_latency.count();
@@ -44,7 +43,6 @@ DsmSnapshot DsmSnapshot::operator-(const DsmSnapshot& e) const {
   d.bad_messages = bad_messages - e.bad_messages;
   d.holds = holds - e.holds;
   d.hold_ns = hold_ns - e.hold_ns;
-  d.hold_raises = hold_raises - e.hold_raises;
   d.read_n = read_n - e.read_n;
   d.read_ns = read_ns - e.read_ns;
   d.write_n = write_n - e.write_n;
@@ -71,7 +69,6 @@ coord::Counters DsmSnapshot::counters() const {
           {"fetches_sent", fetches_sent},
           {"holds", holds},
           {"hold_mean_ns", mean(hold_ns, holds)},
-          {"hold_raises", hold_raises},
           {"bad_messages", bad_messages},
           {"read_fault_mean_ns", mean(read_ns, read_n)},
           {"write_fault_mean_ns", mean(write_ns, write_n)},

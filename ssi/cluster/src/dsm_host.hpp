@@ -20,7 +20,7 @@ struct DsmSnapshot {
   std::uint64_t coalesced = 0, bytes_sent = 0, bytes_received = 0;
   std::uint64_t invalidations_sent = 0, invalidations_received = 0;
   std::uint64_t fetches_sent = 0, bad_messages = 0;
-  std::uint64_t holds = 0, hold_ns = 0, hold_raises = 0;
+  std::uint64_t holds = 0, hold_ns = 0;
   std::uint64_t read_n = 0, read_ns = 0, write_n = 0, write_ns = 0, upgrade_n = 0, upgrade_ns = 0;
 
   static DsmSnapshot of(const dsm::NodeStats& s);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
@@ -78,11 +79,18 @@ struct BootConfig {
 
 // What build_boot_area wrote: enough to start any CPU.
 struct BootLayout {
-  std::uint64_t kernel_cr3 = 0;
+  std::uint64_t kernel_cr3 = 0;  // the shared roots (node 0's copy)
   std::uint64_t user_cr3 = 0;
   std::uint64_t map_end = 0;
   std::uint32_t cpu_count = 0;
   std::uint64_t kernel_entry = 0;
+  // Each node's own kernel root (empty: every CPU uses kernel_cr3), and the
+  // node of each CPU.
+  std::vector<std::uint64_t> node_kernel_cr3;
+  std::vector<std::uint32_t> cpu_node;
+
+  // The kernel root CPU `cpu` starts on.
+  std::uint64_t kernel_cr3_of(std::uint32_t cpu) const;
 
   // The bootstrap processor (cpu 0) at the kernel entry.
   EntryState bsp_state() const;

@@ -14,6 +14,12 @@
  *    must pick its own stack). The trampoline page is guest memory.
  *  - Both page-table roots identity-map [0, map_end) with 2 MiB pages; the
  *    user root also sets the U bit so ring-3 code can touch every page.
+ *  - v3: on a machine of several nodes each node may have its own copy of
+ *    both roots (node_kernel_cr3/node_user_cr3[n], 0 = use the shared
+ *    ones); a CPU starts on its node's copy. Page walks may write to
+ *    page-table pages (accessed/dirty bits; QEMU's emulated nested paging
+ *    treats every walk as a write), and one copy per node keeps those writes
+ *    on the node instead of passing the pages round between nodes.
  */
 #ifndef SSI_BOOT_INFO_H_
 #define SSI_BOOT_INFO_H_
@@ -21,7 +27,7 @@
 #include <stdint.h>
 
 #define SSI_BOOT_MAGIC 0x5353494230303031ull /* "SSIB0001" */
-#define SSI_BOOT_VERSION 2u
+#define SSI_BOOT_VERSION 3u
 #define SSI_MAX_VCPUS 64u
 #define SSI_MAX_NODES 16u
 
@@ -59,6 +65,9 @@ struct ssi_boot_info {
    * offsets [node_ram_start[n], node_ram_start[n + 1]); the last node's range
    * ends at mem_bytes. RAM offset == guest-physical address below 3 GiB. */
   uint64_t node_ram_start[SSI_MAX_NODES];
+  /* v3: each node's copy of the two roots (0: the node uses the shared ones). */
+  uint64_t node_kernel_cr3[SSI_MAX_NODES];
+  uint64_t node_user_cr3[SSI_MAX_NODES];
 };
 
 #endif /* SSI_BOOT_INFO_H_ */

@@ -154,8 +154,10 @@ static void load_cpu_tables(unsigned cpu) {
   struct table_ptr idtr = {sizeof(g_idt) - 1, (uint64_t)(uintptr_t)g_idt};
   __asm__ volatile("lidt %0" : : "m"(idtr));
   load_task_register(cpu);
-  /* User page tables everywhere: ring-3 tasks need the U bit on every level. */
-  __asm__ volatile("mov %0, %%cr3" : : "r"(g_info->user_cr3) : "memory");
+  /* User page tables everywhere: ring-3 tasks need the U bit on every level.
+   * This node's own copy where ssi made one (boot_info.h, v3). */
+  uint64_t cr3 = g_info->node_user_cr3[g_info->cpu_node[cpu]];
+  __asm__ volatile("mov %0, %%cr3" : : "r"(cr3 ? cr3 : g_info->user_cr3) : "memory");
   *lapic(LAPIC_SVR) = 0x1FF; /* software-enable, spurious vector 0xFF */
 }
 
