@@ -65,7 +65,8 @@ GuestRun run_guest(const std::string& kernel, const std::function<void()>& betwe
   std::thread coordinator([&] {
     out.coordinator = run_process(SSI_BINARY, {"coordinator", "--listen", "127.0.0.1:" + port, "--nodes",
                                                "2", "--kernel", kernel, "--vcpus", "2", "-m", "64",
-                                               "--json", json}, {}, 60s);
+                                               "--append", "console=ttyS0 x=1", "--json", json},
+                                  {}, 60s);
   });
   std::this_thread::sleep_for(300ms);  // nodes retry joining anyway; this orders `between`
   between();
@@ -115,6 +116,7 @@ TEST(CoordinatorGuest, NodesGetTheMachineAndANodeWithoutKvmSaysSoInOneLine) {
   EXPECT_EQ(r.json["config"]["workload"], "guest");
   EXPECT_EQ(r.json["config"]["vcpus"], 2);
   EXPECT_EQ(r.json["config"]["mem_bytes"], 64 << 20);
+  EXPECT_EQ(r.json["config"]["append"], "console=ttyS0 x=1");
   EXPECT_EQ(r.json["config"]["kernel_sha256"].get<std::string>(), sum.out.substr(0, 64));
 }
 
@@ -122,6 +124,7 @@ TEST(CoordinatorGuest, BadMachineOptionsAreOneLineAndExit2) {
   std::string k = SSI_GUEST_KERNEL_DIR "/hello.elf";
   for (auto args : std::vector<std::vector<std::string>>{
            {"coordinator", "--nodes", "2", "--kernel", "/nonexistent.elf"},
+           {"coordinator", "--nodes", "2", "--kernel", k, "--initrd", "/nonexistent.cpio"},
            {"coordinator", "--nodes", "2", "--kernel", k, "--vcpus", "2", "--placement", "0,7"},
            {"coordinator", "--nodes", "2", "--kernel", k, "--vcpus", "1"},
            {"coordinator", "--nodes", "2", "--kernel", k, "--placement", "a,b"}}) {

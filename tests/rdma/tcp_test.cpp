@@ -216,7 +216,13 @@ TEST(Tcp, SecondStreamClaimingAConnectedNodeIsRefusedNotSwappedIn) {
     std::vector<NodeId> down;
     a->on_peer_down([&](NodeId p, const Error&) { down.push_back(p); });
     ASSERT_TRUE(b->connect(NodeId{0}, a->local_address()).ok());
-    b->on_receive([&](Frame&& f) { (void)b->reply(f.header, Frame::make(0xf002)); });
+    b->on_receive([&](Frame&& f) {
+      if (f.header.type == 0xf001) (void)b->reply(f.header, Frame::make(0xf002));
+    });
+    // b's connect returns when b is through the handshake; a may register
+    // the stream a moment later. Wait for that (bounded by run_bounded), or
+    // the forged claim below could come first and the rpc find no node 1.
+    while (!a->send(NodeId{1}, Frame::make(0xf003)).ok()) boost::this_fiber::sleep_for(5ms);
     bool closed = false;
     std::thread client([&, addr = a->local_address()] { closed = forge_claim(addr, 1, 0); });
     while (!closed) boost::this_fiber::sleep_for(5ms);

@@ -29,6 +29,8 @@ Json config_json(const coord::MachineConfig& config) {
   c["phases"] = config.phases;
   if (!config.kernel.empty()) c["kernel"] = config.kernel;
   if (!config.kernel_sha256.empty()) c["kernel_sha256"] = config.kernel_sha256;
+  if (!config.initrd.empty()) c["initrd"] = config.initrd;
+  if (!config.append.empty()) c["append"] = config.append;
   if (!config.vcpu_shares.empty()) c["vcpu_shares"] = config.vcpu_shares;
   if (config.vcpu_quota_percent) c["vcpu_quota_percent"] = config.vcpu_quota_percent;
   if (config.node_mem_limit) c["node_mem_limit"] = config.node_mem_limit;

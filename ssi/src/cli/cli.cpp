@@ -263,8 +263,9 @@ void add_workload_options(CLI::App* cmd, coord::MachineConfig& config, std::stri
 }
 
 // `ssi coordinator --kernel ...`: the coordinator takes the guest machine
-// (ssi ELF test kernels across nodes, as `ssi run --nodes N`); every node
-// checks it has the same kernel file (SHA-256).
+// (any kernel `ssi run --nodes N` boots: ssi ELF, multiboot, bzImage);
+// every node checks it has the same kernel file (SHA-256); node 0 alone
+// reads the initrd.
 void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
   cmd->add_option_function<std::string>(
          "--kernel",
@@ -272,8 +273,11 @@ void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
            config.kernel = v;
            config.workload = "guest";
          },
-         "Guest kernel (ssi ELF test kernel): runs the guest on the nodes (same path on every host)")
+         "Guest kernel (ssi ELF, multiboot or bzImage): runs the guest on the nodes (same path on every host)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--initrd", config.initrd, "Linux initrd, or the multiboot module (read by node 0)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--append", config.append, "Kernel command line (Linux, multiboot)");
   cmd->add_option("--vcpus", config.vcpus, "Guest vCPUs (with --kernel)")->check(CLI::Range(1, 256));
   cmd->add_option_function<std::string>(
       "-m,--mem",
