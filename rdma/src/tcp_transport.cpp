@@ -99,8 +99,10 @@ class TcpTransport final : public TransportBase {
     listener_.reset();
     auto why = make_error(Errc::kShutdown, fmt::format("node {} shut down", self()));
     for (auto& c : std::vector(unidentified_.begin(), unidentified_.end())) c->close(why, false);
+    for (auto& c : std::vector(rivals_.begin(), rivals_.end())) c->close(why, false);
     for (auto& [peer, c] : std::unordered_map(conns_)) c->close(why, false);
     unidentified_.clear();
+    rivals_.clear();
     conns_.clear();
     changed_.notify_all();
   }
@@ -227,6 +229,7 @@ class TcpTransport final : public TransportBase {
       if (c->outbound || !c->challenged || c->established) return protocol_error("unexpected hello proof");
       if (!secret_.check(AuthRole::kDialer, transcript(*c), f.payload.bytes()))
         return protocol_error(fmt::format("claims to be node {} but failed authentication", c->peer));
+      if (rivals_.erase(c) && !take_slot(c)) return;
       c->established = true;
       changed_.notify_all();
       return;
@@ -244,6 +247,7 @@ class TcpTransport final : public TransportBase {
     unidentified_.erase(c);
     std::size_t unproven = 0;
     for (auto& [id, conn] : conns_) unproven += !conn->outbound && !conn->established;
+    unproven += rivals_.size();
     if (unproven >= kMaxUnidentified)
       return c->close(make_error(Errc::kProtocol, fmt::format("{} claims pending", unproven)));
     if (auto it = conns_.find(peer); it != conns_.end()) {
@@ -259,20 +263,54 @@ class TcpTransport final : public TransportBase {
         changed_.notify_all();
         return;
       }
-      // Theirs wins, or an unproven claim is replaced: the old one is finished.
-      conns_.erase(it);
-      old->close(make_error(Errc::kDisconnected, fmt::format("node {} opened a new stream", peer)), false);
+      if (old->outbound) {
+        // Simultaneous dial, theirs wins: our own dial is finished.
+        conns_.erase(it);
+        old->close(make_error(Errc::kDisconnected, fmt::format("node {} opened a new stream", peer)), false);
+      }
     }
     c->peer = peer;
     c->identified = c->challenged = true;
     c->dialer_nonce = dialer_nonce;
     c->acceptor_nonce = random_nonce();
-    conns_[peer] = c;
+    // Two unproven claims to one node (a node that dialed again, or someone
+    // posing as it): neither may push the other out before it proves
+    // itself, so the newer one waits aside and the first to prove wins.
+    if (conns_.count(peer)) {
+      rivals_.insert(c);
+    } else {
+      conns_[peer] = c;
+    }
     Proof proof = secret_.prove(AuthRole::kAcceptor, transcript(*c));
     (void)c->send(hello(peer, challenge_payload(c->acceptor_nonce, &proof)));  // a failure closed it
   }
 
+  // A rival claim proved itself: it takes the node's slot unless the stream
+  // there is established already (then the rival is refused).
+  bool take_slot(const ConnPtr& c) {
+    auto it = conns_.find(c->peer);
+    if (it != conns_.end() && it->second->established) {
+      refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
+                                 c->description(), c->peer));
+      c->close(make_error(Errc::kProtocol, "node already connected"), false);
+      return false;
+    }
+    if (it != conns_.end()) {
+      ConnPtr old = it->second;
+      conns_.erase(it);
+      old->close(make_error(Errc::kDisconnected, fmt::format("node {} opened a new stream", c->peer)), false);
+    }
+    conns_[c->peer] = c;
+    return true;
+  }
+
   void on_closed(const ConnPtr& c, const Error& why) {
+    if (rivals_.erase(c)) {
+      refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
+                                 why.to_string()));
+      changed_.notify_all();
+      return;
+    }
     if (unidentified_.erase(c)) {
       refusals_.warn(fmt::format("node {}: dropped {} before it authenticated: {}", self(), c->description(),
                                  why.to_string()));
@@ -302,6 +340,7 @@ class TcpTransport final : public TransportBase {
   Address address_;
   std::unordered_map<NodeId, ConnPtr> conns_;  // the one stream per peer
   std::set<ConnPtr> unidentified_;             // accepted, no hello yet
+  std::set<ConnPtr> rivals_;  // a second unproven claim to a node whose slot holds one
   std::unordered_map<NodeId, Error> connect_errors_;
   boost::fibers::condition_variable_any changed_;  // a handshake ended
 };

@@ -119,7 +119,7 @@ TEST(Adversarial, IdleAndHalfOpenConnectionsOnEveryTcpSocketAreClosed) {
   ASSERT_GE(idle.size(), 3u) << "coordinator + 2 nodes";
   int closed = 0;
   for (auto* set : {&idle, &half_open})
-    for (auto& fd : *set) closed += closed_within(fd.get(), 8s);
+    for (auto& fd : *set) closed += closed_within(fd.get(), 14s);  // limits: nodes 5 s, coordinator 10 s
   EXPECT_EQ(closed, static_cast<int>(idle.size() + half_open.size()));
   expect_intact(run);
 }

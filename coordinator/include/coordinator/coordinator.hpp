@@ -29,7 +29,7 @@ struct CoordinatorOptions {
   // ...within this long, or the connection is closed. Generous: a node on a
   // loaded or emulated host (the KVM test VM under load took over 3 s) must
   // not be turned away; at most 64 connections may be mid-handshake.
-  std::chrono::milliseconds handshake_limit{20000};
+  std::chrono::milliseconds handshake_limit{10000};
   MachineConfig config;                // peers are filled in from the joins
   std::string version;                 // nodes with another version are refused
   Timing timing;
