@@ -3,7 +3,8 @@
 // must equal what `ssi cpuid` prints on the same host (the policy applied to
 // KVM's supported CPUID). A leaf the policy removed reads as zeros (KVM
 // returns zeros for a missing leaf below the maximum basic leaf). The only
-// per-CPU field, CPUID.1:EBX[31:24], must be that CPU's APIC id. Skips, with
+// per-CPU field, CPUID.1:EBX[31:24], must be that CPU's APIC id; what the
+// kvm_pvm emulator cannot run must be hidden in any case. Skips, with
 // the reason, without a usable /dev/kvm: scripts/kvm-vm-tests runs it in the
 // KVM test VM, where the expected policy is computed inside the VM.
 #include <gtest/gtest.h>
@@ -85,6 +86,32 @@ std::string hex(const Regs& r) {
   return buf;
 }
 
+// What the kvm_pvm emulator cannot execute at CPL0 (docs/vcpu.md, KVM fact
+// #7) must be hidden whatever `ssi cpuid` says: (leaf, register, bits).
+struct Hidden {
+  Leaf leaf;
+  int reg;
+  std::uint32_t bits;
+  const char* what;
+};
+const std::vector<Hidden> kHidden{
+    {{0x1, 0}, 2, (1u << 26) | (1u << 27) | (1u << 28), "XSAVE, OSXSAVE, AVX"},
+    {{0x1, 0}, 2, (1u << 12) | (1u << 29), "FMA, F16C"},
+    {{0x1, 0}, 2, (1u << 20) | (1u << 23), "SSE4.2, POPCNT"},
+    {{0x1, 0}, 2, 1u << 13, "CMPXCHG16B"},
+    {{0x7, 0}, 1, (1u << 5) | (1u << 16), "AVX2, AVX-512F"},
+    {{0xD, 0}, 0, ~0u, "XSAVE state components"},
+    {{0x80000001, 0}, 3, 1u << 27, "RDTSCP"},
+};
+
+void expect_hidden(const Leaf& l, const Regs& seen) {
+  for (const auto& h : kHidden) {
+    if (h.leaf == l) {
+      EXPECT_EQ(seen[h.reg] & h.bits, 0u) << h.what << " visible to the guest";
+    }
+  }
+}
+
 struct CpuidCase {
   unsigned nodes, vcpus;
 };
@@ -116,6 +143,7 @@ TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
       auto p = policy.find(l);
       Regs want = p == policy.end() ? Regs{} : p->second;
       Regs seen = g->second.regs;
+      expect_hidden(l, seen);
       if (l.first == 1) {
         EXPECT_EQ(seen[1] >> 24, g->second.apic) << "CPUID.1:EBX[31:24] is not the APIC id";
         seen[1] &= ~kApicIdBits;
