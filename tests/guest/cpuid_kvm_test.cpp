@@ -72,9 +72,9 @@ std::map<unsigned, std::map<Leaf, GuestLeaf>> guest_leaves(const std::string& se
     GuestLeaf g;
     auto pos = line.find("cpuid: cpu ");
     if (pos == std::string::npos) continue;
-    if (std::sscanf(line.c_str() + pos, "cpuid: cpu %u apic %u leaf %x.%u eax=%x ebx=%x ecx=%x edx=%x",
-                    &cpu, &g.apic, &l.first, &l.second, &g.regs[0], &g.regs[1], &g.regs[2],
-                    &g.regs[3]) == 8)
+    if (std::sscanf(line.c_str() + pos,
+                    "cpuid: cpu %u apic %u leaf %x.%u eax=%x ebx=%x ecx=%x edx=%x", &cpu, &g.apic,
+                    &l.first, &l.second, &g.regs[0], &g.regs[1], &g.regs[2], &g.regs[3]) == 8)
       out[cpu][l] = g;
   }
   return out;
@@ -126,9 +126,9 @@ TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
   SKIP_WITHOUT_KVM();
   const CpuidCase& c = GetParam();
   const auto policy = policy_leaves();
-  std::vector<std::string> args{"run",    "--nodes", std::to_string(c.nodes),
-                                "--vcpus", std::to_string(c.vcpus), "--mem", "64M",
-                                "--kernel", guest_kernel_path("cpuid")};
+  std::vector<std::string> args{
+      "run", "--nodes",  std::to_string(c.nodes),   "--vcpus", std::to_string(c.vcpus), "--mem",
+      "64M", "--kernel", guest_kernel_path("cpuid")};
   if (c.nodes > 1) args.insert(args.end(), {"--transport", "tcp"});
   auto o = ssi::testing::run_process(SSI_BINARY, args, {}, 600s);
   ASSERT_EQ(o.exit_code, 0) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
@@ -136,8 +136,8 @@ TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
   ASSERT_EQ(guest.size(), c.vcpus) << o.out;
   for (const auto& [cpu, leaves] : guest) {
     for (const Leaf& l : kDumped) {
-      SCOPED_TRACE(::testing::Message() << "cpu " << cpu << " leaf 0x" << std::hex << l.first
-                                        << "." << l.second);
+      SCOPED_TRACE(::testing::Message()
+                   << "cpu " << cpu << " leaf 0x" << std::hex << l.first << "." << l.second);
       auto g = leaves.find(l);
       ASSERT_NE(g, leaves.end()) << o.out;
       auto p = policy.find(l);

@@ -27,8 +27,8 @@ int run_cpuid_command(const CpuidCommandOptions& o) {
   });
   for (const auto& e : entries) {
     if (o.leaf && e.function != *o.leaf) continue;
-    std::printf("leaf 0x%08x.%u eax=0x%08x ebx=0x%08x ecx=0x%08x edx=0x%08x\n", e.function,
-                e.index, e.eax, e.ebx, e.ecx, e.edx);
+    std::printf("leaf 0x%08x.%u eax=0x%08x ebx=0x%08x ecx=0x%08x edx=0x%08x\n", e.function, e.index,
+                e.eax, e.ebx, e.ecx, e.edx);
   }
   return 0;
 }

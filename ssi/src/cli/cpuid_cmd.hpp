@@ -9,8 +9,8 @@
 namespace ssi::cli {
 
 struct CpuidCommandOptions {
-  std::uint32_t apic_id = 0;               // as vCPU `apic_id` sees them
-  std::optional<std::uint32_t> leaf;       // only this leaf (all sub-leaves)
+  std::uint32_t apic_id = 0;          // as vCPU `apic_id` sees them
+  std::optional<std::uint32_t> leaf;  // only this leaf (all sub-leaves)
 };
 
 // Prints one line per (leaf, sub-leaf), sorted:
