@@ -1,5 +1,6 @@
 // The CPUID every vCPU presents is exactly ssi's policy: the cpuid kernel
-// dumps leaves 1, 7.0, 0xD.0, 0xD.1 and 0x80000001 on every CPU, and each
+// (ssi ELF; mbcpuid for the multiboot kind) dumps leaves 1, 7.0, 0xD.0,
+// 0xD.1 and 0x80000001 on every CPU it runs, and each
 // must equal what `ssi cpuid` prints on the same host (the policy applied to
 // KVM's supported CPUID). A leaf the policy removed reads as zeros (KVM
 // returns zeros for a missing leaf below the maximum basic leaf). The only
@@ -113,33 +114,26 @@ void expect_hidden(const Leaf& l, const Regs& seen) {
 }
 
 struct CpuidCase {
+  std::string kernel;  // path
   unsigned nodes, vcpus;
+  int exit_code;     // ssi's on success (multiboot: isa-debug-exit (0 << 1) | 1)
+  unsigned dumping;  // CPUs that print (a multiboot kernel runs the BSP only)
+  std::string name;
 };
 
-void PrintTo(const CpuidCase& c, std::ostream* os) {
-  *os << c.vcpus << " vCPUs on " << c.nodes << " nodes";
-}
+void PrintTo(const CpuidCase& c, std::ostream* os) { *os << c.name; }
 
-class CpuidKvm : public ::testing::TestWithParam<CpuidCase> {};
-
-TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
-  SKIP_WITHOUT_KVM();
-  const CpuidCase& c = GetParam();
+// Every dumping CPU printed every leaf, equal to the policy.
+void expect_policy(const std::string& serial, const CpuidCase& c) {
   const auto policy = policy_leaves();
-  std::vector<std::string> args{
-      "run", "--nodes",  std::to_string(c.nodes),   "--vcpus", std::to_string(c.vcpus), "--mem",
-      "64M", "--kernel", guest_kernel_path("cpuid")};
-  if (c.nodes > 1) args.insert(args.end(), {"--transport", "tcp"});
-  auto o = ssi::testing::run_process(SSI_BINARY, args, {}, 600s);
-  ASSERT_EQ(o.exit_code, 0) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
-  const auto guest = guest_leaves(o.out);
-  ASSERT_EQ(guest.size(), c.vcpus) << o.out;
+  const auto guest = guest_leaves(serial);
+  ASSERT_EQ(guest.size(), c.dumping) << serial;
   for (const auto& [cpu, leaves] : guest) {
     for (const Leaf& l : kDumped) {
       SCOPED_TRACE(::testing::Message()
                    << "cpu " << cpu << " leaf 0x" << std::hex << l.first << "." << l.second);
       auto g = leaves.find(l);
-      ASSERT_NE(g, leaves.end()) << o.out;
+      ASSERT_NE(g, leaves.end()) << serial;
       auto p = policy.find(l);
       Regs want = p == policy.end() ? Regs{} : p->second;
       Regs seen = g->second.regs;
@@ -154,12 +148,37 @@ TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kvm, CpuidKvm,
-                         ::testing::Values(CpuidCase{1, 1}, CpuidCase{1, 2}, CpuidCase{2, 2}),
-                         [](const auto& info) {
-                           return std::to_string(info.param.nodes) + "nodes_" +
-                                  std::to_string(info.param.vcpus) + "vcpus";
-                         });
+class CpuidKvm : public ::testing::TestWithParam<CpuidCase> {};
+
+TEST_P(CpuidKvm, EveryCpuSeesExactlyThePolicy) {
+  SKIP_WITHOUT_KVM();
+  const CpuidCase& c = GetParam();
+  std::vector<std::string> args{"run",
+                                "--nodes",
+                                std::to_string(c.nodes),
+                                "--vcpus",
+                                std::to_string(c.vcpus),
+                                "--mem",
+                                "64M",
+                                "--kernel",
+                                c.kernel};
+  if (c.nodes > 1) args.insert(args.end(), {"--transport", "tcp"});
+  auto o = ssi::testing::run_process(SSI_BINARY, args, {}, 600s);
+  ASSERT_EQ(o.exit_code, c.exit_code) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
+  expect_policy(o.out, c);
+}
+
+std::vector<CpuidCase> cpuid_cases() {
+  const std::string elf = guest_kernel_path("cpuid");
+  return {{elf, 1, 1, 0, 1, "ssi_elf_1node_1vcpu"},
+          {elf, 1, 2, 0, 2, "ssi_elf_1node_2vcpus"},
+          {elf, 2, 2, 0, 2, "ssi_elf_2nodes_2vcpus"},
+          {SSI_MBCPUID, 1, 2, 1, 1, "multiboot_1node_2vcpus"},
+          {SSI_MBCPUID, 2, 2, 1, 1, "multiboot_2nodes_2vcpus"}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Kvm, CpuidKvm, ::testing::ValuesIn(cpuid_cases()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace ssi::machine
