@@ -5,14 +5,8 @@
  * read from the LAPIC (0xFEE00020), not from CPUID. Exit: isa-debug-exit 0. */
 #include <stdint.h>
 
-static inline void outb(uint16_t port, uint8_t v) {
-  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-static inline uint8_t inb(uint16_t port) {
-  uint8_t v;
-  __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-  return v;
-}
+#include "../conformance/conform.h"  // outb, inb, lapic_read
+
 static void put(char c) {
   for (int i = 0; i < 100000 && !(inb(0x3f8 + 5) & 0x20); ++i) {
   }
@@ -29,7 +23,7 @@ void mb_main(uint32_t magic, const void* info) {
   static const uint32_t leaves[][2] = {{0x1, 0}, {0x7, 0}, {0xD, 0}, {0xD, 1}, {0x80000001, 0}};
   (void)magic;
   (void)info;
-  uint32_t apic = *(volatile const uint32_t*)0xFEE00020u >> 24;
+  uint32_t apic = lapic_read(0x20) >> 24;
   for (unsigned i = 0; i < sizeof leaves / sizeof leaves[0]; ++i) {
     uint32_t a, b, c, d;
     __asm__ volatile("cpuid"
