@@ -26,6 +26,7 @@
 #include "cluster/outcome_json.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
+#include "cpuid_cmd.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
 #include "ssi/boot_info.h"
@@ -383,6 +384,14 @@ int main(int argc, char** argv) {
     std::printf("ssi %s (git %s)\n", std::string(ssi::version()).c_str(),
                 std::string(cluster::git_revision()).c_str());
   });
+  static CpuidCommandOptions cpuid_opts;
+  auto* cpuid_cmd = app.add_subcommand(
+      "cpuid", "Print the CPUID leaves ssi's vCPUs present on this host (its policy applied to KVM's)");
+  cpuid_cmd->add_option("--apic-id", cpuid_opts.apic_id,
+                        "As the vCPU with this APIC id sees them (CPUID.1:EBX[31:24], leaf 0xB)")
+      ->capture_default_str();
+  cpuid_cmd->add_option("--leaf", cpuid_opts.leaf, "Only this leaf, e.g. 0x7 (every sub-leaf)");
+  cpuid_cmd->callback([&rc] { rc = run_cpuid_command(cpuid_opts); });
   machine::RunOptions run_opts;
   add_run(app, run_opts, rc);
   add_cluster_commands(app, rc);
