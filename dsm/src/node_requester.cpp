@@ -24,6 +24,7 @@ void Node::on_uffd_ready() {
 }
 
 void Node::on_fault(const FaultEvent& ev) {
+  if (failed_) return fail_fault(ev.page, ev.wp);
   FaultAction a = table_.on_fault(ev.page, ev.write);
   switch (a) {
     case FaultAction::kWait:
@@ -52,10 +53,12 @@ void Node::start_request(PageNo p, FaultAction action) {
   dsm_log()->trace("node {}: {} fault on page {}", config_.self,
                    action == FaultAction::kSendRead ? "read" : "write", p);
   reactor_.spawn([this, p, action, done] {
+    if (done->wait_for(std::chrono::seconds(0)) == boost::fibers::future_status::ready) return;
     send_out({map_.home_of(p), action == FaultAction::kSendRead ? kReadReq : kWriteReq, p, 0,
               action == FaultAction::kSendUpgrade ? kUpgrade : 0, {}});
     auto waited = std::chrono::milliseconds{0};
     while (done->wait_for(config_.request_timeout) == boost::fibers::future_status::timeout) {
+      if (failed_) break;  // peer_failed released it (and this fiber's promise)
       waited += config_.request_timeout;
       dsm_log()->error("node {}: request for page {} outstanding for {} ms", config_.self, p,
                        waited.count());
@@ -155,6 +158,60 @@ void Node::on_fetch(const rdma::Frame& f) {
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
   send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, copy});
+}
+
+}  // namespace ssi::dsm
+
+namespace ssi::dsm {
+
+void Node::peer_failed(NodeId peer, const Error& why) {
+  fail(make_error(Errc::kDisconnected, fmt::format("node {} lost: {}", peer, why.message)));
+}
+
+void Node::fail(const Error& why) {
+  if (stopping_) return;
+  {
+    std::lock_guard lock(failure_mu_);
+    if (!failure_) failure_ = why;
+  }
+  if (failed_) return;
+  failed_ = true;
+  // Not an error line: peers close in any order when a machine stops, and a
+  // fault that fails is reported by its owner (on_fault_failed).
+  dsm_log()->debug("node {}: {}: {} fault(s) in flight fail, and every later one", config_.self,
+                   why.message, inflight_.size());
+  auto inflight = std::move(inflight_);
+  inflight_.clear();
+  for (auto& [page, inf] : inflight) {
+    fail_fault(PageNo{page}, inf->action == FaultAction::kSendUpgrade);
+    inf->done.set_value();
+  }
+}
+
+std::optional<Error> Node::failure() const {
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
+void Node::fail_fault(PageNo p, bool wp) {
+  ++stats_.failed_faults;
+  auto why = failure();
+  if (config_.on_fault_failed)
+    config_.on_fault_failed(p, make_error(Errc::kDisconnected,
+                                          fmt::format("page {} (home node {}): {}", p,
+                                                      map_.home_of(p), why->message)));
+  // Release the threads: they must leave the kernel's fault wait (a blocked
+  // vCPU never returns from KVM_RUN otherwise). The page's contents are lost
+  // with the node; what they read from now on is zeros.
+  Result<void> r = ok();
+  if (wp) {
+    r = region_.write_protect(p, false);
+  } else {
+    auto z = region_.install_zero(p);
+    if (!z.ok()) r = std::move(z).error();
+    else if (*z == Install::kAlreadyPresent) r = region_.write_protect(p, false);
+  }
+  if (!r.ok()) local_error(r.error());
 }
 
 }  // namespace ssi::dsm

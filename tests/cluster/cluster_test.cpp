@@ -182,6 +182,18 @@ TEST(Demo, KilledNodeIsDetectedNamedAndEverythingStops) {
   EXPECT_NE(demo.err().find("died"), std::string::npos) << demo.err();
 }
 
+// Node 0, home of the shared counter page, dies while the other nodes'
+// threads fault on it: their DSM fails those faults (the transport reports
+// the peer down), the threads are released, and every node process ends
+// with 3 by itself (no watchdog exit: "stuck" is never printed).
+TEST(Demo, KilledHomeOfTheDsmPagesFailsTheFaultsAndEverythingStops) {
+  Background demo({"demo", "--nodes", "3", "--workload", "lab-counter", "--rounds", "100000000"});
+  ASSERT_TRUE(demo.wait_for_nodes(3)) << demo.err();
+  std::this_thread::sleep_for(1500ms);  // joined and counting
+  kill_node_and_expect_everyone_stops(demo, 0);
+  EXPECT_EQ(demo.err().find("stuck"), std::string::npos) << demo.err();
+}
+
 // SIGINT (Ctrl-C) or SIGTERM (scancel, kill) in the middle of a workload:
 // every process ends within 1 s, with one line and exit 128 + signal.
 void interrupt_and_expect_everyone_stops(const std::vector<std::string>& args, int sig) {

@@ -2,9 +2,18 @@
 // find each other through files in a shared directory (addr.K, then barrier
 // files), so the parent test only spawns and collects output.
 //   dsm_node_helper ID NODES TRANSPORT DIR WORKLOAD ITERS THREADS
-// WORKLOAD: counter | SB | MP | LB | IRIW. Prints JSON result lines on
-// stdout. Exit 0 ok, 77 transport unsupported, 1 error, 3 timeout.
+// WORKLOAD: counter | SB | MP | LB | IRIW | lost-home | lost-owner. Prints
+// JSON result lines on stdout. Exit 0 ok, 77 transport unsupported, 1 error,
+// 3 timeout, or (lost-*) the node was lost as expected (ExitCode::kNodeLost).
+//
+// lost-home (2 nodes): node 0, home of page 0, stalls and is killed while
+// node 1 faults on page 0. lost-owner (3 nodes): node 2 takes page 0 (homed
+// on node 0) in M, stalls and is killed while node 1 reads page 0, so the
+// home's fetch to node 2 is never answered. Every survivor's transport
+// reports the peer down, its DSM fails the fault, and the faulting thread is
+// released: it prints how long it waited and the failure, and exits with 3.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/exit_code.hpp"
 #include "dsm/node.hpp"
 #include "litmus.hpp"
 #include "rdma/factory.hpp"
@@ -94,6 +104,56 @@ void counter_workload(Node& node, std::uint32_t threads, std::uint64_t iters) {
   for (auto& t : ts) t.join();
 }
 
+// lost-home / lost-owner (see the top of the file).
+int lost_node(Runner& r, const fs::path& dir, std::uint32_t self, std::uint32_t nodes,
+              const std::string& workload) {
+  const std::uint32_t victim = workload == "lost-home" ? 0 : 2;
+  const std::uint32_t needed = workload == "lost-home" ? 2 : 3;
+  if (nodes != needed) die(1, workload + " needs " + std::to_string(needed) + " nodes");
+  auto* word = reinterpret_cast<volatile std::uint64_t*>(r.node->base());  // page 0, homed on node 0
+  if (self == victim && workload == "lost-owner") *word = 42;  // page 0 in M here
+  barrier(dir, "owned", self, nodes);
+  if (self == victim) {
+    // Stall (the reactor answers nothing from now on), then die.
+    r.reactor->post([&] {
+      write_file(dir / "stalled", "1");
+      std::this_thread::sleep_for(60s);
+    });
+    while (!fs::exists(dir / "stalled")) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(500ms);  // the survivor's fault is in flight by now
+    std::fflush(nullptr);
+    raise(SIGKILL);
+  }
+  while (!fs::exists(dir / "stalled")) std::this_thread::sleep_for(1ms);
+  nlohmann::json result{{"node", self}, {"workload", workload}};
+  auto t0 = std::chrono::steady_clock::now();
+  if (self == 1) {
+    std::uint64_t seen = 0;
+    std::thread faulter([&] { seen = *word; });  // blocks in the kernel until released
+    faulter.join();
+    result["value"] = seen;
+  } else {
+    // The home of page 0 (lost-owner): nothing faults here; it learns of the
+    // death from its own transport.
+    while (!r.node->failure() && std::chrono::steady_clock::now() - t0 < kStepTimeout)
+      std::this_thread::sleep_for(1ms);
+  }
+  result["waited_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - t0).count();
+  auto failure = r.node->failure();
+  result["failure"] = failure ? failure->message : "";
+  result["failed_faults"] = r.node->stats().failed_faults.load();
+  std::printf("%s\n", result.dump().c_str());
+  std::fflush(stdout);
+  r.run_on([&] {
+    r.node->stop();
+    r.transport->shutdown();
+  });
+  r.reactor->stop();
+  r.thread.join();
+  return failure ? exit_status(ExitCode::kNodeLost) : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,18 +196,25 @@ int main(int argc, char** argv) {
     cfg.self = NodeId{self};
     cfg.nodes = nodes;
     cfg.bytes = testing::kLitmusPages * kPageSize;
+    cfg.on_fault_failed = [](PageNo, const Error& e) {
+      std::fprintf(stderr, "node helper: fault failed: %s\n", e.message.c_str());
+    };
     auto n = Node::create(cfg, *r.reactor, *r.transport);
     if (!n.ok()) {
       status = std::move(n).error();
       return;
     }
     r.node = std::move(*n);
+    r.transport->on_peer_down([node = r.node.get()](NodeId peer, const Error& why) {
+      node->peer_failed(peer, why);
+    });
     status = r.node->start();
   });
   if (!status.ok()) die(1, status.error().to_string());
   barrier(dir, "ready", self, nodes);
 
   nlohmann::json result{{"node", self}, {"workload", workload}};
+  if (workload == "lost-home" || workload == "lost-owner") return lost_node(r, dir, self, nodes, workload);
   if (workload == "counter") {
     counter_workload(*r.node, threads, iters);
     barrier(dir, "counted", self, nodes);

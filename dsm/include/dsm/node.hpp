@@ -17,7 +17,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -63,6 +65,11 @@ struct NodeConfig {
   // round forever without any of them making progress (seen with 4 nodes on
   // a slow, emulated host). See docs/dsm.md, "Hold window".
   HoldPolicy hold;
+  // Reactor thread: a fault this node can no longer serve because a peer
+  // failed (peer_failed). Called for each such fault before its threads are
+  // released, with "page P (home node H): node D lost: why"; the owner stops
+  // whatever runs on the memory (a machine stops its vCPUs). Optional.
+  std::function<void(PageNo, const Error&)> on_fault_failed;
 };
 
 class Node {
@@ -80,6 +87,23 @@ class Node {
   void stop();
   // Reactor thread: handle one received frame (if own_receive_handler=false).
   void deliver(rdma::Frame&& frame);
+  // Reactor thread: peer `peer` is gone (its transport reported it down, or
+  // the owner learned it another way). The DSM has no recovery: the dead
+  // node may hold the only copy of a page, owe an acknowledgement, or be the
+  // home. So from now on this node serves no fault: every request in flight
+  // (whatever its home; one homed on a live node may wait on a fetch or
+  // invalidation of the dead one) and every later fault fails. A failed fault
+  // is reported (on_fault_failed), then its threads are released by mapping
+  // a zero page (or lifting the write protection) so that they leave the
+  // kernel; the owner must already be stopping them. docs/protocol.md,
+  // "Peer failure". The transport's peer-down handler belongs to whoever
+  // owns the transport: it calls this. Idempotent; the first failure is kept.
+  void peer_failed(NodeId peer, const Error& why);
+  // Reactor thread: the same for a failure the owner found ("node D lost"
+  // from its control plane, or a machine stopped while faults wait).
+  void fail(const Error& why);
+  // Any thread: the first failure ("node D lost: why"), if any.
+  std::optional<Error> failure() const;
   static bool is_dsm_frame(rdma::FrameType t) { return t >= 0x0100 && t <= 0x01ff; }
 
   std::byte* base() const { return region_.base(); }
@@ -111,6 +135,8 @@ class Node {
   void send_out(const OutMsg& m);
   void bad_message(const rdma::FrameHeader& h, const Error& why);
   void local_error(const Error& why);
+  // Reactor thread: report fault on page p as failed and release its threads.
+  void fail_fault(PageNo p, bool wp);
 
   NodeConfig config_;
   HomeMap map_;
@@ -125,6 +151,9 @@ class Node {
   std::vector<std::byte> zero_page_ = std::vector<std::byte>(kPageSize);
   bool started_ = false;
   bool stopping_ = false;
+  bool failed_ = false;  // reactor thread
+  mutable std::mutex failure_mu_;
+  std::optional<Error> failure_;  // under failure_mu_
 };
 
 }  // namespace ssi::dsm

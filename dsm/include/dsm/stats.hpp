@@ -45,6 +45,7 @@ struct NodeStats {
   Counter hold_ns{0};       // total time they waited
   Counter bad_messages{0};   // rejected input: state unchanged
   Counter local_errors{0};   // failed ioctls / sends on this node
+  Counter failed_faults{0};  // faults released unserved after a peer failed
   Log2Histogram read_latency, write_latency, upgrade_latency;  // fault -> installed
 
   std::string summary() const;

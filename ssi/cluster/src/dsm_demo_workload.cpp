@@ -41,6 +41,7 @@ class DsmDemoWorkload final : public Workload {
   }
 
   void stop() override { stopping_ = true; }
+  void fail(const std::string& why) override { dsm_.fail(why); }
 
  private:
   std::uint64_t* word(std::uint64_t page, std::uint64_t index = 0) const {

@@ -102,13 +102,27 @@ Result<void> DsmHost::start(std::uint32_t nodes, std::uint64_t bytes) {
     nc.nodes = nodes;
     nc.bytes = bytes;
     SSI_ASSIGN_OR_RETURN(node_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
+    // The host's transport reports a dead peer here: the DSM fails the
+    // faults that wait on it and releases their threads.
+    host_.transport().on_peer_down([n = node_.get()](NodeId peer, const Error& why) {
+      n->peer_failed(peer, why);
+    });
     return node_->start();
   });
+}
+
+void DsmHost::fail(const std::string& why) {
+  if (!node_) return;
+  (void)host_.call([this, why]() -> Result<void> {
+    node_->fail(make_error(Errc::kDisconnected, why));
+    return ok();
+  }, std::chrono::seconds(5));
 }
 
 void DsmHost::stop() {
   if (!node_) return;
   (void)host_.call([this]() -> Result<void> {
+    host_.transport().on_peer_down({});
     node_->stop();
     node_.reset();
     return ok();

@@ -46,6 +46,9 @@ class DsmHost {
   // Stops serving faults and frames and unmaps the memory: only once no
   // thread uses it (after the worker is joined).
   void stop();
+  // Any thread but the reactor's: fail every fault from now on (see
+  // dsm::Node::fail); a peer's death does it by itself (peer-down report).
+  void fail(const std::string& why);
 
   std::byte* page(std::uint64_t p) const { return node_->base() + p * kPageSize; }
   std::uint64_t* word(std::uint64_t p, std::uint64_t index = 0) const {

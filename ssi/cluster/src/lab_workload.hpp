@@ -36,6 +36,7 @@ class LabWorkload : public Workload {
   Result<void> start() { return dsm_.start(nodes_, bytes_); }
   // Waits give up; the DSM keeps serving peers until destruction.
   void stop() override { stopping_ = true; }
+  void fail(const std::string& why) override { dsm_.fail(why); }
   coord::PhaseResult run_phase(std::uint32_t phase) override;
   coord::Counters sample() const override { return dsm_.live_counters(); }
 

@@ -27,13 +27,9 @@
 namespace ssi::cluster {
 namespace {
 
-// Exit code when the coordinator stops a machine that is still running
-// (a node was lost).
+// Exit code when the coordinator stops a machine that is still running, or
+// the DSM fails a fault: a node was lost.
 constexpr int kStopped = exit_status(ExitCode::kNodeLost);
-// How long stop() waits for the vCPUs; one stuck on a dead peer's page
-// cannot be woken (the DSM does not fail a fault whose home died), and the
-// process must still end: a dead node must never leave a hang behind.
-constexpr auto kStopGrace = std::chrono::milliseconds(1500);
 
 class MachineWorkload final : public Workload {
  public:
@@ -43,6 +39,7 @@ class MachineWorkload final : public Workload {
     stop();
     (void)host_.call([this]() -> Result<void> {
       host_.transport().on_receive([](rdma::Frame&&) {});
+      host_.transport().on_peer_down({});
       machine_.reset();
       if (dsm_) dsm_->stop();
       dsm_.reset();
@@ -79,6 +76,17 @@ class MachineWorkload final : public Workload {
       nc.nodes = config_.nodes;
       nc.bytes = map_->ram_bytes();
       nc.own_receive_handler = false;  // shared with the machine's frames below
+      // A fault the DSM cannot serve (a peer died): the machine stops with
+      // the node-lost code and this fault as its error. The DSM then
+      // releases the vCPU thread from the fault (it reads zeros), and the
+      // vCPU, whose exit is already requested, leaves KVM_RUN.
+      nc.on_fault_failed = [this](PageNo, const Error& why) {
+        {
+          std::lock_guard lock(mu_);
+          if (!fault_failure_) fault_failure_ = why.message;
+        }
+        if (machine_) machine_->machine().request_exit(kStopped);
+      };
       SSI_ASSIGN_OR_RETURN(dsm_, dsm::Node::create(nc, host_.reactor(), host_.transport()));
       std::span<std::uint8_t> ram(reinterpret_cast<std::uint8_t*>(dsm_->base()), dsm_->size());
       multinode::ClusterNodeConfig mc;
@@ -93,6 +101,12 @@ class MachineWorkload final : public Workload {
       host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
         if (dsm::Node::is_dsm_frame(f.header.type)) return d->deliver(std::move(f));
         if (multinode::is_machine_frame(f.header.type)) m->deliver(std::move(f));
+      });
+      // The machine stops as soon as a peer is gone (no vCPU can trust the
+      // memory any more); the DSM fails the faults that cannot be served.
+      host_.transport().on_peer_down([this](NodeId peer, const Error& why) {
+        machine_->machine().request_exit(kStopped);
+        dsm_->peer_failed(peer, why);
       });
       return dsm_->start();
     });
@@ -117,18 +131,24 @@ class MachineWorkload final : public Workload {
     return c;
   }
 
+  // Returns once every vCPU thread of this node has left the machine: a
+  // vCPU blocked on a dead peer's page is released by the DSM (peer_failed,
+  // from the transport's peer-down report), not by a timeout here.
   void stop() override {
     if (!machine_) return;
     machine_->machine().request_exit(kStopped);
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, kStopGrace, [this] { return !running_; })) {
-      std::fprintf(stderr,
-                   "ssi node %u: vCPU threads still blocked %lld ms after the stop (waiting on a "
-                   "dead node's page or reply); exiting\n",
-                   host_.self().value(), static_cast<long long>(kStopGrace.count()));
-      std::fflush(nullptr);
-      std::_Exit(kStopped);
+    {
+      std::lock_guard lock(mu_);
+      if (!running_) return;
     }
+    // Stopped while running: a vCPU may wait on a peer the transport still
+    // thinks alive (one the coordinator found hung): no fault is served now.
+    (void)host_.call([this]() -> Result<void> {
+      dsm_->fail(make_error(Errc::kShutdown, "the machine was stopped while this fault waited"));
+      return ok();
+    }, std::chrono::seconds(5));
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return !running_; });
   }
 
  private:
@@ -185,6 +205,10 @@ class MachineWorkload final : public Workload {
     }
     cv_.notify_all();
     if (!r.ok()) return {exit_status(ExitCode::kFailed), r.error().to_string(), {}};
+    {
+      std::lock_guard lock(mu_);
+      if (fault_failure_) return {kStopped, fmt::format("vCPU stopped: {}", *fault_failure_), {}};
+    }
     std::string placed;
     for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
     return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};
@@ -203,6 +227,7 @@ class MachineWorkload final : public Workload {
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;
+  std::optional<std::string> fault_failure_;  // the first fault the DSM failed (under mu_)
 };
 
 }  // namespace

@@ -73,41 +73,28 @@ class ClusterRuntime final : public coord::NodeRuntime {
   void stop(const std::string& reason, bool failed) override {
     // The reason is printed once, as this process's error line (run_node_command).
     (void)reason;
-    failed_ = failed_ || failed;
     // Peers now close their connections in any order: expected, not a warning.
     if (!failed || is_interruption(reason)) log::get("rdma")->set_level(spdlog::level::err);
     stopped_mid_phase_ = !worker_done_;
     if (workload_) workload_->stop();
+    if (workload_ && failed && !is_interruption(reason)) workload_->fail(reason);
   }
 
   coord::Counters sample() override { return workload_ ? workload_->sample() : coord::Counters{}; }
 
  private:
-  // A worker blocked on a DSM page whose home died can never be woken (the
-  // DSM leaves that request hanging): after a bounded wait the process
-  // exits with the "node lost" code instead of hanging, and before the
-  // workload's memory is unmapped under the worker. After a failure the
-  // wait is short, so every process is gone within 2 s of a node's death;
-  // a healthy worker ends within milliseconds of workload->stop().
+  // A worker blocked on a DSM page of a lost node is released by the DSM
+  // (the transport's peer-down report, or Workload::fail after a failure),
+  // so joining it is bounded by failure detection; a healthy worker ends
+  // within milliseconds of workload->stop().
   void join_worker() {
-    if (!worker_.joinable()) return;
-    auto deadline = std::chrono::steady_clock::now() + (failed_ ? std::chrono::milliseconds(800) : std::chrono::seconds(5));
-    while (!worker_done_ && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (!worker_done_) {
-      std::fprintf(stderr, "ssi node %u: the workload is stuck (waiting for memory of a lost node); exiting\n",
-                   host_.self().value());
-      std::fflush(stderr);
-      _exit(exit_status(ExitCode::kNodeLost));
-    }
-    worker_.join();
+    if (worker_.joinable()) worker_.join();
   }
   NodeHost& host_;
   std::unique_ptr<Workload> workload_;
   std::thread worker_;
   std::atomic<bool> worker_done_{true};
   bool stopped_mid_phase_ = false;
-  bool failed_ = false;  // stopped because of a failure (control thread only)
 };
 
 // scancel signals every task of the job, nodes included. A node gives the

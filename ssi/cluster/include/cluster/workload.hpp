@@ -21,6 +21,12 @@ class Workload {
   // a running run_phase may still touch: that happens in the destructor,
   // after the worker thread is joined.
   virtual void stop() {}
+  // After stop(), when the machine stops because of a failure (a node lost,
+  // found by the coordinator): nothing may keep waiting on the lost node. A
+  // workload on the DSM fails its faults (dsm::Node::fail) so that its
+  // threads are released; the transport's peer-down report does the same
+  // when the lost node's connection closes.
+  virtual void fail(const std::string& why) { (void)why; }
   // Counters right now, for live metrics; called on the control thread
   // while run_phase may be running (read only atomics / locked state).
   virtual coord::Counters sample() const { return {}; }
