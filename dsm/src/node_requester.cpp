@@ -160,10 +160,6 @@ void Node::on_fetch(const rdma::Frame& f) {
   send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, copy});
 }
 
-}  // namespace ssi::dsm
-
-namespace ssi::dsm {
-
 void Node::peer_failed(NodeId peer, const Error& why) {
   fail(make_error(Errc::kDisconnected, fmt::format("node {} lost: {}", peer, why.message)));
 }

@@ -252,11 +252,7 @@ class TcpTransport final : public TransportBase {
       return c->close(make_error(Errc::kProtocol, fmt::format("{} claims pending", unproven)));
     if (auto it = conns_.find(peer); it != conns_.end()) {
       ConnPtr old = it->second;
-      if (old->established) {
-        refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
-                                   c->description(), peer));
-        return c->close(make_error(Errc::kProtocol, "node already connected"), false);
-      }
+      if (old->established) return refuse_connected(c, peer);
       if (old->outbound && self() < peer) {
         // Simultaneous dial: ours (lower id) wins; this one never gets a hello.
         c->close(make_error(Errc::kDisconnected, "duplicate stream"), false);
@@ -285,14 +281,18 @@ class TcpTransport final : public TransportBase {
     (void)c->send(hello(peer, challenge_payload(c->acceptor_nonce, &proof)));  // a failure closed it
   }
 
+  void refuse_connected(const ConnPtr& c, NodeId peer) {
+    refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
+                               c->description(), peer));
+    c->close(make_error(Errc::kProtocol, "node already connected"), false);
+  }
+
   // A rival claim proved itself: it takes the node's slot unless the stream
   // there is established already (then the rival is refused).
   bool take_slot(const ConnPtr& c) {
     auto it = conns_.find(c->peer);
     if (it != conns_.end() && it->second->established) {
-      refusals_.warn(fmt::format("node {}: refused {}: claims node {}, which is already connected", self(),
-                                 c->description(), c->peer));
-      c->close(make_error(Errc::kProtocol, "node already connected"), false);
+      refuse_connected(c, c->peer);
       return false;
     }
     if (it != conns_.end()) {

@@ -187,15 +187,11 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
               kPageTablesGpa + config.node_count * 2 * variant_bytes <= kPageTablesEnd
           ? config.node_count
           : 1;
-  std::vector<std::uint64_t> user_roots;
   for (std::uint32_t n = 0; n < copies; ++n) {
     const std::uint64_t root = kPageTablesGpa + n * 2 * variant_bytes;
     SSI_TRY(write_page_tables(ram, root, l.map_end, 0));
     SSI_TRY(write_page_tables(ram, root + variant_bytes, l.map_end, kPteUser));
-    if (copies > 1) {
-      l.node_kernel_cr3.push_back(root);
-      user_roots.push_back(root + variant_bytes);
-    }
+    if (copies > 1) l.node_kernel_cr3.push_back(root);
   }
   SSI_TRY(write_gdt_and_tss(ram, config.cpu_count));
 
@@ -227,7 +223,7 @@ Result<BootLayout> build_boot_area(const GuestRam& ram, const BootConfig& config
   }
   for (std::size_t n = 0; n < l.node_kernel_cr3.size(); ++n) {
     info.node_kernel_cr3[n] = l.node_kernel_cr3[n];
-    info.node_user_cr3[n] = user_roots[n];
+    info.node_user_cr3[n] = l.node_kernel_cr3[n] + (l.user_cr3 - l.kernel_cr3);  // the pair's layout
   }
   SSI_TRY(fill_node_ram(info, config, ram.map().ram_bytes()));
   SSI_TRY(ram.write_value(Gpa{kBootInfoGpa}, info));

@@ -104,6 +104,18 @@ void counter_workload(Node& node, std::uint32_t threads, std::uint64_t iters) {
   for (auto& t : ts) t.join();
 }
 
+// Prints the result line, then stops the node, its transport and reactor.
+void report_and_stop(Runner& r, const nlohmann::json& result) {
+  std::printf("%s\n", result.dump().c_str());
+  std::fflush(stdout);
+  r.run_on([&] {
+    r.node->stop();
+    r.transport->shutdown();
+  });
+  r.reactor->stop();
+  r.thread.join();
+}
+
 // lost-home / lost-owner (see the top of the file).
 int lost_node(Runner& r, const fs::path& dir, std::uint32_t self, std::uint32_t nodes,
               const std::string& workload) {
@@ -143,14 +155,7 @@ int lost_node(Runner& r, const fs::path& dir, std::uint32_t self, std::uint32_t 
   auto failure = r.node->failure();
   result["failure"] = failure ? failure->message : "";
   result["failed_faults"] = r.node->stats().failed_faults.load();
-  std::printf("%s\n", result.dump().c_str());
-  std::fflush(stdout);
-  r.run_on([&] {
-    r.node->stop();
-    r.transport->shutdown();
-  });
-  r.reactor->stop();
-  r.thread.join();
+  report_and_stop(r, result);
   return failure ? exit_status(ExitCode::kNodeLost) : 1;
 }
 
@@ -232,13 +237,6 @@ int main(int argc, char** argv) {
                      {"upgrade_faults", s.upgrade_faults.load()}, {"fetches_sent", s.fetches_sent.load()},
                      {"bad_messages", s.bad_messages.load()},
                      {"local_errors", s.local_errors.load()},     {"summary", s.summary()}};
-  std::printf("%s\n", result.dump().c_str());
-  std::fflush(stdout);
-  r.run_on([&] {
-    r.node->stop();
-    r.transport->shutdown();
-  });
-  r.reactor->stop();
-  r.thread.join();
+  report_and_stop(r, result);
   return 0;
 }

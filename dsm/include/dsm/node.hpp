@@ -59,12 +59,7 @@ struct NodeConfig {
   std::vector<HomeMap::Range> homes;      // empty: equal contiguous chunks
   std::chrono::milliseconds request_timeout{5000};  // log a request stuck this long
   bool own_receive_handler = true;  // false: the caller routes DSM frames to deliver()
-  // How long a page granted to this node for a fault stays here before an
-  // invalidation or fetch may take it away: the faulting thread must get to
-  // retry its access first, or nodes that all write one page can pass it
-  // round forever without any of them making progress (seen with 4 nodes on
-  // a slow, emulated host). See docs/dsm.md, "Hold window".
-  HoldPolicy hold;
+  HoldPolicy hold;  // off by default (see HoldPolicy)
   // Reactor thread: a fault this node can no longer serve because a peer
   // failed (peer_failed). Called for each such fault before its threads are
   // released, with "page P (home node H): node D lost: why"; the owner stops
