@@ -55,6 +55,12 @@ inline std::vector<std::string> expected_output(const RunCase& c) {
   }
   if (c.kernel == "timer") return {"timer: ", " ticks after "};  // >= 10: exit code 0
   if (c.kernel == "compute") return {"compute: iterations=100000000"};
+  if (c.kernel == "dsmbench") {
+    std::vector<std::string> out{"dsmbench: tsc_khz=", "dsmbench: private cpus=" + n};
+    if (c.vcpus > 1) out.push_back("dsmbench: pingpong rounds=200");
+    out.push_back("dsmbench: all checks passed");
+    return out;
+  }
   if (c.kernel == "tour") return {"tour: counter=" + std::to_string(20000 * c.vcpus), "memory is coherent"};
   return {};
 }
