@@ -60,7 +60,8 @@ class MachineWorkload final : public Workload {
     }
     SSI_ASSIGN_OR_RETURN(cgroups_,
                          cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
-    SSI_TRY(check_kernel());
+    SSI_TRY(check_file("kernel", config_.kernel, config_.kernel_sha256));
+    if (host_.self() == NodeId{0}) SSI_TRY(check_file("initrd", config_.initrd, config_.initrd_sha256));
     SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
     auto hv = vcpu::open_kvm();
     if (!hv.ok())
@@ -152,17 +153,18 @@ class MachineWorkload final : public Workload {
   }
 
  private:
-  // Every node runs the kernel its coordinator was given: each checks that
-  // its own copy (same path; a shared filesystem, or copied) is that file.
-  Result<void> check_kernel() const {
-    if (config_.kernel_sha256.empty()) return ok();
-    auto mine = sha256_of_file(config_.kernel);
-    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("kernel: {}", mine.error().message));
-    if (*mine != config_.kernel_sha256)
+  // Every node runs the kernel its coordinator was given, node 0 loads the
+  // initrd: each checks that its own copy (same path; a shared filesystem,
+  // or copied) is the coordinator's file.
+  static Result<void> check_file(const char* what, const std::string& path, const std::string& sha256) {
+    if (sha256.empty()) return ok();
+    auto mine = sha256_of_file(path);
+    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("{}: {}", what, mine.error().message));
+    if (*mine != sha256)
       return make_error(Errc::kInvalidArgument,
-                        fmt::format("kernel {} is not the coordinator's file (SHA-256 {}..., "
+                        fmt::format("{} {} is not the coordinator's file (SHA-256 {}..., "
                                     "coordinator's {}...)",
-                                    config_.kernel, mine->substr(0, 12), config_.kernel_sha256.substr(0, 12)));
+                                    what, path, mine->substr(0, 12), sha256.substr(0, 12)));
     return ok();
   }
 
