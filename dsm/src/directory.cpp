@@ -21,7 +21,7 @@ Directory::Directory(NodeId self, const HomeMap& map) : self_(self), map_(map) {
 Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const std::byte> payload,
                                    Outbox& out) {
   NodeId from{h.src};
-  PageNo p{h.page};
+  PageNo p = msg_page(h);
   if (from.value() >= map_.nodes() || from.value() >= kMaxNodes)
     return make_error(Errc::kNotFound, fmt::format("{} from unknown node {}", msg_name(h.type), from));
   if (p.value() >= map_.pages())
@@ -36,18 +36,18 @@ Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const s
     case kWriteReq:
       return on_request(p, h, out);
     case kInvAck:
-      return on_inv_ack(p, from, h.page_version, out);
+      return on_inv_ack(p, from, msg_version(h), out);
     case kFetchAck:
-      return on_fetch_ack(p, from, h.page_version, payload, out);
+      return on_fetch_ack(p, from, msg_version(h), payload, out);
     case kGrantAck:
-      return on_grant_ack(p, from, h.page_version, out);
+      return on_grant_ack(p, from, msg_version(h), out);
     default:
       return protocol(fmt::format("home got unexpected message type {:#x}", h.type));
   }
 }
 
 Result<void> Directory::on_request(PageNo p, const rdma::FrameHeader& h, Outbox& out) {
-  Request req{NodeId{h.src}, h.type == kWriteReq, h.type == kWriteReq && (h.arg0 & kUpgrade)};
+  Request req{NodeId{h.src}, h.type == kWriteReq, h.type == kWriteReq && (msg_flags(h) & kUpgrade)};
   auto found = entries_.find(p.value());
   if (found != entries_.end()) {
     const Entry& e = found->second;

@@ -40,12 +40,14 @@ Payload Payload::to_owned() && {
   return copy_of(bytes());
 }
 
-Frame Frame::make(FrameType type, PageNo page, std::uint64_t arg0, std::uint64_t arg1) {
+Frame Frame::make(FrameType type, std::uint64_t arg0, std::uint64_t arg1, std::uint64_t arg2,
+                  std::uint64_t arg3) {
   Frame f;
   f.header.type = type;
-  f.header.page = page.value();
   f.header.arg0 = arg0;
   f.header.arg1 = arg1;
+  f.header.arg2 = arg2;
+  f.header.arg3 = arg3;
   return f;
 }
 

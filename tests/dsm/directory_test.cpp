@@ -19,12 +19,8 @@ class DirectoryTest : public ::testing::Test {
 
   Result<void> send(rdma::FrameType type, std::uint32_t from, std::uint64_t pg,
                     std::uint64_t version = 0, std::uint64_t arg0 = 0, bool data = false) {
-    rdma::FrameHeader h;
-    h.type = type;
+    rdma::FrameHeader h = make_msg(type, PageNo{pg}, version, arg0).header;
     h.src = from;
-    h.page = pg;
-    h.page_version = version;
-    h.arg0 = arg0;
     out.clear();
     return dir.on_message(h, data ? std::span<const std::byte>(page) : std::span<const std::byte>(),
                           out);
@@ -35,7 +31,7 @@ class DirectoryTest : public ::testing::Test {
     EXPECT_EQ(out[i].type, type) << msg_name(out[i].type);
     EXPECT_EQ(out[i].to, NodeId{to});
     EXPECT_EQ(out[i].version, version);
-    EXPECT_EQ(out[i].arg0, arg0);
+    EXPECT_EQ(out[i].flags, arg0);
   }
   // Runs a full read transaction by `who` on page 0 with no owner.
   void read_by(std::uint32_t who) {
