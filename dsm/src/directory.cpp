@@ -1,5 +1,6 @@
 #include "dsm/directory.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -99,6 +100,11 @@ void Directory::maybe_grant(PageNo p, Entry& e, Outbox& out) {
     bool keep = t.req.upgrade && (e.sharers & bit(to));
     flags = kGrantWritable | (keep ? kGrantKeep : e.zero ? kGrantZero : 0);
     if (!keep && !e.zero) data = *e.copy;
+    if (e.last_writer && *e.last_writer != to) {
+      ++e.migrations;
+      ++migrations_;
+    }
+    e.last_writer = to;
     e.state = DirState::kModified;
     e.owner = to;
     e.sharers = 0;
@@ -165,7 +171,20 @@ DirView Directory::view(PageNo p) const {
   auto it = entries_.find(p.value());
   if (it == entries_.end()) return {};
   const Entry& e = it->second;
-  return {e.state, e.owner, e.sharers, e.version, e.zero, e.txn.has_value(), e.queue.size()};
+  return {e.state,        e.owner, e.sharers, e.version, e.zero, e.txn.has_value(),
+          e.queue.size(), e.migrations};
+}
+
+std::vector<std::pair<PageNo, std::uint64_t>> Directory::hottest(std::size_t n) const {
+  std::vector<std::pair<PageNo, std::uint64_t>> out;
+  for (const auto& [page, e] : entries_)
+    if (e.migrations > 0) out.emplace_back(PageNo{page}, e.migrations);
+  auto by_count = [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first.value() < b.first.value();
+  };
+  std::sort(out.begin(), out.end(), by_count);
+  if (out.size() > n) out.resize(n);
+  return out;
 }
 
 }  // namespace ssi::dsm

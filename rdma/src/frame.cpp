@@ -20,8 +20,15 @@ Payload Payload::allocate(std::size_t size) {
   return p;
 }
 
+Payload Payload::allocate_for_overwrite(std::size_t size) {
+  Payload p;
+  p.owned_.reset(new std::byte[size]);
+  p.size_ = size;
+  return p;
+}
+
 Payload Payload::copy_of(std::span<const std::byte> bytes) {
-  Payload p = allocate(bytes.size());
+  Payload p = allocate_for_overwrite(bytes.size());
   if (!bytes.empty()) std::memcpy(p.owned_.get(), bytes.data(), bytes.size());
   return p;
 }

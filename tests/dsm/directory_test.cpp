@@ -99,6 +99,31 @@ TEST_F(DirectoryTest, WriteToModifiedPageFetchesWithInvalidate) {
   EXPECT_EQ(dir.view(PageNo{0}).owner, NodeId{3});
 }
 
+TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
+  // Node 1 writes page 0 twice in a row (one writer: no migration), then
+  // nodes 1 and 3 take turns: every handover counts, page 1 stays cold.
+  ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
+  ASSERT_TRUE(send(kWriteReq, 1, 1).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 1, 1).ok());
+  std::uint64_t v = 1;
+  for (std::uint32_t writer : {3u, 1u, 3u}) {
+    ++v;
+    std::uint32_t holder = writer == 3 ? 1 : 3;
+    ASSERT_TRUE(send(kWriteReq, writer, 0).ok());
+    expect_out(0, kFetch, holder, v, kFetchInvalidate);
+    ASSERT_TRUE(send(kFetchAck, holder, 0, v, 0, true).ok());
+    ASSERT_TRUE(send(kGrantAck, writer, 0, v).ok());
+  }
+  EXPECT_EQ(dir.view(PageNo{0}).migrations, 3u);
+  EXPECT_EQ(dir.view(PageNo{1}).migrations, 0u);
+  EXPECT_EQ(dir.migrations(), 3u);
+  auto hot = dir.hottest(4);
+  ASSERT_EQ(hot.size(), 1u);
+  EXPECT_EQ(hot[0].first, PageNo{0});
+  EXPECT_EQ(hot[0].second, 3u);
+}
+
 TEST_F(DirectoryTest, UpgradeAfterBeingInvalidatedGetsData) {
   read_by(1);
   read_by(2);

@@ -54,6 +54,9 @@ class Payload {
   static Payload borrow(std::span<const std::byte> bytes);
   static Payload copy_of(std::span<const std::byte> bytes);
   static Payload allocate(std::size_t size);  // owned, zeroed
+  // Owned, contents unspecified: for a caller that fills every byte (a
+  // received page is written once, not zeroed first).
+  static Payload allocate_for_overwrite(std::size_t size);
 
   std::span<const std::byte> bytes() const;
   std::span<std::byte> mutable_bytes();  // empty unless owned
