@@ -59,13 +59,8 @@ class InProcessMachine {
       }
       machines_.push_back(std::move(*m));
       ClusterFabric* mp = machines_.back().get();
-      dsm::Node* dn = &cluster_->node(i);
-      (void)cluster_->run_on(i, [this, i, mp, dn] {
-        cluster_->transport(i).on_receive([mp, dn](rdma::Frame&& f) {
-          if (dsm::Node::is_dsm_frame(f.header.type)) return dn->deliver(std::move(f));
-          if (is_machine_frame(f.header.type)) mp->deliver(std::move(f));
-        });
-      });
+      (void)cluster_->run_on(i, [this, mp] { status_ = mp->start_receiving(); });
+      if (!status_.ok()) return;
     }
     status_ = machines_[0]->machine().load(nullptr);
   }
@@ -77,8 +72,8 @@ class InProcessMachine {
       for (auto& f : *v)
         if (f.valid()) f.wait();
     // Frames must stop reaching the machines before they go.
-    for (std::size_t i = 0; cluster_ && i < cluster_->size(); ++i)
-      (void)cluster_->run_on(i, [this, i] { cluster_->transport(i).on_receive([](rdma::Frame&&) {}); });
+    for (std::size_t i = 0; cluster_ && i < machines_.size(); ++i)
+      (void)cluster_->run_on(i, [this, i] { machines_[i]->stop_receiving(); });
     machines_.clear();
     if (console_ >= 0) ::close(console_);
   }

@@ -38,7 +38,7 @@ class MachineWorkload final : public Workload {
   ~MachineWorkload() override {
     stop();
     (void)host_.call([this]() -> Result<void> {
-      host_.transport().on_receive([](rdma::Frame&&) {});
+      if (machine_) machine_->stop_receiving();
       host_.transport().on_peer_down({});
       machine_.reset();
       if (dsm_) dsm_->stop();
@@ -76,7 +76,6 @@ class MachineWorkload final : public Workload {
       nc.self = host_.self();
       nc.nodes = config_.nodes;
       nc.bytes = map_->ram_bytes();
-      nc.own_receive_handler = false;  // shared with the machine's frames below
       // A fault the DSM cannot serve (a peer died): the machine stops with
       // the node-lost code and this fault as its error. The DSM then
       // releases the vCPU thread from the fault (it reads zeros), and the
@@ -99,10 +98,7 @@ class MachineWorkload final : public Workload {
       mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
-      host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
-        if (dsm::Node::is_dsm_frame(f.header.type)) return d->deliver(std::move(f));
-        if (multinode::is_machine_frame(f.header.type)) m->deliver(std::move(f));
-      });
+      SSI_TRY(machine_->start_receiving());  // the DSM routes its frames in start()
       // The machine stops as soon as a peer is gone (no vCPU can trust the
       // memory any more); the DSM fails the faults that cannot be served.
       host_.transport().on_peer_down([this](NodeId peer, const Error& why) {

@@ -27,8 +27,7 @@ struct ClusterFabric::Impl {
       int code = exit.exit_code().value_or(0);
       for (std::uint32_t n = 0; n < config.placement.nodes; ++n)
         if (n != config.self.value())
-          data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, PageNo{0},
-                                                      static_cast<std::uint64_t>(code)));
+          data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, static_cast<std::uint64_t>(code)));
     });
   }
 
@@ -147,6 +146,13 @@ Result<std::unique_ptr<ClusterFabric>> ClusterFabric::create(const ClusterNodeCo
 
 machine::Machine& ClusterFabric::machine() { return *impl_->machine; }
 void ClusterFabric::deliver(rdma::Frame&& frame) { impl_->deliver(std::move(frame)); }
+
+Result<void> ClusterFabric::start_receiving() {
+  return impl_->data.transport().route(kMachineFrames,
+                                       [this](rdma::Frame&& f) { deliver(std::move(f)); });
+}
+
+void ClusterFabric::stop_receiving() { impl_->data.transport().unroute(kMachineFrames); }
 coord::Counters ClusterFabric::stats() const { return impl_->stats(); }
 
 }  // namespace ssi::multinode

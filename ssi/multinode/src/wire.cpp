@@ -14,7 +14,7 @@ Error bad(std::string msg) { return make_error(Errc::kProtocol, std::move(msg));
 rdma::Frame encode_io(const IoAccess& a) {
   std::uint64_t arg0 = (a.data.size() & 0xFF) | (std::uint64_t{a.is_write} << 8) |
                        (std::uint64_t(a.space) << 9) | (std::uint64_t{a.vcpu.value()} << 32);
-  rdma::Frame f = rdma::Frame::make(kIoRequest, PageNo{0}, arg0, a.address);
+  rdma::Frame f = rdma::Frame::make(kIoRequest, arg0, a.address);
   if (a.is_write)
     f.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a.data)));
   return f;
@@ -51,7 +51,7 @@ rdma::Frame encode_ipi(const vcpu::Ipi& ipi) {
                        (std::uint64_t{ipi.level_triggered} << 15) |
                        (std::uint64_t{ipi.source_apic_id} << 32);
   std::uint64_t arg1 = ipi.destination | (std::uint64_t{ipi.source.value()} << 32);
-  return rdma::Frame::make(kIpi, PageNo{0}, arg0, arg1);
+  return rdma::Frame::make(kIpi, arg0, arg1);
 }
 
 Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f) {

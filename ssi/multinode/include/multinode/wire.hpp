@@ -11,6 +11,7 @@
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
+#include "rdma/dispatcher.hpp"
 #include "rdma/frame.hpp"
 #include "vcpu/lapic.hpp"
 
@@ -22,7 +23,7 @@ enum MachineFrame : rdma::FrameType {
   kMachineExit = 0x0203,  // arg0 = exit code: stop every vCPU of the receiving node
 };
 
-inline bool is_machine_frame(rdma::FrameType t) { return t >= 0x0200 && t <= 0x02ff; }
+inline constexpr rdma::FrameRange kMachineFrames{0x0200, 0x02ff};
 
 enum class IoSpace : std::uint8_t { kPio = 0, kMmio = 1 };
 
