@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "dsm/home_map.hpp"
 #include "multinode/data_path.hpp"
+#include "multinode/device_loop.hpp"
 #include "multinode/forwarding_io.hpp"
 #include "multinode/ipi_router.hpp"
 #include "multinode/wire.hpp"
@@ -55,6 +56,7 @@ struct ClusterFabric::Impl {
                                                    .local_ipis = &local_ipis,
                                                    .ipis = &router,
                                                    .remote_io = forwarding.get()}));
+    if (machine->board()) devices = std::make_unique<DeviceLoop>();
     return ok();
   }
 
@@ -79,29 +81,46 @@ struct ClusterFabric::Impl {
     }
   }
 
-  // Node 0, in a reactor fiber: one forwarded access, answered at once.
+  // Node 0, in a reactor fiber: one forwarded access, served on the device
+  // thread while this fiber waits (the reactor serves other frames).
   void serve_io(const rdma::Frame& f) {
     auto a = decode_io(f);
-    machine::Board* board = machine ? machine->board() : nullptr;
-    Result<void> r = a.ok() ? Result<void>(ok()) : Result<void>(a.error());
-    if (r.ok() && !board) r = make_error(Errc::kInvalidArgument, "this node owns no devices");
-    if (r.ok()) {
-      std::span<std::uint8_t> bytes(a->data);
-      r = a->space == IoSpace::kPio
-              ? board->io().pio(a->vcpu, static_cast<std::uint16_t>(a->address), a->is_write, bytes)
-              : board->io().mmio(a->vcpu, Gpa{a->address}, a->is_write, bytes);
-      served.fetch_add(1, std::memory_order_relaxed);
-    }
+    bool is_write = a.ok() && a->is_write;
+    auto r = serve(std::move(a));
     rdma::Frame reply = rdma::Frame::make(kIoRequest);
     if (!r.ok()) {
       reply.header.flags |= rdma::kFlagError;
       reply.header.arg0 = static_cast<std::uint64_t>(r.error().code);
       std::string msg = r.error().message.substr(0, rdma::kMaxPayload);
       reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(msg)));
-    } else if (!a->is_write) {
-      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a->data)));
+    } else if (!is_write) {
+      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(*r)));
     }
     (void)data.transport().reply(f.header, std::move(reply));
+  }
+
+  // The bytes read (empty for a write).
+  Result<std::vector<std::uint8_t>> serve(Result<IoAccess> a) {
+    if (!a.ok()) return a.error();
+    if (!devices) return make_error(Errc::kInvalidArgument, "this node owns no devices");
+    auto done = data.calls().call<std::vector<std::uint8_t>>(
+        [this](LoopCalls::Task t) { devices->post(std::move(t)); },
+        [this, a = std::move(*a)]() mutable -> Result<std::vector<std::uint8_t>> {
+          SSI_TRY(access_board(a));
+          return std::move(a.data);
+        });
+    if (!done) return make_error(Errc::kShutdown, "the machine is exiting");
+    return std::move(*done);
+  }
+
+  // Device thread: one forwarded access on the board.
+  Result<void> access_board(IoAccess& a) {
+    machine::Board& board = *machine->board();
+    std::span<std::uint8_t> bytes(a.data);
+    served.fetch_add(1, std::memory_order_relaxed);
+    return a.space == IoSpace::kPio
+               ? board.io().pio(a.vcpu, static_cast<std::uint16_t>(a.address), a.is_write, bytes)
+               : board.io().mmio(a.vcpu, Gpa{a.address}, a.is_write, bytes);
   }
 
   void fail(const Error& e) {
@@ -126,7 +145,10 @@ struct ClusterFabric::Impl {
   ClusterIpiRouter router;
   std::unique_ptr<ForwardingIo> forwarding;  // off node 0
   std::atomic<std::uint64_t> served{0};
-  std::unique_ptr<machine::Machine> machine;  // last: uses everything above
+  std::unique_ptr<machine::Machine> machine;  // uses everything above
+  // Node 0: serves the board for peers. After the machine: its tasks use
+  // the board, so it is joined first.
+  std::unique_ptr<DeviceLoop> devices;
 };
 
 ClusterFabric::ClusterFabric(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -23,12 +23,15 @@ Result<void> ForwardingIo::forward(IoAccess a, std::span<std::uint8_t> data) {
                        a.is_write ? "write" : "read", a.address, device_node_.value());
   };
   auto reply = data_.rpc(device_node_, encode_io(a));
-  if (!reply) {  // the machine is exiting: reads see an open bus
+  auto exiting = [&] {  // reads see an open bus
     std::fill(data.begin(), data.end(), std::uint8_t{0xFF});
     return ok();
-  }
+  };
+  if (!reply) return exiting();
   if (!reply->ok()) {
     Error e = reply->error();
+    // The device node began exiting while serving: so does this machine.
+    if (e.code == Errc::kShutdown) return exiting();
     e.message = fmt::format("{}: {}", what(), e.message);
     return e;
   }
