@@ -92,7 +92,6 @@ struct Machine::Impl {
   }
 
   Result<void> attach_board() {
-    SSI_TRY(board->attach());
     board->connect_interrupts(ipis, static_cast<std::uint8_t>(config.vcpus));  // MADT's IOAPIC id
     FwCfgConfig fc{.ram_bytes = config.map.ram_bytes(),
                    .cpus = static_cast<std::uint16_t>(config.vcpus)};
@@ -105,7 +104,7 @@ struct Machine::Impl {
       }
     }
     fw_cfg.emplace(fc);
-    return board->pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg);
+    return board->attach(*fw_cfg);
   }
 
   Result<void> add_vcpu(vcpu::Vm& vm, std::uint32_t i) {

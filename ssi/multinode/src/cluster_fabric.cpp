@@ -118,9 +118,10 @@ struct ClusterFabric::Impl {
     machine::Board& board = *machine->board();
     std::span<std::uint8_t> bytes(a.data);
     served.fetch_add(1, std::memory_order_relaxed);
-    return a.space == IoSpace::kPio
-               ? board.io().pio(a.vcpu, static_cast<std::uint16_t>(a.address), a.is_write, bytes)
-               : board.io().mmio(a.vcpu, Gpa{a.address}, a.is_write, bytes);
+    if (a.space == IoSpace::kMmio) return board.io().mmio(a.vcpu, Gpa{a.address}, a.is_write, bytes);
+    auto port = static_cast<std::uint16_t>(a.address);
+    if (a.count() == 1) return board.io().pio(a.vcpu, port, a.is_write, bytes);
+    return board.io().pio_string(a.vcpu, port, a.is_write, a.width, bytes);
   }
 
   void fail(const Error& e) {
@@ -131,6 +132,7 @@ struct ClusterFabric::Impl {
   coord::Counters stats() const {
     coord::Counters out = machine ? machine->stats() : coord::Counters{};
     out.insert(out.end(), {{"io_forwarded", forwarding ? forwarding->forwarded() : 0},
+                           {"io_unclaimed_local", forwarding ? forwarding->unclaimed() : 0},
                            {"io_served_for_peers", served.load()},
                            {"ipis_sent_remote", router.sent_remote()},
                            {"ipis_received_remote", router.received()}});

@@ -26,13 +26,16 @@ inline bool is_machine_frame(rdma::FrameType t) { return t >= 0x0200 && t <= 0x0
 
 enum class IoSpace : std::uint8_t { kPio = 0, kMmio = 1 };
 
-// One port-I/O or MMIO access of one vCPU (at most 8 bytes).
+// One port-I/O or MMIO access of one vCPU, or a whole string instruction
+// (rep ins/outs: data.size() / width elements at one port, up to a page).
 struct IoAccess {
   IoSpace space = IoSpace::kPio;
   VcpuId vcpu;
   bool is_write = false;
-  std::uint64_t address = 0;           // port or gpa
-  std::vector<std::uint8_t> data;      // write: the bytes; read: size = width
+  std::uint64_t address = 0;       // port or gpa
+  std::uint8_t width = 0;          // bytes per element (1-8)
+  std::vector<std::uint8_t> data;  // write: the bytes; read: size = width * count
+  std::size_t count() const { return width ? data.size() / width : 0; }
 };
 
 rdma::Frame encode_io(const IoAccess& a);
