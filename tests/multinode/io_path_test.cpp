@@ -1,6 +1,7 @@
 // The forwarded I/O path: node 0's devices run on their own thread, so a
 // console whose write(2) blocks stalls only the accesses queued behind it,
-// never the DSM's page service on node 0's reactor.
+// never the DSM's page service on node 0's reactor; a string instruction
+// is one frame; ports and MMIO no device claims never leave the node.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -104,6 +105,37 @@ TEST(IoPathTest, BlockedConsoleDoesNotStallPageService) {
   }
   ASSERT_GE(out.size(), 2u);
   EXPECT_EQ(out.substr(out.size() - 2), "x\n");
+}
+
+TEST(IoPathTest, StringInstructionIsOneFrameAndUnclaimedAccessesStayLocal) {
+  const std::string text = "rep outsb from node 1\n";
+  InProcessMachine m(2, 2, kMem, [&text](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+    if (v.id().value() == 0) return start_cpu1_then_sleep(v);
+    v.push_io_string_out(0x3F8, 1, {text.begin(), text.end()}, false)  // 1 frame
+        .push_io_string_in(0x3FD, 1, 3, false)                         // LSR x3: 1 frame
+        .push_io_in(0x80, 1, false)                                    // nobody: local
+        .push_io_string_in(0x1230, 2, 4, false)                        // nobody: local
+        .push_io_out(0x80, {0x42}, false)                              // nobody: local
+        .push_mmio_read(0xFED00000, 4, false)                          // nobody: local
+        .push_io_out(0xF8, {0}, false)                                 // 1 frame
+        .push_simple(vcpu::ExitKind::kHlt, false);
+  });
+  ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
+  m.start();
+  auto results = m.wait(5s);
+  for (std::uint32_t n = 0; n < 2; ++n)
+    ASSERT_TRUE(results[n].ok()) << "node " << n << ": " << results[n].error().to_string();
+  EXPECT_NE(m.console().find(text), std::string::npos) << m.console();
+  EXPECT_EQ(counter(m.machine(1), "io_forwarded"), 3u) << "string out, string in, exit";
+  EXPECT_EQ(counter(m.machine(1), "io_unclaimed_local"), 4u);
+  EXPECT_EQ(counter(m.machine(0), "io_served_for_peers"), 3u);
+  auto reads = m.vm(1).vcpus()[0]->completed_reads();
+  ASSERT_EQ(reads.size(), 4u);
+  EXPECT_EQ(reads[0].data.size(), 3u);
+  for (auto b : reads[0].data) EXPECT_EQ(b & 0x60, 0x60) << "each LSR read by node 0's 16550";
+  EXPECT_EQ(reads[1].data, std::vector<std::uint8_t>{0xFF});
+  EXPECT_EQ(reads[2].data, std::vector<std::uint8_t>(8, 0xFF));
+  EXPECT_EQ(reads[3].data, std::vector<std::uint8_t>(4, 0xFF));
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ Result<void> ForwardingIo::forward(const IoAccess& a, std::span<std::uint8_t> da
     return fmt::format("{} {} {:#x} forwarded to node {}", a.space == IoSpace::kPio ? "port" : "mmio",
                        a.is_write ? "write" : "read", a.address, device_node_.value());
   };
+  forwarded_.fetch_add(1, std::memory_order_relaxed);
   auto reply = data_.rpc(device_node_, encode_io(a));
   auto exiting = [&] {  // reads see an open bus
     std::fill(data.begin(), data.end(), std::uint8_t{0xFF});
@@ -61,7 +62,6 @@ Result<void> ForwardingIo::forward(const IoAccess& a, std::span<std::uint8_t> da
     e.message = fmt::format("{}: {}", what(), e.message);
     return e;
   }
-  forwarded_.fetch_add(1, std::memory_order_relaxed);
   const rdma::Frame& f = **reply;
   if (f.header.flags & rdma::kFlagError) {
     auto b = f.payload.bytes();
