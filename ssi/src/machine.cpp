@@ -212,6 +212,9 @@ struct Machine::Impl {
                     {"vcpu_exits", s.exits},
                     {"interrupts_injected", s.injected},
                     {"halts", s.halts}};
+    // The guest's TSC rate: turns cycles a guest measured into time.
+    if (!cpus.empty())
+      if (auto khz = cpus[0]->vcpu->get_tsc_khz(); khz.ok()) out.emplace_back("guest_tsc_khz", *khz);
     // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
