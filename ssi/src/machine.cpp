@@ -69,6 +69,7 @@ struct Machine::Impl {
         timers([this](VcpuId id) { notify(id); }) {
     if (f.remote_io) {
       io = f.remote_io;
+      remote_eoi = f.remote_eoi;
     } else {
       board = std::make_unique<Board>(c.console_fd, exit);
       io = &board->io();
@@ -119,8 +120,11 @@ struct Machine::Impl {
     lc.bsp = i == 0;
     cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), ipis, &timers);
     local_ipis.lapics.push_back(cpu->lapic.get());
-    // Level-triggered EOIs reach the IOAPIC on the device node only.
-    if (board) cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
+    // Level-triggered EOIs reach the IOAPIC: here, or on the device node.
+    if (board)
+      cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
+    else if (remote_eoi)
+      cpu->lapic->set_level_eoi(remote_eoi);
     vcpu::RunnerOptions ro;
     ro.on_internal_error = handle_internal_error;
     if (config.kernel == KernelKind::kSsiElf) {
@@ -247,6 +251,7 @@ struct Machine::Impl {
   std::unique_ptr<Board> board;  // device node only
   std::optional<FwCfg> fw_cfg;
   vcpu::IoHandler* io = nullptr;  // the board's, or the fabric's forwarder
+  std::function<void(std::uint8_t)> remote_eoi;  // off the device node
   std::vector<std::unique_ptr<Cpu>> cpus;
   std::vector<Cpu*> by_vcpu;
   std::atomic<std::uint64_t> run_ns{0};

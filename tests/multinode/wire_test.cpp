@@ -66,6 +66,15 @@ TEST(Wire, AWholeStringInstructionIsOneFrame) {
   EXPECT_EQ(rin->data.size(), 12u);
 }
 
+TEST(Wire, EoiCarriesItsVector) {
+  auto v = decode_eoi(encode_eoi(0x50));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 0x50);
+  rdma::Frame bad = encode_eoi(0x50);
+  bad.header.arg0 = 0x150;
+  EXPECT_FALSE(decode_eoi(bad).ok());
+}
+
 TEST(Wire, IpiRoundTripsEveryField) {
   vcpu::Ipi ipi;
   ipi.source = VcpuId{5};

@@ -55,9 +55,25 @@ struct ClusterFabric::Impl {
                                                    .exit = &exit,
                                                    .local_ipis = &local_ipis,
                                                    .ipis = &router,
-                                                   .remote_io = forwarding.get()}));
+                                                   .remote_io = forwarding.get(),
+                                                   .remote_eoi = remote_eoi()}));
     if (machine->board()) devices = std::make_unique<DeviceLoop>();
     return ok();
+  }
+
+  // Off node 0: a LAPIC's level-triggered EOI, sent to node 0's IOAPIC. The
+  // vCPU waits until the frame is handed to the transport, so the EOI
+  // reaches node 0 before any access this vCPU forwards after it.
+  std::function<void(std::uint8_t)> remote_eoi() {
+    if (config.self == kDeviceNode) return {};
+    return [this](std::uint8_t vector) {
+      auto r = data.send(kDeviceNode, encode_eoi(vector));
+      if (r && !r->ok()) {
+        Error e = r->error();
+        e.message = fmt::format("EOI of vector {:#x} to node 0: {}", vector, e.message);
+        fail(e);
+      }
+    };
   }
 
   void deliver(rdma::Frame&& f) {
@@ -69,6 +85,17 @@ struct ClusterFabric::Impl {
         if (ipi.ok()) return router.receive(*ipi);
         log::get("machine")->warn("bad IPI frame from node {}: {}", f.header.src,
                                   ipi.error().to_string());
+        return;
+      }
+      case kEoi: {
+        auto v = decode_eoi(f);
+        if (v.ok() && devices) {
+          // In order with the accesses queued on the device thread.
+          devices->post([this, vector = *v] { machine->board()->ioapic().eoi(vector); });
+          eois.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        log::get("machine")->warn("bad EOI frame from node {}", f.header.src);
         return;
       }
       case kMachineExit:
@@ -134,6 +161,7 @@ struct ClusterFabric::Impl {
     out.insert(out.end(), {{"io_forwarded", forwarding ? forwarding->forwarded() : 0},
                            {"io_unclaimed_local", forwarding ? forwarding->unclaimed() : 0},
                            {"io_served_for_peers", served.load()},
+                           {"eois_from_peers", eois.load()},
                            {"ipis_sent_remote", router.sent_remote()},
                            {"ipis_received_remote", router.received()}});
     return out;
@@ -146,7 +174,7 @@ struct ClusterFabric::Impl {
   machine::LocalIpiRouter local_ipis;
   ClusterIpiRouter router;
   std::unique_ptr<ForwardingIo> forwarding;  // off node 0
-  std::atomic<std::uint64_t> served{0};
+  std::atomic<std::uint64_t> served{0}, eois{0};
   std::unique_ptr<machine::Machine> machine;  // uses everything above
   // Node 0: serves the board for peers. After the machine: its tasks use
   // the board, so it is joined first.

@@ -48,6 +48,16 @@ Result<IoAccess> decode_io(const rdma::Frame& f) {
   return a;
 }
 
+rdma::Frame encode_eoi(std::uint8_t vector) {
+  return rdma::Frame::make(kEoi, PageNo{0}, vector);
+}
+
+Result<std::uint8_t> decode_eoi(const rdma::Frame& f) {
+  if (f.header.type != kEoi) return bad(fmt::format("frame type {:#x} is not an EOI", f.header.type));
+  if (f.header.arg0 > 0xFF) return bad(fmt::format("EOI of vector {:#x}", f.header.arg0));
+  return static_cast<std::uint8_t>(f.header.arg0);
+}
+
 // arg0: bits 0-7 vector, 8-10 mode, 11-12 shorthand, 13 logical, 14 level
 // assert, 15 level triggered, 32-63 source APIC id; arg1: destination (low),
 // source vCPU (high).

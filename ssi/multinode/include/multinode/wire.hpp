@@ -20,6 +20,7 @@ enum MachineFrame : rdma::FrameType {
   kIoRequest = 0x0201,    // rpc to node 0; reply payload = the bytes read
   kIpi = 0x0202,          // one ICR write, for the LAPICs of the receiving node
   kMachineExit = 0x0203,  // arg0 = exit code: stop every vCPU of the receiving node
+  kEoi = 0x0204,          // to node 0: arg0 = vector of a level-triggered EOI (IOAPIC remote IRR)
 };
 
 inline bool is_machine_frame(rdma::FrameType t) { return t >= 0x0200 && t <= 0x02ff; }
@@ -40,6 +41,9 @@ struct IoAccess {
 
 rdma::Frame encode_io(const IoAccess& a);
 Result<IoAccess> decode_io(const rdma::Frame& f);
+
+rdma::Frame encode_eoi(std::uint8_t vector);
+Result<std::uint8_t> decode_eoi(const rdma::Frame& f);
 
 rdma::Frame encode_ipi(const vcpu::Ipi& ipi);
 Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f);
