@@ -6,8 +6,11 @@ namespace ssi::multinode {
 
 DataPath::DataPath(rdma::Reactor& reactor, rdma::Transport& transport, vcpu::ExitRequest& exit,
                    std::chrono::milliseconds timeout)
-    : reactor_(reactor), transport_(transport), timeout_(timeout) {
-  exit.add_listener([this] { calls_.cancel_all(); });
+    : reactor_(reactor), transport_(transport), timeout_(timeout), outbox_(reactor, transport) {
+  exit.add_listener([this] {
+    calls_.cancel_all();
+    outbox_.cancel();
+  });
 }
 
 template <typename T>

@@ -41,20 +41,15 @@ std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId 
 void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   local_.send_ipi(ipi);
   for (NodeId peer : remote_nodes(ipi, self_, placement_)) {
-    auto log = log::get("machine");
-    log->trace("ipi {:#x} vcpu {} -> node {}: send at {} us", ipi.vector, ipi.source.value(),
-               peer.value(), now_us());
-    auto r = data_.send(peer, encode_ipi(ipi));
-    log->trace("ipi {:#x} vcpu {} -> node {}: handed to the transport at {} us", ipi.vector,
-               ipi.source.value(), peer.value(), now_us());
-    if (!r) return;  // the machine is exiting
-    if (!r->ok()) {
-      Error e = r->error();
-      e.message = fmt::format("IPI from vCPU {} to node {}: {}", ipi.source.value(), peer.value(),
-                              e.message);
+    log::get("machine")->trace("ipi {:#x} vcpu {} -> node {}: queued at {} us", ipi.vector,
+                               ipi.source.value(), peer.value(), now_us());
+    const std::uint32_t source = ipi.source.value();
+    bool queued = data_.outbox().send(peer, encode_ipi(ipi), [this, source, peer](const Error& err) {
+      Error e = err;
+      e.message = fmt::format("IPI from vCPU {} to node {}: {}", source, peer.value(), e.message);
       on_error_(e);
-      return;
-    }
+    });
+    if (!queued) return;  // the machine is exiting
     sent_remote_.fetch_add(1, std::memory_order_relaxed);
   }
 }

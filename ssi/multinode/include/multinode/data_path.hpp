@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "multinode/loop_call.hpp"
+#include "multinode/outbox.hpp"
 #include "rdma/reactor.hpp"
 #include "rdma/transport.hpp"
 #include "vcpu/io.hpp"
@@ -33,6 +34,8 @@ class DataPath {
   std::optional<Result<void>> send(NodeId peer, rdma::Frame frame);
   // From any thread, without waiting (the machine-exit broadcast).
   void post_send(NodeId peer, rdma::Frame frame);
+  // Frames that must leave in order but need no wait (IPIs); cancelled by the exit.
+  Outbox& outbox() { return outbox_; }
 
  private:
   template <typename T>
@@ -42,6 +45,7 @@ class DataPath {
   rdma::Transport& transport_;
   std::chrono::milliseconds timeout_;
   LoopCalls calls_;
+  Outbox outbox_;
 };
 
 }  // namespace ssi::multinode

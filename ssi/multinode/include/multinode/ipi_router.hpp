@@ -2,8 +2,9 @@
 // targets and sent to every other node that runs a target vCPU (one node
 // for a physical destination, all of them for broadcasts, shorthands and
 // logical mode; the receiver filters with the same ipi_targets rule). The
-// sending vCPU waits until the frame is handed to the transport, so an
-// INIT followed by a SIPI arrives in that order.
+// frame goes through the node's Outbox (outbox.hpp): the sending vCPU does
+// not wait for the transport, and frames to a peer leave in the order they
+// were sent, so an INIT followed by a SIPI arrives in that order.
 #pragma once
 
 #include <atomic>
