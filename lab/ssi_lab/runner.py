@@ -68,37 +68,15 @@ def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S, 
     """Coordinator in node 0's namespace, node i in namespace i (the first
     `nodes` namespaces of the lab), over tcp. A failure's reason carries the
     last lines every process wrote to stderr."""
-    # Every process of the cell inherits one machine secret (docs/security.md).
-    os.environ["SSI_SECRET"] = secrets.token_hex(32)
-    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
-        out = os.path.join(d, "outcome.json")
-        coord_addr = f"{lab.address(0)}:{port}"
-        errs = [open(os.path.join(d, f"stderr-{k}"), "w+") for k in range(nodes + 1)]
-        try:
-            coord = subprocess.Popen(lab.exec_argv(0, [
-                ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
-                workload, "--rounds", str(rounds), "--json", out]),
-                stdout=subprocess.DEVNULL, stderr=errs[0], text=True)
-            procs = [coord]
-            try:
-                time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
-                for i in range(nodes):
-                    procs.append(subprocess.Popen(lab.exec_argv(i, [
-                        ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
-                        "--listen", f"tcp:{lab.address(i)}:0"]),
-                        stdout=subprocess.DEVNULL, stderr=errs[i + 1]))
-            finally:
-                _wait(procs, coord, timeout, should_stop)
-            try:
-                outcome = _read_outcome(out, f"coordinator exited {coord.returncode}")
-                if outcome.get("exit_code") != 0:
-                    raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
-            except CellFailed as e:
-                raise CellFailed(f"{e}; {_tails(errs, procs)}")
-        finally:
-            for f in errs:
-                f.close()
-    return outcome
+    coord_addr = f"{lab.address(0)}:{port}"
+
+    def start(out, errs, procs):
+        procs.append(subprocess.Popen(lab.exec_argv(0, [
+            ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes), "--workload",
+            workload, "--rounds", str(rounds), "--json", out]),
+            stdout=subprocess.DEVNULL, stderr=errs[0]))
+        procs += _lab_nodes(ssi, lab, nodes, coord_addr, errs)
+    return _run_cell(nodes, "coordinator", start, timeout, should_stop)
 
 
 def run_guest(ssi, kernel, nodes, transport, lab=None, port=0, timeout=CELL_TIMEOUT_S,
@@ -107,31 +85,42 @@ def run_guest(ssi, kernel, nodes, transport, lab=None, port=0, timeout=CELL_TIME
     coordinator (`--kernel`) in node 0's namespace with node i in namespace
     i. Returns the run's JSON outcome (the guest checks its own results:
     exit code 0)."""
+
+    def start(out, errs, procs):
+        machine = ["--vcpus", str(vcpus), "--mem", "64M", "--kernel", kernel, "--json", out]
+        if lab is None:
+            cmd = [ssi, "run", "--nodes", str(nodes)] + machine
+            if nodes > 1:
+                cmd += ["--transport", transport]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errs[0]))
+            return
+        coord_addr = f"{lab.address(0)}:{port}"
+        procs.append(subprocess.Popen(lab.exec_argv(0, [
+            ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes)] + machine),
+            stdout=subprocess.DEVNULL, stderr=errs[0]))
+        procs += _lab_nodes(ssi, lab, nodes, coord_addr, errs)
+    return _run_cell(nodes, "ssi", start, timeout, should_stop)
+
+
+def _run_cell(nodes, what, start, timeout, should_stop):
+    """Runs the processes start(out, errs, procs) appends to procs (procs[0]
+    ends the cell and writes the JSON outcome to `out`), bounded and killed
+    on the way out; returns the outcome, or raises CellFailed with the last
+    lines every process wrote to stderr."""
+    # Every process of the cell inherits one machine secret (docs/security.md).
     os.environ["SSI_SECRET"] = secrets.token_hex(32)
     with tempfile.TemporaryDirectory(prefix="ssilab") as d:
         out = os.path.join(d, "outcome.json")
-        machine = ["--vcpus", str(vcpus), "--mem", "64M", "--kernel", kernel, "--json", out]
         errs = [open(os.path.join(d, f"stderr-{k}"), "w+") for k in range(nodes + 1)]
+        procs = []
         try:
-            if lab is None:
-                cmd = [ssi, "run", "--nodes", str(nodes)] + machine
-                if nodes > 1:
-                    cmd += ["--transport", transport]
-                procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errs[0])]
-            else:
-                coord_addr = f"{lab.address(0)}:{port}"
-                procs = [subprocess.Popen(lab.exec_argv(0, [
-                    ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes)] + machine),
-                    stdout=subprocess.DEVNULL, stderr=errs[0])]
-                time.sleep(0.2)
-                for i in range(nodes):
-                    procs.append(subprocess.Popen(lab.exec_argv(i, [
-                        ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
-                        "--listen", f"tcp:{lab.address(i)}:0"]),
-                        stdout=subprocess.DEVNULL, stderr=errs[i + 1]))
             try:
-                _wait(procs, procs[0], timeout, should_stop)
-                outcome = _read_outcome(out, f"ssi exited {procs[0].returncode}")
+                start(out, errs, procs)
+            finally:
+                if procs:
+                    _wait(procs, procs[0], timeout, should_stop)
+            try:
+                outcome = _read_outcome(out, f"{what} exited {procs[0].returncode}")
                 if outcome.get("exit_code") != 0:
                     raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
             except CellFailed as e:
@@ -140,6 +129,16 @@ def run_guest(ssi, kernel, nodes, transport, lab=None, port=0, timeout=CELL_TIME
             for f in errs:
                 f.close()
     return outcome
+
+
+def _lab_nodes(ssi, lab, nodes, coord_addr, errs):
+    """Node i in namespace i, over tcp, joining the coordinator at
+    `coord_addr`; errs[i + 1] takes its stderr."""
+    time.sleep(0.2)  # the coordinator listens before nodes dial (they also retry)
+    return [subprocess.Popen(lab.exec_argv(i, [
+        ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
+        "--listen", f"tcp:{lab.address(i)}:0"]), stdout=subprocess.DEVNULL, stderr=errs[i + 1])
+        for i in range(nodes)]
 
 
 def _tails(errs, procs):
@@ -162,6 +161,18 @@ def metrics(outcome):
         raise CellFailed("the outcome has no measured phase counters")
     elapsed = max(s["elapsed_ns"] for s in stats)
     ops = sum(s["ops"] for s in stats)
+    return {
+        "time_ms": elapsed / 1e6,
+        "ops": ops,
+        "throughput_ops_s": ops / (elapsed / 1e9) if elapsed else 0.0,
+        **_fault_metrics(stats),
+    }
+
+
+def _fault_metrics(stats):
+    """Fault counts and count-weighted mean latencies (us) over the nodes'
+    counters. Upgrades (read copy -> writable) are write faults too, with
+    their own mean."""
 
     def total(k):
         return sum(s.get(k, 0) for s in stats)
@@ -170,11 +181,7 @@ def metrics(outcome):
         n = total(count_key)
         return sum(s.get(mean_key, 0) * s.get(count_key, 0) for s in stats) / n / 1000 if n else None
 
-    # Upgrades (read copy -> writable) are write faults too, with their own mean.
     return {
-        "time_ms": elapsed / 1e6,
-        "ops": ops,
-        "throughput_ops_s": ops / (elapsed / 1e9) if elapsed else 0.0,
         "read_faults": total("read_faults"),
         "write_faults": total("write_faults"),
         "upgrade_faults": total("upgrade_faults"),
@@ -192,27 +199,8 @@ def guest_metrics(outcome):
     stats = [r.get("stats", {}) for r in outcome.get("node_reports", [])]
     if "wall_ns" not in outcome:
         raise CellFailed("the outcome has no wall_ns")
-
-    def total(k):
-        return sum(s.get(k, 0) for s in stats)
-
-    def weighted_mean(mean_key, count_key):
-        n = total(count_key)
-        return sum(s.get(mean_key, 0) * s.get(count_key, 0) for s in stats) / n / 1000 if n else None
-
-    return {
-        "time_ms": outcome["wall_ns"] / 1e6,
-        "ops": None,
-        "throughput_ops_s": None,
-        "read_faults": total("read_faults"),
-        "write_faults": total("write_faults"),
-        "upgrade_faults": total("upgrade_faults"),
-        "invalidations": total("invalidations_sent"),
-        "page_bytes": total("page_bytes_received"),
-        "read_fault_us": weighted_mean("read_fault_mean_ns", "read_faults"),
-        "write_fault_us": weighted_mean("write_fault_mean_ns", "write_faults"),
-        "upgrade_fault_us": weighted_mean("upgrade_fault_mean_ns", "upgrade_faults"),
-    }
+    return {"time_ms": outcome["wall_ns"] / 1e6, "ops": None, "throughput_ops_s": None,
+            **_fault_metrics(stats)}
 
 
 def link_rtt_us(outcome):
