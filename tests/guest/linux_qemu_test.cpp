@@ -14,6 +14,7 @@
 #include <regex>
 
 #include "foreign_qemu.hpp"
+#include "linux/initramfs.hpp"
 #include "ssi/elf_loader.hpp"
 #include "ssi/linux_boot.hpp"
 
@@ -21,42 +22,6 @@ namespace ssi::machine {
 namespace {
 
 constexpr std::uint64_t kMem = 512 * kMiB;
-
-// An initramfs (cpio "newc"): /init, /dev/console, /dev/kmsg.
-class Cpio {
- public:
-  void dir(const std::string& name) { entry(name, 040755, {}, 0, 0); }
-  void file(const std::string& name, const std::vector<std::uint8_t>& data) {
-    entry(name, 0100755, data, 0, 0);
-  }
-  void chardev(const std::string& name, unsigned major, unsigned minor) {
-    entry(name, 020600, {}, major, minor);
-  }
-  std::vector<std::uint8_t> finish() {
-    entry("TRAILER!!!", 0, {}, 0, 0);
-    return std::move(out_);
-  }
-
- private:
-  void entry(const std::string& name, unsigned mode, const std::vector<std::uint8_t>& data,
-             unsigned rmajor, unsigned rminor) {
-    char hdr[111];
-    std::snprintf(hdr, sizeof(hdr), "070701%08X%08X%08X%08X%08X%08X%08zX%08X%08X%08X%08X%08zX%08X",
-                  ++ino_, mode, 0u, 0u, 1u, 0u, data.size(), 0u, 0u, rmajor, rminor,
-                  name.size() + 1, 0u);
-    out_.insert(out_.end(), hdr, hdr + 110);
-    out_.insert(out_.end(), name.begin(), name.end());
-    out_.push_back(0);
-    pad();
-    out_.insert(out_.end(), data.begin(), data.end());
-    pad();
-  }
-  void pad() {
-    while (out_.size() % 4) out_.push_back(0);
-  }
-  std::vector<std::uint8_t> out_;
-  unsigned ino_ = 0;
-};
 
 std::string fetch_kernel() {
   if (const char* k = std::getenv("SSI_LINUX_BZIMAGE")) return k;
@@ -119,12 +84,7 @@ TEST_P(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   auto kernel = read_file(path, 256 * kMiB).value();
   ASSERT_EQ(detect_kernel(kernel).value(), KernelKind::kLinux);
   auto init = read_file(SSI_LINUX_INIT, 64 * kMiB).value();
-  Cpio cpio;
-  cpio.dir("dev");
-  cpio.chardev("dev/console", 5, 1);
-  cpio.chardev("dev/kmsg", 1, 11);
-  cpio.file("init", init);
-  const auto initrd = cpio.finish();
+  const auto initrd = ssi::guest::test_initramfs(init);
 
   // A hardware-reduced FADT tells Linux there is no PIT, PIC or ACPI PM timer
   // (ssi emulates none of them), so its clock must come from the TSC: a
