@@ -72,12 +72,24 @@ TEST_P(LinuxKvm, DebianKernelBootsToInitUnderSsiRun) {
     std::printf("%s\n%s\n", log.c_str(), o.err.c_str());
 }
 
+std::string case_name(const ::testing::TestParamInfo<KvmCase>& info) {
+  const LinuxCase& c = info.param.shape;
+  return std::to_string(c.nodes) + "node_" + std::to_string(c.vcpus) + "vcpu";
+}
+
 INSTANTIATE_TEST_SUITE_P(Kvm, LinuxKvm,
                          ::testing::Values(KvmCase{{1, 1}, 20, std::chrono::seconds(600)}),
-                         [](const auto& info) {
-                           const LinuxCase& c = info.param.shape;
-                           return std::to_string(c.nodes) + "node_" + std::to_string(c.vcpus) +
-                                  "vcpu";
-                         });
+                         case_name);
+
+// Disabled: in the KVM test VM the second vCPU does not come up within the
+// coordinator's 10-minute run phase. QEMU/TCG 7.2 walks the nested guest's
+// page tables with write access, so every page-table page both vCPUs walk
+// (Linux's kernel page tables are shared) moves between the nodes on every
+// walk: ~20,000 write faults of ~11 ms each on node 1 in 600 s, stalled at
+// "x86: Booting SMP configuration" (docs/guests.md). Run it with
+// --gtest_also_run_disabled_tests on a KVM host that is not nested in TCG.
+INSTANTIATE_TEST_SUITE_P(DISABLED_KvmAcrossNodes, LinuxKvm,
+                         ::testing::Values(KvmCase{{2, 2}, 20, std::chrono::seconds(700)}),
+                         case_name);
 
 }  // namespace
