@@ -33,16 +33,19 @@ struct LinuxCase {
 };
 
 // What the guest must report for `c`: CPUs in contiguous blocks per node,
-// SLIT 10 on the diagonal and `remote` elsewhere.
-inline std::vector<std::string> expected_lines(const LinuxCase& c, unsigned remote) {
+// SLIT 10 on the diagonal and `remote` elsewhere; `online` CPUs started
+// (0: all, else Linux's maxcpus=).
+inline std::vector<std::string> expected_lines(const LinuxCase& c, unsigned remote,
+                                               unsigned online = 0) {
+  if (online == 0) online = c.vcpus;
   auto range = [](unsigned n) { return n == 1 ? std::string("0") : "0-" + std::to_string(n - 1); };
   const std::string nodes_word = c.nodes == 1 ? " node, " : " nodes, ";
-  const std::string cpus_word = c.vcpus == 1 ? " CPU" : " CPUs";
+  const std::string cpus_word = online == 1 ? " CPU" : " CPUs";
   std::vector<std::string> out{
-      "smp: Brought up " + std::to_string(c.nodes) + nodes_word + std::to_string(c.vcpus) +
+      "smp: Brought up " + std::to_string(c.nodes) + nodes_word + std::to_string(online) +
           cpus_word,
       "smpboot: Allowing " + std::to_string(c.vcpus) + " CPUs, 0 hotplug CPUs",
-      "ssi-init: cpus-online " + range(c.vcpus), "ssi-init: nodes-online " + range(c.nodes)};
+      "ssi-init: cpus-online " + range(online), "ssi-init: nodes-online " + range(c.nodes)};
   for (unsigned i = 0; i < c.nodes; ++i) {
     std::string d;
     for (unsigned j = 0; j < c.nodes; ++j)
