@@ -1,11 +1,11 @@
 // Debian's 6.1 cloud kernel (unmodified) under `ssi run` itself on KVM:
 // ssi's Linux loader, ACPI tables, IOAPIC and userspace LAPIC (TSC-deadline
 // timer; ssi puts tsc_early_khz= on the command line itself), on 1 node x 1
-// vCPU and across 2 nodes x 1 vCPU each (with maxcpus=1; both CPUs: disabled). The kernel's log and /init
-// (linux/init.c, reading sysfs) must show the CPUs, memory, NUMA nodes and
-// SLIT distances configured; /init ends the run through isa-debug-exit and
-// ssi exits with its code. Runs in the KVM test VM (scripts/kvm-vm-tests);
-// skips without a usable /dev/kvm or when the kernel cannot be fetched.
+// vCPU and across 2 nodes x 1 vCPU each (with maxcpus=1; both CPUs: disabled). The kernel's log and
+// /init (linux/init.c, reading sysfs) must show the CPUs, memory, NUMA nodes and SLIT distances
+// configured; /init ends the run through isa-debug-exit and ssi exits with its code. Runs in the
+// KVM test VM (scripts/kvm-vm-tests); skips without a usable /dev/kvm or when the kernel cannot be
+// fetched.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -39,10 +39,18 @@ TEST_P(LinuxKvm, DebianKernelBootsToInitUnderSsiRun) {
   const std::string kernel = ssi::guest::fetch_linux_kernel(SSI_FETCH_KERNEL);
   if (kernel.empty()) GTEST_SKIP() << "no Debian kernel: scripts/fetch-debian-kernel failed";
 
-  std::vector<std::string> args{"run",      "--vcpus",  std::to_string(c.vcpus),
-                                "--nodes",  std::to_string(c.nodes),
-                                "--mem",    "512M",     "--kernel", kernel, "--initrd",
-                                SSI_LINUX_INITRAMFS, "--append",
+  std::vector<std::string> args{"run",
+                                "--vcpus",
+                                std::to_string(c.vcpus),
+                                "--nodes",
+                                std::to_string(c.nodes),
+                                "--mem",
+                                "512M",
+                                "--kernel",
+                                kernel,
+                                "--initrd",
+                                SSI_LINUX_INITRAMFS,
+                                "--append",
                                 "console=ttyS0 panic=-1 rdinit=/init"};
   if (k.maxcpus != 0) args.back() += " maxcpus=" + std::to_string(k.maxcpus);
   const auto start = std::chrono::steady_clock::now();
