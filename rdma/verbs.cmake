@@ -9,6 +9,7 @@ set(SSI_RDMA_SOURCES ${SSI_RDMA_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_fabric_ibv.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_credits.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_channel.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_setup.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/verbs_transport.cpp)
 set(SSI_RDMA_TESTING_SOURCES ${SSI_RDMA_TESTING_SOURCES}
   ${CMAKE_CURRENT_SOURCE_DIR}/testing/soft_rc.cpp)

@@ -88,6 +88,28 @@ struct Floor {
   double total() const { return uffd_us + rpc_us; }
 };
 
+// The message-delay model of one fault kind: the one-way message delays on
+// its critical path and the faults it takes, at least (`min`: what a
+// home-based invalidation protocol needs: invalidation acks go straight to
+// the requester, a page that migrates is granted writable on its read miss)
+// and in ssi's protocol today (`ssi`). One one-way delay is half the
+// measured 4 KiB rpc round trip, so model = faults * uffd + delays * rpc / 2
+// + the write-protects and drops of holders' copies on the path.
+// docs/benchmarking.md, "Fault model".
+struct FaultModel {
+  struct Path {
+    int delays;
+    int faults = 1;
+    int downgrades = 0;  // a holder write-protects its copy on the path
+    int drops = 0;       // a holder drops its copy on the path
+  };
+  Path min, ssi;
+  double us(const Floor& f, const Path& p) const {
+    return p.faults * f.uffd_us + p.delays * f.rpc_us / 2 + p.downgrades * f.wp_us +
+           p.drops * f.drop_us;
+  }
+};
+
 // Measured on the cluster's own reactor threads, from a host thread placed
 // like node 0's (the caller must be that thread).
 inline Floor measure_floor(testing::LocalCluster& c, int samples = 300) {

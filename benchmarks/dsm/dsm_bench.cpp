@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "bench_common.hpp"
@@ -31,7 +32,8 @@ std::vector<HomeMap::Range> all_on(std::uint64_t pages, std::uint32_t node) {
   return {{PageNo{0}, PageNo{pages}, NodeId{node}}};
 }
 
-void report(benchmark::State& state, Samples& s, const Floor& f) {
+void report(benchmark::State& state, Samples& s, const Floor& f,
+            const std::optional<FaultModel>& m = std::nullopt) {
   state.counters["median_us"] = s.median();
   state.counters["p99_us"] = s.quantile(0.99);
   state.counters["floor_us"] = f.total();
@@ -40,6 +42,13 @@ void report(benchmark::State& state, Samples& s, const Floor& f) {
   state.counters["wp_us"] = f.wp_us;
   state.counters["drop_us"] = f.drop_us;
   state.counters["ratio"] = f.total() > 0 ? s.median() / f.total() : 0;
+  if (!m) return;
+  state.counters["delays_min"] = m->min.delays;
+  state.counters["delays_ssi"] = m->ssi.delays;
+  state.counters["model_min_us"] = m->us(f, m->min);
+  state.counters["model_ssi_us"] = m->us(f, m->ssi);
+  state.counters["ratio_model_min"] = m->us(f, m->min) > 0 ? s.median() / m->us(f, m->min) : 0;
+  state.counters["ratio_model_ssi"] = m->us(f, m->ssi) > 0 ? s.median() / m->us(f, m->ssi) : 0;
 }
 
 std::unique_ptr<LocalCluster> setup(benchmark::State& state, const std::string& transport,
@@ -89,7 +98,9 @@ void BM_RemoteReadFault(benchmark::State& state, std::string transport) {
     s.add(us_since(t0));
   }
   benchmark::DoNotOptimize(sum);
-  report(state, s, floor);
+  // Request to the home, grant with the page; from the home's own M copy
+  // the home write-protects it first.
+  report(state, s, floor, FaultModel{{2, 1, !from_memory}, {2, 1, !from_memory}});
 }
 
 // Node 0 writes a page held in S by `sharers` other nodes (and in M-then-S
@@ -124,7 +135,11 @@ void BM_WriteFault(benchmark::State& state, std::string transport) {
     write_word(c->node(0), i++, 7);
     s.add(us_since(t0));
   }
-  report(state, s, floor);
+  // No sharer: request, grant (the home drops its own copy). Sharers: ssi
+  // sends Inv in parallel and gathers the acks at the home before it grants
+  // (4 delays); acks sent straight to the requester would take 3.
+  if (sharers == 0) report(state, s, floor, FaultModel{{2, 1, 0, 1}, {2, 1, 0, 1}});
+  else report(state, s, floor, FaultModel{{3, 1, 0, 1}, {4, 1, 0, 1}});
 }
 
 // First touch of never-written pages: the home grants zero-fill, no 4 KiB
@@ -142,7 +157,7 @@ void BM_ZeroFillFirstTouch(benchmark::State& state, std::string transport) {
     s.add(us_since(t0));
   }
   benchmark::DoNotOptimize(sum);
-  report(state, s, floor);
+  report(state, s, floor, FaultModel{{2}, {2}});
   state.counters["bytes_per_fault"] =
       static_cast<double>(c->node(0).stats().bytes_received.load()) / static_cast<double>(i);
   state.counters["zero_fills"] = static_cast<double>(c->node(0).stats().zero_fills.load());
@@ -175,7 +190,18 @@ void BM_PingPong(benchmark::State& state, std::string transport) {
   stop = true;
   v.fetch_add(1);  // make it odd so a partner in its loop moves on
   partner.join();
-  report(state, s, floor);
+  // One round: each node reads (a miss), then writes (an upgrade); each is
+  // a 2-delay transaction with the home (node 0) and the page's holder
+  // downgrades or drops. A home that grants a migrating page writable on
+  // the read miss halves that: 2 transactions, 2 faults.
+  report(state, s, floor, FaultModel{{4, 2, 0, 2}, {8, 4, 2, 2}});
+  // Hot-page detection: the home counts each handover of the page to
+  // another writer (2 per round here).
+  state.counters["migrations_per_round"] =
+      static_cast<double>(c->node(0).stats().page_migrations.load()) /
+      static_cast<double>(std::max<std::size_t>(s.us.size(), 1));
+  state.counters["hold_us"] = static_cast<double>(HoldPolicy::env_override().value_or(
+      std::chrono::microseconds(0)).count());
 }
 
 // Every node first-touches (writes) its own pages, homed on the next node:

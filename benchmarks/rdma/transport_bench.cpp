@@ -58,7 +58,7 @@ void serve(Transport& t, std::uint64_t& counted) {
     if (f.header.type == kOneWay) {
       ++counted;
     } else if (f.header.type == kSync) {
-      (void)t.reply(f.header, Frame::make(kSync, PageNo{0}, counted));
+      (void)t.reply(f.header, Frame::make(kSync, counted));
     } else if (f.header.type == kEcho) {
       Frame r = Frame::make(kEcho);
       r.payload = std::move(f.payload);

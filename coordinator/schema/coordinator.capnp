@@ -30,6 +30,7 @@ struct MachineConfig {
   kernelSha256 @13 :Text;        # every node checks its copy of `kernel` against this
   initrd @14 :Text;              # Linux initrd / multiboot module file, read by node 0 (optional)
   append @15 :Text;              # kernel command line (Linux, multiboot)
+  initrdSha256 @16 :Text;        # node 0 checks its copy of `initrd` against this
 }
 
 struct Counter {

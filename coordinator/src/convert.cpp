@@ -43,6 +43,7 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setKernelSha256(in.kernel_sha256);
   out.setInitrd(in.initrd);
   out.setAppend(in.append);
+  out.setInitrdSha256(in.initrd_sha256);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -63,6 +64,7 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.kernel_sha256 = in.getKernelSha256();
   out.initrd = in.getInitrd();
   out.append = in.getAppend();
+  out.initrd_sha256 = in.getInitrdSha256();
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "dsm/directory.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -21,7 +22,7 @@ Directory::Directory(NodeId self, const HomeMap& map) : self_(self), map_(map) {
 Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const std::byte> payload,
                                    Outbox& out) {
   NodeId from{h.src};
-  PageNo p{h.page};
+  PageNo p = msg_page(h);
   if (from.value() >= map_.nodes() || from.value() >= kMaxNodes)
     return make_error(Errc::kNotFound, fmt::format("{} from unknown node {}", msg_name(h.type), from));
   if (p.value() >= map_.pages())
@@ -36,18 +37,18 @@ Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const s
     case kWriteReq:
       return on_request(p, h, out);
     case kInvAck:
-      return on_inv_ack(p, from, h.page_version, out);
+      return on_inv_ack(p, from, msg_version(h), out);
     case kFetchAck:
-      return on_fetch_ack(p, from, h.page_version, payload, out);
+      return on_fetch_ack(p, from, msg_version(h), payload, out);
     case kGrantAck:
-      return on_grant_ack(p, from, h.page_version, out);
+      return on_grant_ack(p, from, msg_version(h), out);
     default:
       return protocol(fmt::format("home got unexpected message type {:#x}", h.type));
   }
 }
 
 Result<void> Directory::on_request(PageNo p, const rdma::FrameHeader& h, Outbox& out) {
-  Request req{NodeId{h.src}, h.type == kWriteReq, h.type == kWriteReq && (h.arg0 & kUpgrade)};
+  Request req{NodeId{h.src}, h.type == kWriteReq, h.type == kWriteReq && (msg_flags(h) & kUpgrade)};
   auto found = entries_.find(p.value());
   if (found != entries_.end()) {
     const Entry& e = found->second;
@@ -99,6 +100,11 @@ void Directory::maybe_grant(PageNo p, Entry& e, Outbox& out) {
     bool keep = t.req.upgrade && (e.sharers & bit(to));
     flags = kGrantWritable | (keep ? kGrantKeep : e.zero ? kGrantZero : 0);
     if (!keep && !e.zero) data = *e.copy;
+    if (e.last_writer && *e.last_writer != to) {
+      ++e.migrations;
+      ++migrations_;
+    }
+    e.last_writer = to;
     e.state = DirState::kModified;
     e.owner = to;
     e.sharers = 0;
@@ -165,7 +171,20 @@ DirView Directory::view(PageNo p) const {
   auto it = entries_.find(p.value());
   if (it == entries_.end()) return {};
   const Entry& e = it->second;
-  return {e.state, e.owner, e.sharers, e.version, e.zero, e.txn.has_value(), e.queue.size()};
+  return {e.state,        e.owner, e.sharers, e.version, e.zero, e.txn.has_value(),
+          e.queue.size(), e.migrations};
+}
+
+std::vector<std::pair<PageNo, std::uint64_t>> Directory::hottest(std::size_t n) const {
+  std::vector<std::pair<PageNo, std::uint64_t>> out;
+  for (const auto& [page, e] : entries_)
+    if (e.migrations > 0) out.emplace_back(PageNo{page}, e.migrations);
+  auto by_count = [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first.value() < b.first.value();
+  };
+  std::sort(out.begin(), out.end(), by_count);
+  if (out.size() > n) out.resize(n);
+  return out;
 }
 
 }  // namespace ssi::dsm

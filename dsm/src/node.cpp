@@ -48,8 +48,7 @@ Node::~Node() = default;
 Result<void> Node::start() {
   if (started_) return make_error(Errc::kInvalidArgument, "node already started");
   SSI_TRY(reactor_.watch(region_.uffd(), EPOLLIN, [this](std::uint32_t) { on_uffd_ready(); }));
-  if (config_.own_receive_handler)
-    transport_.on_receive([this](rdma::Frame&& f) { deliver(std::move(f)); });
+  SSI_TRY(transport_.route(kDsmFrames, [this](rdma::Frame&& f) { deliver(std::move(f)); }));
   started_ = true;
   return ok();
 }
@@ -58,7 +57,7 @@ void Node::stop() {
   if (!started_ || stopping_) return;
   stopping_ = true;
   reactor_.unwatch(region_.uffd());
-  if (config_.own_receive_handler) transport_.on_receive([](rdma::Frame&&) {});
+  transport_.unroute(kDsmFrames);
   for (auto& [page, inf] : inflight_) inf->done.set_value();
   inflight_.clear();
 }
@@ -70,11 +69,11 @@ void Node::deliver(rdma::Frame&& f) {
 
 void Node::on_frame(rdma::Frame&& f) {
   const auto& h = f.header;
-  if (!is_dsm_frame(h.type))
+  if (!kDsmFrames.contains(h.type))
     return bad_message(h, make_error(Errc::kProtocol, "not a DSM frame"));
   if (h.src >= config_.nodes)
     return bad_message(h, make_error(Errc::kNotFound, fmt::format("unknown node {}", h.src)));
-  if (h.page >= region_.pages())
+  if (msg_page(h).value() >= region_.pages())
     return bad_message(h, make_error(Errc::kOutOfRange,
                                      fmt::format("page beyond {} pages", region_.pages())));
   if (!f.payload.empty() && f.payload.size() != kPageSize)
@@ -85,7 +84,7 @@ void Node::on_frame(rdma::Frame&& f) {
     case kGrant:
     case kInv:
     case kFetch:
-      if (map_.home_of(PageNo{h.page}) != NodeId{h.src})
+      if (map_.home_of(msg_page(h)) != NodeId{h.src})
         return bad_message(h, make_error(Errc::kProtocol, "sender is not the page's home"));
       if (h.type == kGrant) return on_grant(f);
       if (h.type == kInv) return on_inv(f);
@@ -99,6 +98,7 @@ void Node::on_home_frame(const rdma::Frame& f) {
   Outbox out;
   auto r = directory_.on_message(f.header, f.payload.bytes(), out);
   if (!r.ok()) return bad_message(f.header, r.error());
+  stats_.page_migrations.store(directory_.migrations(), std::memory_order_relaxed);
   for (const auto& m : out) {
     if (m.type == kInv) ++stats_.invalidations_sent;
     if (m.type == kFetch) ++stats_.fetches_sent;
@@ -107,8 +107,7 @@ void Node::on_home_frame(const rdma::Frame& f) {
 }
 
 void Node::send_out(const OutMsg& m) {
-  rdma::Frame f = rdma::Frame::make(m.type, m.page, m.arg0);
-  f.header.page_version = m.version;
+  rdma::Frame f = make_msg(m.type, m.page, m.version, m.flags);
   if (!m.data.empty()) f.payload = rdma::Payload::borrow(m.data);
   if (m.to == config_.self) {
     // Local delivery: own the bytes (the borrowed page may change once we
@@ -131,7 +130,7 @@ void Node::send_out(const OutMsg& m) {
 void Node::bad_message(const rdma::FrameHeader& h, const Error& why) {
   ++stats_.bad_messages;
   dsm_log()->warn("node {}: rejected {} ({:#x}) from {} page {} version {}: {}", config_.self,
-                  msg_name(h.type), h.type, h.src, h.page, h.page_version, why.to_string());
+                  msg_name(h.type), h.type, h.src, msg_page(h), msg_version(h), why.to_string());
 }
 
 void Node::local_error(const Error& why) {

@@ -80,15 +80,15 @@ void Node::finish_request(PageNo p) {
 
 void Node::on_grant(const rdma::Frame& f) {
   const auto& h = f.header;
-  PageNo p{h.page};
-  auto action = table_.on_grant(p, h.page_version, h.arg0, !f.payload.empty());
+  PageNo p = msg_page(h);
+  auto action = table_.on_grant(p, msg_version(h), msg_flags(h), !f.payload.empty());
   if (!action.ok()) return bad_message(h, action.error());
   // Counted before the install wakes the faulting threads, so they see it.
-  if (h.arg0 & kGrantZero) ++stats_.zero_fills;
+  if (msg_flags(h) & kGrantZero) ++stats_.zero_fills;
   if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
   if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
-  send_out({NodeId{h.src}, kGrantAck, p, h.page_version, 0, {}});
+  send_out({NodeId{h.src}, kGrantAck, p, msg_version(h), 0, {}});
 }
 
 Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::byte> data) {
@@ -125,39 +125,39 @@ void Node::wait_hold(PageNo p) {
 
 void Node::on_inv(const rdma::Frame& f) {
   const auto& h = f.header;
-  PageNo p{h.page};
+  PageNo p = msg_page(h);
   wait_hold(p);
   if (stopping_) return;
-  auto drop = table_.on_inv(p, h.page_version);
+  auto drop = table_.on_inv(p, msg_version(h));
   if (!drop.ok()) return bad_message(h, drop.error());
   ++stats_.invalidations_received;
   if (*drop) {
     if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
   }
-  send_out({NodeId{h.src}, kInvAck, p, h.page_version, 0, {}});
+  send_out({NodeId{h.src}, kInvAck, p, msg_version(h), 0, {}});
 }
 
 void Node::on_fetch(const rdma::Frame& f) {
   const auto& h = f.header;
-  PageNo p{h.page};
-  const bool invalidate = h.arg0 & kFetchInvalidate;
+  PageNo p = msg_page(h);
+  const bool invalidate = msg_flags(h) & kFetchInvalidate;
   wait_hold(p);
   if (stopping_) return;
-  if (auto r = table_.on_fetch(p, h.page_version, invalidate); !r.ok())
+  if (auto r = table_.on_fetch(p, msg_version(h), invalidate); !r.ok())
     return bad_message(h, r.error());
   ++stats_.fetches_received;
   // Freeze the page first: a write after this point faults (and becomes a
   // new request), so the data sent is the last write this node made.
   if (auto r = region_.write_protect(p, true); !r.ok()) local_error(r.error());
   if (!invalidate) {
-    send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, region_.page_bytes(p)});
+    send_out({NodeId{h.src}, kFetchAck, p, msg_version(h), 0, region_.page_bytes(p)});
     return;
   }
   // Copy before dropping: the send may yield and the mapping is gone after.
   std::array<std::byte, kPageSize> copy;
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
-  send_out({NodeId{h.src}, kFetchAck, p, h.page_version, 0, copy});
+  send_out({NodeId{h.src}, kFetchAck, p, msg_version(h), 0, copy});
 }
 
 void Node::peer_failed(NodeId peer, const Error& why) {

@@ -186,7 +186,8 @@ def report(res):
         f"{res.get('placement', {}).get('lab', '?')}; {m['cpu_placement']}.", "",
         f"Fault floor on this host (dsm_floor, median): uffd fault {fl['uffd_fault_us']:.1f} us, "
         f"write-protect {fl['write_protect_us']:.1f} us, drop {fl['drop_us']:.1f} us.", "",
-        "How to read this: docs/benchmarking.md.", "",
+        "How to read this: docs/benchmarking.md. Guest cells (guest-*): the time is the whole "
+        "`ssi run` (boot included), no ops/s; their fault columns are the DSM's own.", "",
         "![latency vs delay](latency_vs_delay.png)", "", "![speed-up](speedup_vs_nodes.png)", "",
         "![fault mix](fault_mix.png)", "",
         "## Profiles", "", "| profile | one-way delay (us) | rate (Gbit/s) | measured rpc RTT (us) |",
@@ -208,7 +209,7 @@ def report(res):
         mw = model_of.get("write", {}).get("total_us")
         lines.append(
             f"| {c['workload']} | {c['nodes']} | {c['profile']} | {c['transport']} | "
-            f"{_time(s['time_ms'])} | {_num(_med(c, 'throughput_ops_s') or 0)} | "
+            f"{_time(s['time_ms'])} | {_fmt(_med(c, 'throughput_ops_s'), '.3g')} | "
             f"{_fmt(_med(c, 'read_fault_us'), '.0f')} ({_fmt(mr, '.0f')}) | "
             f"{_fmt(_med(c, 'write_fault_us'), '.0f')} ({_fmt(mw, '.0f')}) |")
     others = [c for c in res["cells"] if c.get("status") != "ok"]

@@ -36,10 +36,16 @@ HOST_WORKLOADS = {
 }
 
 GUEST_WORKLOADS = {
-    "guest-counter": "counter kernel: vCPUs on every node increment one guest word",
-    "guest-memsweep": "compute/memory sweep kernel over guest RAM homed on every node",
-    "guest-ipi": "ipi kernel: IPI ping-pong between vCPUs on different nodes",
+    # name: (what it stresses, guest kernel in BUILD/tests/guest/kernels/)
+    "guest-counter": ("counter kernel: vCPUs on every node increment one guest word (lock xadd)", "counter"),
+    "guest-dsmbench": ("dsmbench kernel: remote page touches, page ping-pong, private pages", "dsmbench"),
+    "guest-ipi": ("ipi kernel: IPI ping-pong between vCPUs on different nodes", "ipi"),
 }
+
+
+def guest_vcpus(nodes):
+    """vCPUs of a guest cell: at least 2 (the kernels pair cpus), one per node above."""
+    return max(2, nodes)
 
 
 def sweep_plan(quick):

@@ -101,6 +101,47 @@ def run_in_lab(ssi, lab, nodes, workload, rounds, port, timeout=CELL_TIMEOUT_S, 
     return outcome
 
 
+def run_guest(ssi, kernel, nodes, transport, lab=None, port=0, timeout=CELL_TIMEOUT_S,
+              should_stop=None, vcpus=2):
+    """A guest kernel across `nodes` nodes: `ssi run` on loopback, or the
+    coordinator (`--kernel`) in node 0's namespace with node i in namespace
+    i. Returns the run's JSON outcome (the guest checks its own results:
+    exit code 0)."""
+    os.environ["SSI_SECRET"] = secrets.token_hex(32)
+    with tempfile.TemporaryDirectory(prefix="ssilab") as d:
+        out = os.path.join(d, "outcome.json")
+        machine = ["--vcpus", str(vcpus), "--mem", "64M", "--kernel", kernel, "--json", out]
+        errs = [open(os.path.join(d, f"stderr-{k}"), "w+") for k in range(nodes + 1)]
+        try:
+            if lab is None:
+                cmd = [ssi, "run", "--nodes", str(nodes)] + machine
+                if nodes > 1:
+                    cmd += ["--transport", transport]
+                procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errs[0])]
+            else:
+                coord_addr = f"{lab.address(0)}:{port}"
+                procs = [subprocess.Popen(lab.exec_argv(0, [
+                    ssi, "coordinator", "--listen", coord_addr, "--nodes", str(nodes)] + machine),
+                    stdout=subprocess.DEVNULL, stderr=errs[0])]
+                time.sleep(0.2)
+                for i in range(nodes):
+                    procs.append(subprocess.Popen(lab.exec_argv(i, [
+                        ssi, "node", "--coordinator", coord_addr, "--id", str(i), "--transport", "tcp",
+                        "--listen", f"tcp:{lab.address(i)}:0"]),
+                        stdout=subprocess.DEVNULL, stderr=errs[i + 1]))
+            try:
+                _wait(procs, procs[0], timeout, should_stop)
+                outcome = _read_outcome(out, f"ssi exited {procs[0].returncode}")
+                if outcome.get("exit_code") != 0:
+                    raise CellFailed(outcome.get("message") or f"exit code {outcome.get('exit_code')}")
+            except CellFailed as e:
+                raise CellFailed(f"{e}; {_tails(errs, procs)}")
+        finally:
+            for f in errs:
+                f.close()
+    return outcome
+
+
 def _tails(errs, procs):
     """'coordinator: ...; node 1 (exit -9): ...' from the last stderr lines."""
     parts = []
@@ -134,6 +175,35 @@ def metrics(outcome):
         "time_ms": elapsed / 1e6,
         "ops": ops,
         "throughput_ops_s": ops / (elapsed / 1e9) if elapsed else 0.0,
+        "read_faults": total("read_faults"),
+        "write_faults": total("write_faults"),
+        "upgrade_faults": total("upgrade_faults"),
+        "invalidations": total("invalidations_sent"),
+        "page_bytes": total("page_bytes_received"),
+        "read_fault_us": weighted_mean("read_fault_mean_ns", "read_faults"),
+        "write_fault_us": weighted_mean("write_fault_mean_ns", "write_faults"),
+        "upgrade_fault_us": weighted_mean("upgrade_fault_mean_ns", "upgrade_faults"),
+    }
+
+
+def guest_metrics(outcome):
+    """Guest cell metrics: the run's wall time (boot included) and the DSM
+    counters of every node (a guest has no host-level ops count)."""
+    stats = [r.get("stats", {}) for r in outcome.get("node_reports", [])]
+    if "wall_ns" not in outcome:
+        raise CellFailed("the outcome has no wall_ns")
+
+    def total(k):
+        return sum(s.get(k, 0) for s in stats)
+
+    def weighted_mean(mean_key, count_key):
+        n = total(count_key)
+        return sum(s.get(mean_key, 0) * s.get(count_key, 0) for s in stats) / n / 1000 if n else None
+
+    return {
+        "time_ms": outcome["wall_ns"] / 1e6,
+        "ops": None,
+        "throughput_ops_s": None,
         "read_faults": total("read_faults"),
         "write_faults": total("write_faults"),
         "upgrade_faults": total("upgrade_faults"),

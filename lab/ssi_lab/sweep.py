@@ -52,6 +52,15 @@ def summarize(reps):
     return out
 
 
+def kvm_usable():
+    """(True, "") when /dev/kvm opens, else (False, why)."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+        return True, ""
+    except OSError as e:
+        return False, f"guest workloads need a usable /dev/kvm ({e.strerror}; run the sweep in scripts/kvm-vm)"
+
+
 def measure_floor(build):
     exe = os.path.join(build, "benchmarks", "dsm", "dsm_floor")
     p = subprocess.run([exe, "300"], capture_output=True, text=True, timeout=120)
@@ -73,7 +82,8 @@ class Sweep:
         self.profiles = plan_profiles
         self.nodes = args.nodes or plan_nodes
         self.repeats = args.repeats or plan_repeats
-        self.workloads = args.workloads or list(profiles.HOST_WORKLOADS)
+        self.kvm_ok, self.kvm_why = kvm_usable()
+        self.workloads = args.workloads or list(profiles.HOST_WORKLOADS) + list(profiles.GUEST_WORKLOADS)
         unknown = [w for w in self.workloads
                    if w not in profiles.HOST_WORKLOADS and w not in profiles.GUEST_WORKLOADS]
         if unknown:
@@ -116,11 +126,6 @@ class Sweep:
         prog = Progress(sum(1 for c in cells if c["status"] == "planned") * self.repeats)
         prog.say(f"ssi lab: {len(cells)} cells x {self.repeats} repeats, shaper {res['shaper']}, "
                  f"floor {res['floor']['uffd_fault_us']:.0f} us/fault, budget {a.max_minutes} min")
-        for g in profiles.GUEST_WORKLOADS:
-            if g in self.workloads:
-                res["cells"].append({"workload": g, "status": "skipped", "reason": (
-                    "guest workloads need /dev/kvm (absent here)" if not os.path.exists("/dev/kvm")
-                    else "guest workloads across nodes are not wired into the lab yet")})
         for prof in self.profiles:
             group = [c for c in cells if c["profile"] == prof.name]
             if not group:
@@ -139,13 +144,18 @@ class Sweep:
             for n in self.nodes:
                 for tr in (["tcp", "shm"] if prof.local else ["tcp"]):
                     for w in self.workloads:
-                        if w in profiles.GUEST_WORKLOADS:
-                            continue
+                        guest = w in profiles.GUEST_WORKLOADS
                         c = {"workload": w, "nodes": n, "profile": prof.name, "transport": tr,
                              "delay_us": prof.delay_us, "rate_gbit": prof.rate_gbit,
-                             "rounds": self.rounds(w), "status": "planned"}
+                             "status": "planned"}
+                        if guest:
+                            c["vcpus"] = profiles.guest_vcpus(n)
+                        else:
+                            c["rounds"] = self.rounds(w)
                         if not prof.local and not lab_ok:
                             c.update(status="skipped", reason=topology_reason(lab_ok))
+                        elif guest and not self.kvm_ok:
+                            c.update(status="skipped", reason=self.kvm_why)
                         cells.append(c)
         return cells
 
@@ -153,8 +163,17 @@ class Sweep:
         lab = None
         try:
             if not prof.local:
-                lab = topology.Lab(max(max(self.nodes), 2), prof, shaper, self.linkemu,
-                                   cpus=self.args.lab_cpus or None).up()
+                try:
+                    lab = topology.Lab(max(max(self.nodes), 2), prof, shaper, self.linkemu,
+                                       cpus=self.args.lab_cpus or None).up()
+                except topology.LabError as e:  # e.g. a kernel without veth: skip, say why
+                    for c in group:
+                        if c["status"] == "planned":
+                            c.update(status="skipped", reason=f"emulated cluster unavailable: {e}")
+                            for _ in range(self.repeats):
+                                prog.step(f"{c['workload']} n={c['nodes']} {c['profile']}", "skipped")
+                    prog.say(f"profile {prof.name}: skipped: {e}")
+                    return
             pinfo["rtt_us"] = self._calibrate(prof, lab)
             prog.say(f"profile {prof.name}: measured rpc round trip "
                      + ", ".join(f"{k} {v:.0f} us" for k, v in pinfo["rtt_us"].items()))
@@ -188,13 +207,21 @@ class Sweep:
                 prog.step(label, "skipped: time budget")
                 continue
             try:
-                if prof.local:
+                if c["workload"] in profiles.GUEST_WORKLOADS:
+                    kernel = os.path.join(self.build, "tests", "guest", "kernels",
+                                          profiles.GUEST_WORKLOADS[c["workload"]][1] + ".elf")
+                    out = runner.run_guest(self.ssi, kernel, c["nodes"], c["transport"],
+                                           lab=None if prof.local else lab, port=self._next_port(),
+                                           should_stop=self._stopping, vcpus=c["vcpus"])
+                    reps.append(runner.guest_metrics(out))
+                elif prof.local:
                     out = runner.run_local(self.ssi, c["workload"], c["nodes"], c["transport"], c["rounds"],
                                            should_stop=self._stopping)
+                    reps.append(runner.metrics(out))
                 else:
                     out = runner.run_in_lab(self.ssi, lab, c["nodes"], c["workload"], c["rounds"],
                                             self._next_port(), should_stop=self._stopping)
-                reps.append(runner.metrics(out))
+                    reps.append(runner.metrics(out))
                 prog.step(label, f"{reps[-1]['time_ms']:.1f} ms")
             except runner.CellFailed as e:
                 c.update(status="failed", reason=str(e))

@@ -57,7 +57,7 @@ Result<void> StreamDecoder::feed(std::span<const std::byte> bytes, const FrameFn
         on_frame(std::move(current_));
         continue;
       }
-      current_.payload = Payload::allocate(current_.header.payload_len);
+      current_.payload = Payload::allocate_for_overwrite(current_.header.payload_len);
       payload_fill_ = 0;
       in_payload_ = true;
     }

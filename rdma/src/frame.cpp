@@ -20,8 +20,15 @@ Payload Payload::allocate(std::size_t size) {
   return p;
 }
 
+Payload Payload::allocate_for_overwrite(std::size_t size) {
+  Payload p;
+  p.owned_.reset(new std::byte[size]);
+  p.size_ = size;
+  return p;
+}
+
 Payload Payload::copy_of(std::span<const std::byte> bytes) {
-  Payload p = allocate(bytes.size());
+  Payload p = allocate_for_overwrite(bytes.size());
   if (!bytes.empty()) std::memcpy(p.owned_.get(), bytes.data(), bytes.size());
   return p;
 }
@@ -40,12 +47,14 @@ Payload Payload::to_owned() && {
   return copy_of(bytes());
 }
 
-Frame Frame::make(FrameType type, PageNo page, std::uint64_t arg0, std::uint64_t arg1) {
+Frame Frame::make(FrameType type, std::uint64_t arg0, std::uint64_t arg1, std::uint64_t arg2,
+                  std::uint64_t arg3) {
   Frame f;
   f.header.type = type;
-  f.header.page = page.value();
   f.header.arg0 = arg0;
   f.header.arg1 = arg1;
+  f.header.arg2 = arg2;
+  f.header.arg3 = arg3;
   return f;
 }
 

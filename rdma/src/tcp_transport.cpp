@@ -22,6 +22,7 @@
 #include "base/rate_limited_log.hpp"
 #include "tcp_backend.hpp"
 #include "hello_auth.hpp"
+#include "rdma/redial.hpp"
 #include "tcp_connection.hpp"
 #include "rdma/transport_base.hpp"
 
@@ -33,7 +34,6 @@ constexpr auto kHelloTimeout = std::chrono::seconds(5);
 constexpr std::size_t kMaxUnidentified = 64;
 constexpr int kAcceptsPerWakeup = 16;
 constexpr std::uint32_t kUnknownNode = 0xffffffff;
-constexpr auto kRedialPause = std::chrono::milliseconds(20);
 
 struct NoLock {
   void lock() {}
@@ -60,25 +60,12 @@ class TcpTransport final : public TransportBase {
     if (is_shut_down()) return make_error(Errc::kShutdown, "transport is shut down");
     if (peer == self()) return make_error(Errc::kInvalidArgument, "connect to self");
     SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_inet_address(address, "tcp"));
-    const auto deadline = Clock::now() + connect_timeout_;
-    std::optional<Error> last_refusal;  // the real cause when a retry then times out
-    for (;;) {
-      if (!conns_.count(peer)) SSI_TRY(dial(peer, sa, address));
-      auto r = wait_established(peer, deadline);
-      if (r.ok() || is_shut_down()) return r;
-      // Retry while the peer is not listening yet, or closed our stream
-      // before the handshake: it lost a simultaneous dial to its own
-      // stream, which is about to arrive here.
-      const Error& e = r.error().code == Errc::kTimeout && last_refusal ? *last_refusal : r.error();
-      bool retry = e.sys_errno == ECONNREFUSED || e.code == Errc::kDisconnected;
-      if (retry) last_refusal = e;
-      if (!retry || Clock::now() + kRedialPause >= deadline) {
-        abandon_dial(peer);
-        return Error{e.code, fmt::format("{} (gave up after {} ms)", e.message, connect_timeout_.count()),
-                     e.sys_errno};
-      }
-      boost::this_fiber::sleep_for(kRedialPause);
-    }
+    return redial_until_established(
+        connect_timeout_,
+        {.dial = [&]() -> Result<void> { return conns_.count(peer) ? ok() : dial(peer, sa, address); },
+         .wait = [&](Clock::time_point deadline) { return wait_established(peer, deadline); },
+         .abandon = [&] { abandon_dial(peer); },
+         .shut_down = [&] { return is_shut_down(); }});
   }
 
  protected:

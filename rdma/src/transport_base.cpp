@@ -75,7 +75,7 @@ Result<void> TransportBase::reply(const FrameHeader& request, Frame reply) {
 
 Result<void> TransportBase::reply_error(const FrameHeader& request, Errc code,
                                         std::string_view message) {
-  Frame f = Frame::make(request.type, PageNo{0}, static_cast<std::uint64_t>(code));
+  Frame f = Frame::make(request.type, static_cast<std::uint64_t>(code));
   f.header.flags = kFlagError;
   message = message.substr(0, kMaxPayload);
   f.payload = Payload::copy_of(std::as_bytes(std::span(message.data(), message.size())));
@@ -94,7 +94,7 @@ void TransportBase::deliver(Frame&& frame) {
     complete(frame.header.request_id, std::move(frame));
     return;
   }
-  if (!handler_) {
+  if (!dispatcher_.find(frame.header.type)) {
     log::get("rdma")->debug("dropping frame type {:#06x} from node {}: no handler",
                             frame.header.type, frame.header.src);
     return;
@@ -103,7 +103,8 @@ void TransportBase::deliver(Frame&& frame) {
   auto f = std::make_shared<Frame>(std::move(frame));
   ++handlers_running_;
   reactor_.spawn([this, f] {
-    if (handler_) handler_(std::move(*f));  // may have been reset meanwhile
+    // Looked up again: the route may have changed meanwhile.
+    if (auto handler = dispatcher_.find(f->header.type)) (*handler)(std::move(*f));
     --handlers_running_;
   });
 }

@@ -1,5 +1,5 @@
 // The verbs backend's connection management: the TCP side channel (setup
-// handshake + liveness), the peer table, and the completion-queue fiber.
+// handshake, its messages in verbs_setup.hpp, + liveness), the peer table, and the completion-queue fiber.
 // The data path of one connection is VerbsChannel (verbs_channel.cpp).
 #include "rdma/verbs_transport.hpp"
 
@@ -13,9 +13,11 @@
 
 #include "base/log.hpp"
 #include "hello_auth.hpp"
+#include "rdma/redial.hpp"
 #include "tcp_connection.hpp"
 #include "verbs_backend.hpp"
 #include "verbs_channel.hpp"
+#include "verbs_setup.hpp"
 #include "rdma/verbs_device.hpp"
 
 namespace ssi::rdma {
@@ -23,14 +25,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using ConnPtr = std::shared_ptr<TcpConnection>;
-// Side-channel hello stages (header.arg0). Offer: dialer nonce + its
-// VerbsConnInfo text; answer: acceptor nonce + proof + info; ready: dialer
-// proof; confirmed: the acceptor checked it. The dialer sends no frame
-// before "confirmed", so a frame on a QP whose peer is not established is
-// an unauthenticated one and drops the connection (hello_auth.hpp).
-enum Stage : std::uint64_t { kOffer = 1, kAnswer = 2, kReady = 3, kConfirmed = 4 };
 constexpr auto kHelloTimeout = std::chrono::seconds(5);
-constexpr auto kRedialPause = std::chrono::milliseconds(20);
 constexpr std::size_t kCompletionBatch = 32;
 // Handler fibers alive before the CQ fiber stops taking completions (and so
 // returning credits): back-pressure on a peer sending faster than we handle.
@@ -70,21 +65,18 @@ class VerbsTransportImpl final : public VerbsTransport {
     if (is_shut_down()) return make_error(Errc::kShutdown, "transport is shut down");
     if (peer == self()) return make_error(Errc::kInvalidArgument, "connect to self");
     SSI_ASSIGN_OR_RETURN(sockaddr_in sa, parse_inet_address(address, "verbs"));
-    const auto deadline = Clock::now() + connect_timeout_;
-    for (;;) {
-      if (!peers_.count(peer)) SSI_TRY(dial(peer, sa, address));
-      auto r = wait_established(peer, deadline);
-      if (r.ok() || is_shut_down()) return r;
-      // Not listening yet, or our dial lost a simultaneous one: try again.
-      bool retry = r.error().sys_errno == ECONNREFUSED || r.error().code == Errc::kDisconnected;
-      if (!retry || Clock::now() + kRedialPause >= deadline) {
-        if (auto it = peers_.find(peer); it != peers_.end() && !it->second->established)
-          drop(peer, make_error(Errc::kTimeout, "connect gave up"));
-        return Error{r.error().code, fmt::format("verbs connect to node {} at {}: {}", peer, address,
-                                                 r.error().message), r.error().sys_errno};
-      }
-      boost::this_fiber::sleep_for(kRedialPause);
-    }
+    auto r = redial_until_established(
+        connect_timeout_,
+        {.dial = [&]() -> Result<void> { return peers_.count(peer) ? ok() : dial(peer, sa, address); },
+         .wait = [&](Clock::time_point deadline) { return wait_established(peer, deadline); },
+         .abandon = [&] {
+           if (auto it = peers_.find(peer); it != peers_.end() && !it->second->established)
+             drop(peer, make_error(Errc::kTimeout, "connect gave up"));
+         },
+         .shut_down = [&] { return is_shut_down(); }});
+    if (r.ok() || is_shut_down()) return r;
+    return Error{r.error().code, fmt::format("verbs connect to node {} at {}: {}", peer, address,
+                                             r.error().message), r.error().sys_errno};
   }
 
   Result<void> register_memory(std::span<std::byte> region) override {
@@ -150,22 +142,8 @@ class VerbsTransportImpl final : public VerbsTransport {
     return shared;
   }
 
-  // `auth`: the challenge bytes leading the payload (nonce [+ proof], or a proof).
-  Frame hello(NodeId to, Stage stage, const std::optional<VerbsConnInfo>& info, Payload auth = {}) const {
-    Frame f;
-    f.header.type = kFrameHello;
-    f.header.src = self().value();
-    f.header.dst = to.value();
-    f.header.arg0 = stage;
-    std::vector<std::byte> bytes(auth.bytes().begin(), auth.bytes().end());
-    if (info) {
-      std::string text = info->encode();
-      auto b = std::as_bytes(std::span(text.data(), text.size()));
-      bytes.insert(bytes.end(), b.begin(), b.end());
-    }
-    if (!bytes.empty()) f.payload = Payload::copy_of(bytes);
-    f.header.payload_len = static_cast<std::uint32_t>(f.payload.size());
-    return f;
+  Frame hello(NodeId to, SetupStage stage, const std::optional<VerbsConnInfo>& info, Payload auth = {}) const {
+    return setup_frame(self(), to, stage, info, std::move(auth));
   }
 
   Result<void> dial(NodeId peer, const sockaddr_in& sa, const Address& address) {
@@ -242,12 +220,7 @@ class VerbsTransportImpl final : public VerbsTransport {
     if (h.type != kFrameHello) return fail(fmt::format("frame type {:#06x} on the setup channel", h.type));
     auto it = c->identified ? peers_.find(c->peer) : peers_.end();
     PeerPtr p = it != peers_.end() && it->second->side == c ? it->second : nullptr;
-    auto info = [&](std::size_t skip) -> Result<VerbsConnInfo> {
-      auto bytes = f.payload.bytes();
-      if (bytes.size() < skip) return make_error(Errc::kProtocol, "setup message without its challenge");
-      bytes = bytes.subspan(skip);
-      return VerbsConnInfo::decode(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-    };
+    auto info = [&](std::size_t skip) { return setup_info(f, skip); };
     switch (h.arg0) {
       case kOffer: {
         if (c->identified || h.dst != self().value()) return fail("unexpected offer");
@@ -361,14 +334,14 @@ class VerbsTransportImpl final : public VerbsTransport {
     for (;;) {
       auto n = fabric_->poll(batch);
       if (!n.ok()) return fail_all(n.error());
-      for (std::size_t i = 0; i < *n; ++i) route(batch[i]);
+      for (std::size_t i = 0; i < *n; ++i) route_completion(batch[i]);
       if (*n < batch.size() || is_shut_down()) return;
       for (int spins = 0; handlers_running() > kMaxHandlersRunning && spins < 100000; ++spins)
         boost::this_fiber::yield();
     }
   }
 
-  void route(const Completion& c) {
+  void route_completion(const Completion& c) {
     auto it = channels_.find(wr_conn(c.wr_id));
     if (it == channels_.end()) return;  // a connection already dropped
     std::shared_ptr<VerbsChannel> ch = it->second;

@@ -1,8 +1,32 @@
 #include "ssi/board.hpp"
 
+#include <fmt/format.h>
+
+#include "ssi/devices/fw_cfg.hpp"
 #include "ssi/kvm_entry.hpp"
 
 namespace ssi::machine {
+
+namespace {
+constexpr DeviceWindow kWindows[] = {
+    {"pic-master", false, kPicMasterPort, kPicPorts},
+    {"pic-slave", false, kPicSlavePort, kPicPorts},
+    {"isa-debug-exit", false, kQemuDebugExitPort, kQemuDebugExitPorts},
+    {"ssi-exit", false, kSsiExitPort, kSsiExitPorts},
+    {"com1", false, kCom1Port, kUartPorts},
+    {"fw_cfg", false, kFwCfgPort, kFwCfgPorts},
+    {"ioapic", true, kIoapicBase, kIoapicSize},
+};
+}  // namespace
+
+std::span<const DeviceWindow> board_windows() { return kWindows; }
+
+bool board_claims(bool mmio, std::uint64_t addr, std::uint64_t len) {
+  for (const DeviceWindow& w : kWindows)
+    if (w.mmio == mmio && addr >= w.base && addr - w.base < w.size && len <= w.size - (addr - w.base))
+      return true;
+  return false;
+}
 
 Board::Board(int console_fd, vcpu::ExitRequest& exit)
     : console_(console_fd),
@@ -11,13 +35,19 @@ Board::Board(int console_fd, vcpu::ExitRequest& exit)
       ssi_exit_(DebugExit::Convention::kDirect, exit),
       io_(pio_, mmio_) {}
 
-Result<void> Board::attach() {
-  SSI_TRY(pio_.add("com1", kCom1Port, kUartPorts, &uart_));
-  SSI_TRY(pio_.add("isa-debug-exit", kQemuDebugExitPort, kQemuDebugExitPorts, &qemu_exit_));
-  SSI_TRY(pio_.add("pic-master", kPicMasterPort, kPicPorts, &pic_master_));
-  SSI_TRY(pio_.add("pic-slave", kPicSlavePort, kPicPorts, &pic_slave_));
-  SSI_TRY(mmio_.add("ioapic", kIoapicBase, kIoapicSize, &ioapic_));
-  return pio_.add("ssi-exit", kSsiExitPort, kSsiExitPorts, &ssi_exit_);
+Result<void> Board::attach(IoDevice& fw_cfg) {
+  const std::pair<std::string_view, IoDevice*> devices[] = {
+      {"pic-master", &pic_master_}, {"pic-slave", &pic_slave_}, {"isa-debug-exit", &qemu_exit_},
+      {"ssi-exit", &ssi_exit_},     {"com1", &uart_},           {"fw_cfg", &fw_cfg},
+      {"ioapic", &ioapic_}};
+  for (const DeviceWindow& w : kWindows) {
+    IoDevice* d = nullptr;
+    for (const auto& [name, dev] : devices)
+      if (name == w.name) d = dev;
+    if (!d) return make_error(Errc::kInternal, fmt::format("no device for window {}", w.name));
+    SSI_TRY((w.mmio ? mmio_ : pio_).add(w.name, w.base, w.size, d));
+  }
+  return ok();
 }
 
 void Board::connect_interrupts(vcpu::IpiSink& sink, std::uint8_t ioapic_id) {

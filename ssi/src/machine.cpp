@@ -69,6 +69,7 @@ struct Machine::Impl {
         timers([this](VcpuId id) { notify(id); }) {
     if (f.remote_io) {
       io = f.remote_io;
+      remote_eoi = f.remote_eoi;
     } else {
       board = std::make_unique<Board>(c.console_fd, exit);
       io = &board->io();
@@ -92,7 +93,6 @@ struct Machine::Impl {
   }
 
   Result<void> attach_board() {
-    SSI_TRY(board->attach());
     board->connect_interrupts(ipis, static_cast<std::uint8_t>(config.vcpus));  // MADT's IOAPIC id
     FwCfgConfig fc{.ram_bytes = config.map.ram_bytes(),
                    .cpus = static_cast<std::uint16_t>(config.vcpus)};
@@ -105,7 +105,7 @@ struct Machine::Impl {
       }
     }
     fw_cfg.emplace(fc);
-    return board->pio().add("fw_cfg", kFwCfgPort, kFwCfgPorts, &*fw_cfg);
+    return board->attach(*fw_cfg);
   }
 
   Result<void> add_vcpu(vcpu::Vm& vm, std::uint32_t i) {
@@ -120,8 +120,11 @@ struct Machine::Impl {
     lc.bsp = i == 0;
     cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), ipis, &timers);
     local_ipis.lapics.push_back(cpu->lapic.get());
-    // Level-triggered EOIs reach the IOAPIC on the device node only.
-    if (board) cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
+    // Level-triggered EOIs reach the IOAPIC: here, or on the device node.
+    if (board)
+      cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
+    else if (remote_eoi)
+      cpu->lapic->set_level_eoi(remote_eoi);
     vcpu::RunnerOptions ro;
     ro.on_internal_error = handle_internal_error;
     if (config.kernel == KernelKind::kSsiElf) {
@@ -218,6 +221,9 @@ struct Machine::Impl {
                     {"vcpu_exits", s.exits},
                     {"interrupts_injected", s.injected},
                     {"halts", s.halts}};
+    // The guest's TSC rate: turns cycles a guest measured into time.
+    if (!cpus.empty())
+      if (auto khz = cpus[0]->vcpu->get_tsc_khz(); khz.ok()) out.emplace_back("guest_tsc_khz", *khz);
     // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
@@ -250,6 +256,7 @@ struct Machine::Impl {
   std::unique_ptr<Board> board;  // device node only
   std::optional<FwCfg> fw_cfg;
   vcpu::IoHandler* io = nullptr;  // the board's, or the fabric's forwarder
+  std::function<void(std::uint8_t)> remote_eoi;  // off the device node
   std::vector<std::unique_ptr<Cpu>> cpus;
   std::vector<Cpu*> by_vcpu;
   std::atomic<std::uint64_t> run_ns{0};

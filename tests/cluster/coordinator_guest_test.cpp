@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -56,18 +57,18 @@ struct GuestRun {
   nlohmann::json json;
 };
 
-// Starts the coordinator for `kernel`, runs `between` (e.g. change the
-// file), then two nodes on loopback.
-GuestRun run_guest(const std::string& kernel, const std::function<void()>& between) {
+// Starts the coordinator for `kernel` (and `extra` options), runs `between`
+// (e.g. change a file), then two nodes on loopback.
+GuestRun run_guest(const std::string& kernel, const std::function<void()>& between,
+                   const std::vector<std::string>& extra = {}) {
   std::string port = std::to_string(free_port());
   std::string json = ::testing::TempDir() + "ssi-coord-guest-" + std::to_string(getpid()) + ".json";
   GuestRun out;
-  std::thread coordinator([&] {
-    out.coordinator = run_process(SSI_BINARY, {"coordinator", "--listen", "127.0.0.1:" + port, "--nodes",
-                                               "2", "--kernel", kernel, "--vcpus", "2", "-m", "64",
-                                               "--append", "console=ttyS0 x=1", "--json", json},
-                                  {}, 60s);
-  });
+  std::vector<std::string> args{"coordinator", "--listen", "127.0.0.1:" + port, "--nodes", "2",
+                                "--kernel", kernel, "--vcpus", "2", "-m", "64",
+                                "--append", "console=ttyS0 x=1", "--json", json};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::thread coordinator([&] { out.coordinator = run_process(SSI_BINARY, args, {}, 60s); });
   std::this_thread::sleep_for(300ms);  // nodes retry joining anyway; this orders `between`
   between();
   std::thread nodes[2];
@@ -97,6 +98,21 @@ TEST(CoordinatorGuest, ANodeWhoseKernelFileDiffersRefusesWithOneLineAndExit2) {
   std::remove(kernel.c_str());
   EXPECT_EQ(r.coordinator.exit_code, 2) << r.coordinator.err;
   EXPECT_NE(r.coordinator.err.find("is not the coordinator's file"), std::string::npos) << r.coordinator.err;
+  EXPECT_EQ(error_lines(r.coordinator.err), 1) << r.coordinator.err;
+}
+
+TEST(CoordinatorGuest, ANodeWhoseInitrdDiffersRefusesWithOneLineAndExit2) {
+  std::string kernel = copy_of_kernel("initrd-k");
+  std::string initrd = ::testing::TempDir() + "ssi-initrd-" + std::to_string(getpid()) + ".cpio";
+  std::ofstream(initrd) << "an initrd";
+  auto r = run_guest(kernel, [&] { std::ofstream(initrd, std::ios::app) << " changed"; },
+                     {"--initrd", initrd});
+  std::remove(kernel.c_str());
+  std::remove(initrd.c_str());
+  EXPECT_EQ(r.coordinator.exit_code, 2) << r.coordinator.err;
+  EXPECT_NE(r.coordinator.err.find("initrd " + initrd + " is not the coordinator's file"),
+            std::string::npos)
+      << r.coordinator.err;
   EXPECT_EQ(error_lines(r.coordinator.err), 1) << r.coordinator.err;
 }
 

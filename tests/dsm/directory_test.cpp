@@ -19,12 +19,8 @@ class DirectoryTest : public ::testing::Test {
 
   Result<void> send(rdma::FrameType type, std::uint32_t from, std::uint64_t pg,
                     std::uint64_t version = 0, std::uint64_t arg0 = 0, bool data = false) {
-    rdma::FrameHeader h;
-    h.type = type;
+    rdma::FrameHeader h = make_msg(type, PageNo{pg}, version, arg0).header;
     h.src = from;
-    h.page = pg;
-    h.page_version = version;
-    h.arg0 = arg0;
     out.clear();
     return dir.on_message(h, data ? std::span<const std::byte>(page) : std::span<const std::byte>(),
                           out);
@@ -35,7 +31,7 @@ class DirectoryTest : public ::testing::Test {
     EXPECT_EQ(out[i].type, type) << msg_name(out[i].type);
     EXPECT_EQ(out[i].to, NodeId{to});
     EXPECT_EQ(out[i].version, version);
-    EXPECT_EQ(out[i].arg0, arg0);
+    EXPECT_EQ(out[i].flags, arg0);
   }
   // Runs a full read transaction by `who` on page 0 with no owner.
   void read_by(std::uint32_t who) {
@@ -101,6 +97,31 @@ TEST_F(DirectoryTest, WriteToModifiedPageFetchesWithInvalidate) {
   expect_out(0, kGrant, 3, 2, kGrantWritable);
   EXPECT_EQ(out[0].data.size(), kPageSize);
   EXPECT_EQ(dir.view(PageNo{0}).owner, NodeId{3});
+}
+
+TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
+  // Node 1 writes page 0 twice in a row (one writer: no migration), then
+  // nodes 1 and 3 take turns: every handover counts, page 1 stays cold.
+  ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
+  ASSERT_TRUE(send(kWriteReq, 1, 1).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 1, 1).ok());
+  std::uint64_t v = 1;
+  for (std::uint32_t writer : {3u, 1u, 3u}) {
+    ++v;
+    std::uint32_t holder = writer == 3 ? 1 : 3;
+    ASSERT_TRUE(send(kWriteReq, writer, 0).ok());
+    expect_out(0, kFetch, holder, v, kFetchInvalidate);
+    ASSERT_TRUE(send(kFetchAck, holder, 0, v, 0, true).ok());
+    ASSERT_TRUE(send(kGrantAck, writer, 0, v).ok());
+  }
+  EXPECT_EQ(dir.view(PageNo{0}).migrations, 3u);
+  EXPECT_EQ(dir.view(PageNo{1}).migrations, 0u);
+  EXPECT_EQ(dir.migrations(), 3u);
+  auto hot = dir.hottest(4);
+  ASSERT_EQ(hot.size(), 1u);
+  EXPECT_EQ(hot[0].first, PageNo{0});
+  EXPECT_EQ(hot[0].second, 3u);
 }
 
 TEST_F(DirectoryTest, UpgradeAfterBeingInvalidatedGetsData) {

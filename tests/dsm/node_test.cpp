@@ -92,9 +92,8 @@ TEST(DsmNode, PagesHomedOnTheFaultingNodeUseTheSameProtocol) {
 
 rdma::Frame forged(rdma::FrameType type, std::uint32_t src, std::uint64_t page,
                    std::uint64_t version, std::uint64_t arg0 = 0, std::size_t payload = 0) {
-  rdma::Frame f = rdma::Frame::make(type, PageNo{page}, arg0);
+  rdma::Frame f = make_msg(type, PageNo{page}, version, arg0);
   f.header.src = src;
-  f.header.page_version = version;
   if (payload) f.payload = rdma::Payload::allocate(payload);
   f.header.payload_len = static_cast<std::uint32_t>(payload);
   return f;

@@ -87,12 +87,9 @@ class Sim {
 
   void post(NodeId from, const OutMsg& m) {
     Msg msg;
-    msg.h.type = m.type;
+    msg.h = make_msg(m.type, m.page, m.version, m.flags).header;
     msg.h.src = from.value();
     msg.h.dst = m.to.value();
-    msg.h.page = m.page.value();
-    msg.h.page_version = m.version;
-    msg.h.arg0 = m.arg0;
     msg.data.assign(m.data.begin(), m.data.end());
     queues_[{from.value(), m.to.value()}].push_back(std::move(msg));
   }
@@ -112,7 +109,7 @@ class Sim {
 
   void receive(NodeId n, const Msg& m) {
     Node& node = nodes_[n.value()];
-    PageNo p{m.h.page};
+    PageNo p = msg_page(m.h);
     Outbox out;
     auto page_image = [&] {
       std::vector<std::byte> b(kPageSize);
@@ -121,26 +118,26 @@ class Sim {
     };
     switch (m.h.type) {
       case kGrant: {
-        auto a = node.pt.on_grant(p, m.h.page_version, m.h.arg0, !m.data.empty());
+        auto a = node.pt.on_grant(p, msg_version(m.h), msg_flags(m.h), !m.data.empty());
         ASSERT_TRUE(a.ok()) << a.error().to_string();
         if (*a == InstallAction::kCopy || *a == InstallAction::kCopyWp)
           std::memcpy(&node.mem[p.value()], m.data.data(), sizeof(std::uint64_t));
         else if (*a == InstallAction::kZero || *a == InstallAction::kZeroWp)
           node.mem[p.value()] = 0;
-        post(n, {NodeId{m.h.src}, kGrantAck, p, m.h.page_version, 0, {}});
+        post(n, {NodeId{m.h.src}, kGrantAck, p, msg_version(m.h), 0, {}});
         return;
       }
       case kInv: {
-        auto r = node.pt.on_inv(p, m.h.page_version);
+        auto r = node.pt.on_inv(p, msg_version(m.h));
         ASSERT_TRUE(r.ok()) << r.error().to_string();
-        post(n, {NodeId{m.h.src}, kInvAck, p, m.h.page_version, 0, {}});
+        post(n, {NodeId{m.h.src}, kInvAck, p, msg_version(m.h), 0, {}});
         return;
       }
       case kFetch: {
-        auto r = node.pt.on_fetch(p, m.h.page_version, m.h.arg0 & kFetchInvalidate);
+        auto r = node.pt.on_fetch(p, msg_version(m.h), msg_flags(m.h) & kFetchInvalidate);
         ASSERT_TRUE(r.ok()) << r.error().to_string();
         auto img = page_image();
-        post(n, {NodeId{m.h.src}, kFetchAck, p, m.h.page_version, 0, img});
+        post(n, {NodeId{m.h.src}, kFetchAck, p, msg_version(m.h), 0, img});
         return;
       }
       default: {

@@ -45,7 +45,11 @@ inline std::vector<std::string> expected_output(const RunCase& c) {
   const std::string n = std::to_string(c.vcpus);
   if (c.kernel == "hello") return {"hello from cpu 0 of " + n, "all " + n + " cpus said hello"};
   if (c.kernel == "counter") return {"expected=" + std::to_string(100000 * c.vcpus)};
-  if (c.kernel == "ipi") return {"round trips"};
+  if (c.kernel == "ipi") {
+    if (c.vcpus == 1) return {"round trips"};
+    return {"round trips", "level interrupt on cpu " + std::to_string(c.vcpus - 1) +
+                               ": remote IRR cleared by its EOI"};
+  }
   if (c.kernel == "litmus") {
     std::vector<std::string> out;
     for (const char* t : {"SB+mfence", "MP", "LB", "2+2W"})
@@ -55,6 +59,16 @@ inline std::vector<std::string> expected_output(const RunCase& c) {
   }
   if (c.kernel == "timer") return {"timer: ", " ticks after "};  // >= 10: exit code 0
   if (c.kernel == "compute") return {"compute: iterations=100000000"};
+  if (c.kernel == "dsmbench") {
+    std::vector<std::string> out{"dsmbench: tsc_khz=", "dsmbench: private cpus=" + n};
+    if (c.vcpus > 1) out.push_back("dsmbench: pingpong rounds=200");
+    out.push_back("dsmbench: all checks passed");
+    return out;
+  }
+  if (c.kernel == "nmi") {
+    if (c.vcpus == 1) return {"nmi: skipped"};
+    return {"nmi: 200 round trips", "nmi: burst of 20000 sent", "target answers after it"};
+  }
   if (c.kernel == "tour") return {"tour: counter=" + std::to_string(20000 * c.vcpus), "memory is coherent"};
   return {};
 }

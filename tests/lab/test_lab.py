@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from ssi_lab import model, plots, runner, sweep, topology
+from ssi_lab import model, plots, profiles, runner, sweep, topology
 
 FLOOR = {"uffd_fault_us": 20.0, "write_protect_us": 40.0, "drop_us": 8.0}
 
@@ -51,6 +51,19 @@ class MetricsTest(unittest.TestCase):
     def test_outcome_without_measured_phase_is_rejected(self):
         with self.assertRaises(runner.CellFailed):
             runner.metrics({"node_reports": [{"stats": {"ops": 1}}]})
+
+    def test_guest_cell_metrics_are_the_wall_time_and_dsm_counters(self):
+        o = outcome(2)
+        o["wall_ns"] = 5_000_000
+        m = runner.guest_metrics(o)
+        self.assertEqual(m["time_ms"], 5.0)
+        self.assertIsNone(m["throughput_ops_s"])
+        self.assertAlmostEqual(m["read_fault_us"], 150.0)
+        with self.assertRaises(runner.CellFailed):
+            runner.guest_metrics(outcome(2))  # no wall time
+
+    def test_guest_cells_use_two_vcpus_at_least(self):
+        self.assertEqual([profiles.guest_vcpus(n) for n in (1, 2, 4)], [2, 2, 4])
 
     def test_link_rtt_is_the_median_over_nodes(self):
         o = {"node_reports": [{"stats": {"rtt_median_us": v}} for v in (30, 90, 50)]}

@@ -4,6 +4,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "ssi/board.hpp"
 #include "ssi/devices/debug_exit.hpp"
 #include "ssi/devices/io_bus.hpp"
 #include "ssi/devices/serial.hpp"
@@ -159,6 +160,26 @@ TEST(MachineIo, RoutesPortAndMmioAccessesAndCountsUnclaimed) {
   ASSERT_TRUE(io.pio(VcpuId{0}, 0x80, false, b).ok());
   EXPECT_EQ(b[0], 0xFF);
   EXPECT_EQ(io.unclaimed(), 1u);
+}
+
+TEST(BoardWindows, AreWhatTheBoardClaimsOnItsBuses) {
+  // The static layout other nodes use to answer unclaimed accesses locally
+  // must be exactly what node 0's buses dispatch.
+  vcpu::ExitRequest exit;
+  Board board(-1, exit);
+  DebugExit spare(DebugExit::Convention::kDirect, exit);  // stands in for fw_cfg
+  ASSERT_TRUE(board.attach(spare).ok());
+  for (const DeviceWindow& w : board_windows()) {
+    SCOPED_TRACE(std::string(w.name));
+    EXPECT_TRUE(board_claims(w.mmio, w.base, 1));
+    EXPECT_TRUE(board_claims(w.mmio, w.base + w.size - 1, 1));
+    EXPECT_FALSE(board_claims(w.mmio, w.base + w.size - 1, 2)) << "straddles the end";
+    IoBus& bus = w.mmio ? board.mmio() : board.pio();
+    EXPECT_FALSE(bus.add("probe", w.base, 1, &spare).ok()) << "the bus has a device there";
+  }
+  EXPECT_FALSE(board_claims(false, 0x80, 1)) << "POST port: nobody";
+  EXPECT_FALSE(board_claims(true, 0xFED00000, 4)) << "HPET: nobody";
+  EXPECT_FALSE(board_claims(false, 0xFEC00000, 1)) << "ports and MMIO are separate spaces";
 }
 
 TEST(LineWriter, KeepsLinesTogetherAndFlushesOnDestruction) {

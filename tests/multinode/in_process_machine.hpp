@@ -1,7 +1,7 @@
 // N nodes of one machine in one test process: each with its reactor thread,
 // a transport (loopback by default), its DSM node and a ClusterFabric whose
 // vCPUs are FakeVcpus scripted by the caller. Node 0's console goes to a
-// memfd the test reads back.
+// memfd the test reads back, or to the caller's `console_fd`.
 #pragma once
 
 #include <sys/mman.h>
@@ -23,8 +23,9 @@ class InProcessMachine {
  public:
   InProcessMachine(std::uint32_t nodes, std::uint32_t vcpus, std::uint64_t mem, ScriptFn script,
                    std::uint64_t seed = 1, std::string transport = "loopback",
-                   machine::KernelKind kernel = machine::KernelKind::kSsiElf)
-      : placement_(Placement::round_robin(vcpus, nodes)) {
+                   machine::KernelKind kernel = machine::KernelKind::kSsiElf,
+                   int console_fd = -1)
+      : placement_(Placement::round_robin(vcpus, nodes)), own_console_(console_fd < 0) {
     auto map = machine::MemoryMap::pc(mem);
     status_ = map.ok() ? Result<void>(ok()) : Result<void>(map.error());
     if (!status_.ok()) return;
@@ -39,7 +40,7 @@ class InProcessMachine {
       return;
     }
     cluster_ = std::move(*c);
-    console_ = ::memfd_create("console", MFD_CLOEXEC);
+    console_ = own_console_ ? ::memfd_create("console", MFD_CLOEXEC) : console_fd;
     for (std::uint32_t i = 0; i < nodes; ++i) {
       auto ram = std::span(reinterpret_cast<std::uint8_t*>(cluster_->node(i).base()),
                            cluster_->node(i).size());
@@ -59,13 +60,8 @@ class InProcessMachine {
       }
       machines_.push_back(std::move(*m));
       ClusterFabric* mp = machines_.back().get();
-      dsm::Node* dn = &cluster_->node(i);
-      (void)cluster_->run_on(i, [this, i, mp, dn] {
-        cluster_->transport(i).on_receive([mp, dn](rdma::Frame&& f) {
-          if (dsm::Node::is_dsm_frame(f.header.type)) return dn->deliver(std::move(f));
-          if (is_machine_frame(f.header.type)) mp->deliver(std::move(f));
-        });
-      });
+      (void)cluster_->run_on(i, [this, mp] { status_ = mp->start_receiving(); });
+      if (!status_.ok()) return;
     }
     status_ = machines_[0]->machine().load(nullptr);
   }
@@ -77,10 +73,10 @@ class InProcessMachine {
       for (auto& f : *v)
         if (f.valid()) f.wait();
     // Frames must stop reaching the machines before they go.
-    for (std::size_t i = 0; cluster_ && i < cluster_->size(); ++i)
-      (void)cluster_->run_on(i, [this, i] { cluster_->transport(i).on_receive([](rdma::Frame&&) {}); });
+    for (std::size_t i = 0; cluster_ && i < machines_.size(); ++i)
+      (void)cluster_->run_on(i, [this, i] { machines_[i]->stop_receiving(); });
     machines_.clear();
-    if (console_ >= 0) ::close(console_);
+    if (own_console_ && console_ >= 0) ::close(console_);
   }
 
   const Result<void>& status() const { return status_; }
@@ -127,6 +123,7 @@ class InProcessMachine {
   std::vector<std::unique_ptr<vcpu::testing::FakeVm>> vms_;
   std::vector<std::unique_ptr<ClusterFabric>> machines_;
   std::vector<std::future<Result<int>>> runs_, leftover_;
+  bool own_console_ = true;
   int console_ = -1;
 };
 

@@ -8,7 +8,7 @@ namespace ssi::multinode {
 namespace {
 
 TEST(Wire, IoWriteRoundTrips) {
-  IoAccess a{IoSpace::kMmio, VcpuId{7}, true, 0xFED00010, {1, 2, 3, 4}};
+  IoAccess a{IoSpace::kMmio, VcpuId{7}, true, 0xFED00010, 4, {1, 2, 3, 4}};
   auto back = decode_io(encode_io(a));
   ASSERT_TRUE(back.ok()) << back.error().to_string();
   EXPECT_EQ(back->space, IoSpace::kMmio);
@@ -19,7 +19,7 @@ TEST(Wire, IoWriteRoundTrips) {
 }
 
 TEST(Wire, IoReadCarriesWidthNotBytes) {
-  IoAccess a{IoSpace::kPio, VcpuId{3}, false, 0x3FD, {0xAA}};
+  IoAccess a{IoSpace::kPio, VcpuId{3}, false, 0x3FD, 1, {0xAA}};
   rdma::Frame f = encode_io(a);
   EXPECT_TRUE(f.payload.empty());
   auto back = decode_io(f);
@@ -29,7 +29,7 @@ TEST(Wire, IoReadCarriesWidthNotBytes) {
 }
 
 TEST(Wire, MalformedIoRequestsAreRefused) {
-  IoAccess a{IoSpace::kPio, VcpuId{0}, true, 0x3F8, {'x'}};
+  IoAccess a{IoSpace::kPio, VcpuId{0}, true, 0x3F8, 1, {'x'}};
   rdma::Frame wide = encode_io(a);
   wide.header.arg0 = (wide.header.arg0 & ~0xFFull) | 9;  // 9-byte access
   EXPECT_FALSE(decode_io(wide).ok());
@@ -39,6 +39,40 @@ TEST(Wire, MalformedIoRequestsAreRefused) {
   rdma::Frame short_payload = encode_io(a);
   short_payload.payload = rdma::Payload();
   EXPECT_FALSE(decode_io(short_payload).ok());
+  // A string longer than a page, and an MMIO "string".
+  IoAccess big{IoSpace::kPio, VcpuId{0}, false, 0x3F8, 2, std::vector<std::uint8_t>(2 * 2049)};
+  EXPECT_FALSE(decode_io(encode_io(big)).ok());
+  IoAccess mmio{IoSpace::kMmio, VcpuId{0}, false, 0xFEC00000, 4, std::vector<std::uint8_t>(8)};
+  EXPECT_FALSE(decode_io(encode_io(mmio)).ok());
+}
+
+TEST(Wire, AWholeStringInstructionIsOneFrame) {
+  // rep outsw of a page: 2048 words at one port, in one frame.
+  std::vector<std::uint8_t> bytes(kPageSize);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 7);
+  IoAccess out{IoSpace::kPio, VcpuId{5}, true, 0x1F0, 2, bytes};
+  auto back = decode_io(encode_io(out));
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(back->width, 2);
+  EXPECT_EQ(back->count(), 2048u);
+  EXPECT_EQ(back->data, bytes);
+  // rep insd of 3 dwords: no payload, the count travels in the header.
+  IoAccess in{IoSpace::kPio, VcpuId{5}, false, 0x1F0, 4, std::vector<std::uint8_t>(12)};
+  rdma::Frame f = encode_io(in);
+  EXPECT_TRUE(f.payload.empty());
+  auto rin = decode_io(f);
+  ASSERT_TRUE(rin.ok());
+  EXPECT_EQ(rin->count(), 3u);
+  EXPECT_EQ(rin->data.size(), 12u);
+}
+
+TEST(Wire, EoiCarriesItsVector) {
+  auto v = decode_eoi(encode_eoi(0x50));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 0x50);
+  rdma::Frame bad = encode_eoi(0x50);
+  bad.header.arg0 = 0x150;
+  EXPECT_FALSE(decode_eoi(bad).ok());
 }
 
 TEST(Wire, IpiRoundTripsEveryField) {

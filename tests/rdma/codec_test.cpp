@@ -18,7 +18,7 @@ std::vector<std::byte> wire(const Frame& f) {
 }
 
 Frame frame_with_payload(std::uint64_t i, std::size_t len) {
-  Frame f = Frame::make(0xf000 + (i % 7), PageNo{i}, i, ~i);
+  Frame f = Frame::make(0xf000 + (i % 7), i, ~i, i * 3, i ^ 0x55);
   f.payload = Payload::allocate(len);
   auto b = f.payload.mutable_bytes();
   for (std::size_t k = 0; k < len; ++k) b[k] = static_cast<std::byte>(i + k);
@@ -32,6 +32,20 @@ TEST(Codec, HeaderRoundTrips) {
   FrameHeader h = decode_header(bytes);
   EXPECT_EQ(0, std::memcmp(&h, &f.header, sizeof h));
   EXPECT_TRUE(validate_header(h).ok());
+}
+
+TEST(Codec, HeaderIsGenericAndSixtyFourBytes) {
+  // The wire layout: the arguments follow the routing fields, one per 8 bytes.
+  static_assert(sizeof(FrameHeader) == 64);
+  EXPECT_EQ(offsetof(FrameHeader, request_id), 16u);
+  EXPECT_EQ(offsetof(FrameHeader, src), 24u);
+  EXPECT_EQ(offsetof(FrameHeader, arg0), 32u);
+  EXPECT_EQ(offsetof(FrameHeader, arg3), 56u);
+  Frame f = Frame::make(0xf123, 1, 2, 3, 4);
+  auto bytes = encode_header(f.header);
+  std::uint64_t arg3 = 0;
+  std::memcpy(&arg3, bytes.data() + 56, sizeof arg3);
+  EXPECT_EQ(arg3, 4u);
 }
 
 TEST(Codec, ValidationNamesTheProblem) {

@@ -55,7 +55,7 @@ namespace {
 void serve_echo(Transport& t) {
   t.on_receive([&t](Frame&& f) {
     if (f.header.type != kEcho) return;
-    Frame r = Frame::make(kEcho, PageNo{f.header.page}, f.header.arg0 + 1);
+    Frame r = Frame::make(kEcho, f.header.arg0 + 1);
     r.payload = std::move(f.payload);
     EXPECT_TRUE(t.reply(f.header, std::move(r)).ok());
   });
@@ -72,7 +72,7 @@ TEST_P(TransportContract, FramesArriveInOrderPerPeerPair) {
     for (std::size_t s : {1, 2}) {
       senders.emplace_back([&, s] {
         for (std::uint64_t i = 0; i < kPerSender; ++i) {
-          auto r = nodes[s]->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i));
+          auto r = nodes[s]->send(NodeId{0}, Frame::make(kSeq, i));
           ASSERT_TRUE(r.ok()) << r.error().to_string();
           if (i % 32 == 0) boost::this_fiber::yield();  // interleave the two senders
         }
@@ -101,7 +101,7 @@ TEST_P(TransportContract, LargeBurstOfPagePayloadsArrivesIntact) {
     std::vector<std::byte> page(kMaxPayload);
     for (std::uint64_t i = 0; i < kFrames; ++i) {
       std::fill(page.begin(), page.end(), static_cast<std::byte>((i * 7) & 0xff));
-      Frame f = Frame::make(kSeq, PageNo{i}, i);
+      Frame f = Frame::make(kSeq, i);
       f.payload = Payload::borrow(page);  // must be safe to reuse once send() returns
       auto r = nodes[1]->send(NodeId{0}, std::move(f));
       ASSERT_TRUE(r.ok()) << "frame " << i << ": " << r.error().to_string();
@@ -124,7 +124,7 @@ TEST_P(TransportContract, ConcurrentRpcsFromManyFibers) {
         std::vector<std::byte> page(c % 2 ? kMaxPayload : 0, static_cast<std::byte>(c));
         for (int i = 0; i < kRpcsEach; ++i) {
           NodeId to{i % 2 ? 2u : 0u};
-          Frame req = Frame::make(kEcho, PageNo{0}, std::uint64_t(c) * 1000 + i);
+          Frame req = Frame::make(kEcho, std::uint64_t(c) * 1000 + i);
           req.payload = Payload::borrow(page);
           auto r = nodes[1]->rpc(to, std::move(req), 10s);
           if (!r.ok()) {
@@ -155,7 +155,7 @@ TEST_P(TransportContract, SequentialRpcsEchoPagesAndReportRoundTrip) {
       int good = 0;
       auto start = std::chrono::steady_clock::now();
       for (int i = 0; i < kRpcs; ++i) {
-        Frame req = Frame::make(kEcho, PageNo{0}, i);
+        Frame req = Frame::make(kEcho, i);
         req.payload = Payload::borrow(page);
         auto r = nodes[1]->rpc(NodeId{0}, std::move(req), 5s);
         good += r.ok() && r->header.arg0 == std::uint64_t(i) + 1 && r->payload.size() == size;
@@ -165,6 +165,33 @@ TEST_P(TransportContract, SequentialRpcsEchoPagesAndReportRoundTrip) {
       std::cout << "[ measured ] " << GetParam().name << " rpc round trip, " << size
                 << " B payload: " << us / kRpcs << " us (mean of " << kRpcs << ", one thread)\n";
     }
+  });
+}
+
+TEST_P(TransportContract, RoutesFramesByTypeRangeWithAllFourArguments) {
+  run(2, [&](Nodes& nodes) {
+    constexpr FrameRange kMine{0xf100, 0xf1ff};
+    int routed = 0, fallback = 0, bad_args = 0;
+    ASSERT_TRUE(nodes[0]->route(kMine, [&](Frame&& f) {
+      ++routed;
+      const auto& h = f.header;
+      bad_args += h.arg0 != 1 || h.arg1 != 2 || h.arg2 != ~0ull || h.arg3 != h.type;
+    }).ok());
+    nodes[0]->on_receive([&](Frame&&) { ++fallback; });
+    // Overlapping or transport-internal ranges are refused.
+    EXPECT_EQ(nodes[0]->route({0xf1ff, 0xf200}, [](Frame&&) {}).error().code, Errc::kInvalidArgument);
+    EXPECT_EQ(nodes[0]->route({0x0001, 0x0100}, [](Frame&&) {}).error().code, Errc::kInvalidArgument);
+    auto send = [&](FrameType t) {
+      ASSERT_TRUE(nodes[1]->send(NodeId{0}, Frame::make(t, 1, 2, ~0ull, t)).ok());
+    };
+    for (FrameType t : {0xf100, 0xf1ff, 0xf200, 0xf0ff}) send(t);
+    ASSERT_TRUE(eventually([&] { return routed + fallback == 4; }, 10s));
+    EXPECT_EQ(routed, 2);
+    EXPECT_EQ(bad_args, 0);
+    nodes[0]->unroute(kMine);
+    send(0xf150);
+    ASSERT_TRUE(eventually([&] { return fallback == 3; }, 10s));
+    EXPECT_EQ(routed, 2);
   });
 }
 
@@ -178,7 +205,7 @@ TEST_P(TransportContract, RpcTimesOutWithoutReplyAndTransportStaysUsable) {
     EXPECT_EQ(r.error().code, Errc::kTimeout) << r.error().to_string();
     EXPECT_GE(took, 100ms);
     EXPECT_LT(took, 2s);
-    auto again = nodes[1]->rpc(NodeId{0}, Frame::make(kEcho, PageNo{0}, 41), 5s);
+    auto again = nodes[1]->rpc(NodeId{0}, Frame::make(kEcho, 41), 5s);
     ASSERT_TRUE(again.ok()) << again.error().to_string();
     EXPECT_EQ(again->header.arg0, 42u);
   });
@@ -203,7 +230,7 @@ TEST_P(TransportContract, PeerDeathFailsPendingRpcsAndIsReported) {
     ASSERT_TRUE(eventually([&] { return !down1.empty() && !down2.empty(); }, 10s));
     EXPECT_EQ(down1.front().first, NodeId{0});
     EXPECT_EQ(down2.front().first, NodeId{0});
-    auto r = nodes[1]->rpc(NodeId{2}, Frame::make(kEcho, PageNo{0}, 1), 5s);
+    auto r = nodes[1]->rpc(NodeId{2}, Frame::make(kEcho, 1), 5s);
     EXPECT_TRUE(r.ok()) << "survivors still talk: " << r.error().to_string();
   });
 }
@@ -276,7 +303,7 @@ TEST_P(TransportContract, BadInputDropsTheStreamAndKeepsServing) {
           EXPECT_EQ(e.code, bad.expect) << e.to_string();
         }
       }
-      auto alive = nodes[1]->rpc(NodeId{0}, Frame::make(kEcho, PageNo{0}, 1), 5s);
+      auto alive = nodes[1]->rpc(NodeId{0}, Frame::make(kEcho, 1), 5s);
       ASSERT_TRUE(alive.ok()) << "node 0 stopped serving: " << alive.error().to_string();
     }
   });

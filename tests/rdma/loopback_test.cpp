@@ -51,9 +51,9 @@ std::vector<std::pair<std::uint32_t, std::uint64_t>> transfer(std::uint64_t seed
   with_nodes(seed, faults, 3, [&](LoopbackNetwork& net, Nodes& nodes) {
     nodes[0]->on_receive([&](Frame&& f) { got.emplace_back(f.header.src, f.header.arg0); });
     for (int i = 0; i < n; ++i) {
-      ASSERT_TRUE(nodes[1]->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
+      ASSERT_TRUE(nodes[1]->send(NodeId{0}, Frame::make(kSeq, i)).ok());
       if (two_senders) {
-        ASSERT_TRUE(nodes[2]->send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
+        ASSERT_TRUE(nodes[2]->send(NodeId{0}, Frame::make(kSeq, i)).ok());
       }
     }
     // Quiet for 50 ms = everything in flight has landed (delays are < 5 ms).
@@ -160,13 +160,13 @@ TEST(Loopback, NodesOnDifferentReactorThreadsTalk) {
   auto b = net.create(NodeId{1}, *rb).value();
   a->on_receive([&](Frame&& f) {
     EXPECT_TRUE(ra->on_reactor_thread());
-    EXPECT_TRUE(a->reply(f.header, Frame::make(kSeq, PageNo{0}, f.header.arg0 * 2)).ok());
+    EXPECT_TRUE(a->reply(f.header, Frame::make(kSeq, f.header.arg0 * 2)).ok());
   });
   std::thread ta([&] { ra->run(); });
   int good = 0;
   run_bounded(*rb, [&] {
     for (int i = 0; i < 200; ++i) {
-      auto r = b->rpc(NodeId{0}, Frame::make(kSeq, PageNo{0}, i), 2s);
+      auto r = b->rpc(NodeId{0}, Frame::make(kSeq, i), 2s);
       good += r.ok() && r->header.arg0 == std::uint64_t(2 * i);
     }
     b->shutdown();

@@ -64,11 +64,11 @@ struct Child {
         return;
       }
       if (f.header.type == kStatus) {
-        (void)tr.reply(f.header, Frame::make(kStatus, PageNo{0}, done ? 1 : 0, status));
+        (void)tr.reply(f.header, Frame::make(kStatus, done ? 1 : 0, status));
         return;
       }
       if (f.header.type != kEcho) return;
-      Frame r = Frame::make(kEcho, PageNo{f.header.page}, f.header.arg0 + 1);
+      Frame r = Frame::make(kEcho, f.header.arg0 + 1);
       r.payload = std::move(f.payload);
       if (!tr.reply(f.header, std::move(r)).ok()) status = 12;
     });
@@ -77,7 +77,7 @@ struct Child {
     for (auto& [peer, addr] : peers) {
       if (!tr.connect(peer, addr).ok()) status = 14;
       for (std::uint64_t i = 0; i < 50 && status == 0; ++i) {
-        Frame req = Frame::make(kEcho, PageNo{i}, i);
+        Frame req = Frame::make(kEcho, i);
         auto p = page(i + self.value());
         req.payload = Payload::borrow(p);
         auto r = tr.rpc(peer, std::move(req), 5s);
@@ -141,7 +141,7 @@ TEST(ShmMultiProcess, ThreeNodeProcessesExchangePageRpcs) {
       auto conn = (*t)->connect(id, "shm:" + c->name);
       ASSERT_TRUE(conn.ok()) << conn.error().to_string();
       for (std::uint64_t i = 0; i < 200; ++i) {
-        Frame req = Frame::make(kEcho, PageNo{i}, i);
+        Frame req = Frame::make(kEcho, i);
         auto p = page(i);
         req.payload = Payload::borrow(p);
         auto r = (*t)->rpc(id, std::move(req), 5s);

@@ -40,8 +40,8 @@ TEST(ShmTransport, SimultaneousConnectsKeepPerDirectionOrder) {
     b.on_receive([&](Frame&& f) { at_b.push_back(f.header.arg0); });
     constexpr std::uint64_t kN = 500;
     for (std::uint64_t i = 0; i < kN; ++i) {
-      ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, PageNo{0}, i)).ok());
-      ASSERT_TRUE(b.send(NodeId{0}, Frame::make(kSeq, PageNo{0}, i)).ok());
+      ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, i)).ok());
+      ASSERT_TRUE(b.send(NodeId{0}, Frame::make(kSeq, i)).ok());
     }
     ASSERT_TRUE(testing::eventually([&] { return at_a.size() == kN && at_b.size() == kN; }, 10s))
         << at_a.size() << " / " << at_b.size();
@@ -91,10 +91,10 @@ TEST(ShmTransport, PollingBeforeSleepDeliversAndStillWakesLater) {
     std::vector<std::uint64_t> got;
     b.on_receive([&](Frame&& f) { got.push_back(f.header.arg0); });
     for (std::uint64_t i = 0; i < 100; ++i)
-      ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, PageNo{0}, i)).ok());
+      ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, i)).ok());
     ASSERT_TRUE(testing::eventually([&] { return got.size() == 100; }, 5s));
     boost::this_fiber::sleep_for(20ms);  // well past the poll window: b sleeps
-    ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, PageNo{0}, 100)).ok());
+    ASSERT_TRUE(a.send(NodeId{1}, Frame::make(kSeq, 100)).ok());
     ASSERT_TRUE(testing::eventually([&] { return got.size() == 101; }, 5s));
     EXPECT_EQ(got.back(), 100u);
   });

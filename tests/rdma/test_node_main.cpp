@@ -41,7 +41,7 @@ void rpc_all(Transport& t, const std::map<NodeId, Address>& peers) {
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 200; ++i) {
     for (auto& [peer, addr] : peers) {
-      Frame req = Frame::make(kEcho, PageNo{0}, i);
+      Frame req = Frame::make(kEcho, i);
       req.payload = Payload::borrow(page);
       auto r = t.rpc(peer, std::move(req), 5s);
       if (!r.ok()) return say("RPCS_FAIL rpc: " + r.error().to_string());
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     }
     Transport& t = **made;
     t.on_receive([&t](Frame&& f) {
-      Frame r = Frame::make(kEcho, PageNo{0}, f.header.arg0 + 1);
+      Frame r = Frame::make(kEcho, f.header.arg0 + 1);
       r.payload = std::move(f.payload);
       (void)t.reply(f.header, std::move(r));
     });

@@ -234,11 +234,9 @@ Result<void> VcpuRunner::deliver_interrupts() {
 }
 
 Result<void> VcpuRunner::handle_io(const IoExit& io) {
-  for (std::uint32_t i = 0; i < io.count; ++i) {
-    auto element = io.data.subspan(static_cast<std::size_t>(i) * io.size, io.size);
-    SSI_TRY(io_.pio(vcpu_.id(), io.port, io.is_write, element));
-  }
-  return ok();
+  if (io.count == 1) return io_.pio(vcpu_.id(), io.port, io.is_write, io.data.first(io.size));
+  return io_.pio_string(vcpu_.id(), io.port, io.is_write, io.size,
+                        io.data.first(static_cast<std::size_t>(io.count) * io.size));
 }
 
 void VcpuRunner::handle_msr(VcpuExit& exit) {

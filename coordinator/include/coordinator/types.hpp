@@ -44,6 +44,7 @@ struct MachineConfig {
   std::string kernel_sha256;  // hex; non-empty: every node checks its copy of `kernel`
   std::string initrd;         // Linux initrd / multiboot module ("guest"; node 0 reads it)
   std::string append;         // kernel command line (Linux, multiboot)
+  std::string initrd_sha256;  // hex; non-empty: node 0 checks its copy of `initrd`
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;

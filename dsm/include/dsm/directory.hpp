@@ -16,6 +16,8 @@
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
@@ -36,6 +38,10 @@ struct DirView {
   bool zero = true;  // never written: no data anywhere yet
   bool busy = false;
   std::size_t queued = 0;
+  // Hot-page detection: write grants that moved the page to another writer
+  // than the last one. A page ping-ponging between writers climbs by one
+  // per handover; one written by a single node stays at 0.
+  std::uint64_t migrations = 0;
 };
 
 class Directory {
@@ -51,6 +57,10 @@ class Directory {
                           Outbox& out);
 
   DirView view(PageNo p) const;
+  // Sum of every page's migrations, and the pages with the most of them
+  // (at most `n`, most migrated first).
+  std::uint64_t migrations() const { return migrations_; }
+  std::vector<std::pair<PageNo, std::uint64_t>> hottest(std::size_t n) const;
 
  private:
   struct Request {
@@ -73,6 +83,8 @@ class Directory {
     std::uint64_t sharers = 0;
     std::uint64_t version = 0;
     bool zero = true;
+    std::optional<NodeId> last_writer;
+    std::uint64_t migrations = 0;
     std::unique_ptr<PageBuf> copy;  // valid when !zero and state != kModified
     std::optional<Txn> txn;
     std::deque<Request> queue;
@@ -90,6 +102,7 @@ class Directory {
   NodeId self_;
   const HomeMap& map_;
   std::unordered_map<std::uint64_t, Entry> entries_;  // created on first request
+  std::uint64_t migrations_ = 0;
 };
 
 }  // namespace ssi::dsm

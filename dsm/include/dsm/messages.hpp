@@ -1,34 +1,48 @@
-// DSM wire messages (frame types 0x0100-0x01ff). Every message names one page
-// (FrameHeader::page) and the version of the home's transaction it belongs to
-// (FrameHeader::page_version); arg0 carries flags. See docs/protocol.md.
+// DSM wire messages (frame types kDsmFrames, routed to the DSM by the
+// transport). Every message names one page and the version of the home's
+// transaction it belongs to, and carries flags; this codec maps them onto
+// the frame header's generic arguments. See docs/protocol.md.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
+#include "base/ids.hpp"
+#include "rdma/dispatcher.hpp"
 #include "rdma/frame.hpp"
 
 namespace ssi::dsm {
 
+inline constexpr rdma::FrameRange kDsmFrames{0x0100, 0x01ff};
+
 enum MsgType : rdma::FrameType {
   kReadReq = 0x0101,   // R -> H: read miss (R in I)
-  kWriteReq = 0x0102,  // R -> H: write miss (I) or upgrade (S); arg0 = kUpgrade
-  kGrant = 0x0103,     // H -> R: arg0 = GrantFlags; payload = page unless zero/keep
+  kWriteReq = 0x0102,  // R -> H: write miss (I) or upgrade (S); flags = kUpgrade
+  kGrant = 0x0103,     // H -> R: flags = GrantFlags; payload = page unless zero/keep
   kGrantAck = 0x0104,  // R -> H: grant installed; home may start the next request
   kInv = 0x0105,       // H -> sharer: drop your S copy
   kInvAck = 0x0106,    // sharer -> H
-  kFetch = 0x0107,     // H -> owner: send data; arg0 = kFetchInvalidate ? drop : keep S
+  kFetch = 0x0107,     // H -> owner: send data; flags = kFetchInvalidate ? drop : keep S
   kFetchAck = 0x0108,  // owner -> H: payload = page
 };
 
 inline constexpr std::uint64_t kUpgrade = 1;           // WriteReq: I still hold S
 inline constexpr std::uint64_t kFetchInvalidate = 1;  // Fetch: M -> I instead of M -> S
 
-// Grant flags (arg0).
+// Grant flags.
 inline constexpr std::uint64_t kGrantWritable = 1u << 0;  // M, else S
 inline constexpr std::uint64_t kGrantZero = 1u << 1;  // never written: zero-fill locally, no payload
 inline constexpr std::uint64_t kGrantKeep = 1u << 2;  // upgrade of the copy the requester holds
 
 std::string_view msg_name(rdma::FrameType t);
+
+// The codec: arg0 = page, arg1 = version, arg2 = flags.
+inline PageNo msg_page(const rdma::FrameHeader& h) { return PageNo{h.arg0}; }
+inline std::uint64_t msg_version(const rdma::FrameHeader& h) { return h.arg1; }
+inline std::uint64_t msg_flags(const rdma::FrameHeader& h) { return h.arg2; }
+inline rdma::Frame make_msg(rdma::FrameType type, PageNo page, std::uint64_t version,
+                            std::uint64_t flags) {
+  return rdma::Frame::make(type, page.value(), version, flags);
+}
 
 }  // namespace ssi::dsm

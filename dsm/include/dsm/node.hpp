@@ -58,7 +58,6 @@ struct NodeConfig {
   std::uint64_t bytes = 0;                // guest RAM size, the same on every node
   std::vector<HomeMap::Range> homes;      // empty: equal contiguous chunks
   std::chrono::milliseconds request_timeout{5000};  // log a request stuck this long
-  bool own_receive_handler = true;  // false: the caller routes DSM frames to deliver()
   HoldPolicy hold;  // off by default (see HoldPolicy)
   // Reactor thread: a fault this node can no longer serve because a peer
   // failed (peer_failed). Called for each such fault before its threads are
@@ -75,12 +74,13 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Reactor thread: watch the uffd and (by default) take the transport's
-  // receive handler. Peers must be connected before the first fault.
+  // Reactor thread: watch the uffd and route the transport's DSM frames
+  // (kDsmFrames) here. Peers must be connected before the first fault.
   Result<void> start();
   // Reactor thread: stop handling faults and frames; release waiting fibers.
   void stop();
-  // Reactor thread: handle one received frame (if own_receive_handler=false).
+  // Reactor thread: handle one frame (start() routes the transport's DSM
+  // frames, kDsmFrames, here).
   void deliver(rdma::Frame&& frame);
   // Reactor thread: peer `peer` is gone (its transport reported it down, or
   // the owner learned it another way). The DSM has no recovery: the dead
@@ -99,7 +99,6 @@ class Node {
   void fail(const Error& why);
   // Any thread: the first failure ("node D lost: why"), if any.
   std::optional<Error> failure() const;
-  static bool is_dsm_frame(rdma::FrameType t) { return t >= 0x0100 && t <= 0x01ff; }
 
   std::byte* base() const { return region_.base(); }
   std::size_t size() const { return region_.size(); }

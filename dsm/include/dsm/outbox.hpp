@@ -17,7 +17,7 @@ struct OutMsg {
   rdma::FrameType type = 0;
   PageNo page;
   std::uint64_t version = 0;
-  std::uint64_t arg0 = 0;
+  std::uint64_t flags = 0;
   std::span<const std::byte> data;  // empty = no payload
 };
 

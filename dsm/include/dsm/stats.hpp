@@ -41,6 +41,7 @@ struct NodeStats {
   Counter bytes_sent{0}, bytes_received{0};  // page payload bytes
   Counter invalidations_sent{0}, invalidations_received{0};
   Counter fetches_sent{0}, fetches_received{0};
+  Counter page_migrations{0};  // home: write grants that moved a page to another writer
   Counter holds{0};         // invalidations/fetches that waited out a hold window
   Counter hold_ns{0};       // total time they waited
   Counter bad_messages{0};   // rejected input: state unchanged

@@ -133,7 +133,6 @@ class LocalCluster {
         cfg.nodes = o.nodes;
         cfg.bytes = o.bytes;
         cfg.homes = o.homes;
-        cfg.own_receive_handler = false;  // routed below, with the echo service
         auto n = Node::create(cfg, *members_[i].reactor, *members_[i].transport);
         if (!n.ok()) {
           status = std::move(n).error();
@@ -143,7 +142,6 @@ class LocalCluster {
         status = members_[i].node->start();
         auto* m = &members_[i];
         m->transport->on_receive([m](rdma::Frame&& f) {
-          if (Node::is_dsm_frame(f.header.type)) return m->node->deliver(std::move(f));
           if (f.header.type != kEchoPage) return;
           static const std::vector<std::byte> page(kPageSize);
           rdma::Frame r = rdma::Frame::make(kEchoPage);

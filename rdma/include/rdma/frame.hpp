@@ -13,11 +13,12 @@ namespace ssi::rdma {
 
 inline constexpr std::uint32_t kFrameMagic = 0x31495353;  // "SSI1" little-endian
 // 2: hellos carry a challenge-response over the machine secret.
-inline constexpr std::uint16_t kProtocolVersion = 2;
+// 3: the header carries four generic arguments (no DSM fields).
+inline constexpr std::uint16_t kProtocolVersion = 3;
 inline constexpr std::size_t kMaxPayload = 4096;
 
-// Frame types: 0x0000-0x00ff transport-internal, 0x0100-0x01ff DSM,
-// 0x0200-0x02ff machine I/O forwarding + IPIs, 0xf000-0xffff tests/benchmarks.
+// Frame types below kFirstUserType (codec.hpp) are the transport's own; the
+// layers above claim ranges of the rest with a Dispatcher (dispatcher.hpp).
 using FrameType = std::uint16_t;
 
 enum FrameFlag : std::uint16_t {
@@ -35,10 +36,12 @@ struct FrameHeader {
   std::uint64_t request_id = 0;  // set by rpc(); echoed by reply()
   std::uint32_t src = 0;         // NodeId of the sender (set by the transport)
   std::uint32_t dst = 0;         // NodeId of the receiver
-  std::uint64_t page = 0;        // PageNo for DSM frames
-  std::uint64_t page_version = 0;
-  std::uint64_t arg0 = 0;        // message-specific
+  // Message-specific: each frame type's owner gives them a meaning (an
+  // error reply: arg0 = ssi::Errc).
+  std::uint64_t arg0 = 0;
   std::uint64_t arg1 = 0;
+  std::uint64_t arg2 = 0;
+  std::uint64_t arg3 = 0;
 };
 static_assert(sizeof(FrameHeader) == 64, "wire format");
 
@@ -51,6 +54,9 @@ class Payload {
   static Payload borrow(std::span<const std::byte> bytes);
   static Payload copy_of(std::span<const std::byte> bytes);
   static Payload allocate(std::size_t size);  // owned, zeroed
+  // Owned, contents unspecified: for a caller that fills every byte (a
+  // received page is written once, not zeroed first).
+  static Payload allocate_for_overwrite(std::size_t size);
 
   std::span<const std::byte> bytes() const;
   std::span<std::byte> mutable_bytes();  // empty unless owned
@@ -72,8 +78,8 @@ struct Frame {
   FrameHeader header;
   Payload payload;
 
-  static Frame make(FrameType type, PageNo page = PageNo{0}, std::uint64_t arg0 = 0,
-                    std::uint64_t arg1 = 0);
+  static Frame make(FrameType type, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
+                    std::uint64_t arg2 = 0, std::uint64_t arg3 = 0);
   bool is_reply() const { return header.flags & kFlagReply; }
   NodeId src() const { return NodeId{header.src}; }
 };

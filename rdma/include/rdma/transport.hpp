@@ -10,6 +10,7 @@
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
+#include "rdma/dispatcher.hpp"
 #include "rdma/frame.hpp"
 #include "rdma/reactor.hpp"
 
@@ -46,6 +47,12 @@ class Transport {
   // Answers a request received by the Handler.
   virtual Result<void> reply(const FrameHeader& request, Frame reply) = 0;
 
+  // Non-reply frames whose type a route() claims go to that route's
+  // handler; all others to the on_receive() handler (none: dropped).
+  // kInvalidArgument if `range` overlaps another route or the transport's
+  // own types. Each layer routes its own range (the DSM, the machine).
+  virtual Result<void> route(FrameRange range, Handler handler) = 0;
+  virtual void unroute(FrameRange range) = 0;
   virtual void on_receive(Handler handler) = 0;
   virtual void on_peer_down(PeerDownHandler handler) = 0;
 

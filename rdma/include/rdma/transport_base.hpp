@@ -1,7 +1,7 @@
 // TransportBase: what every backend shares. It implements rpc() (request
 // ids, timeouts, failing pending rpcs when a peer goes down or on shutdown),
 // reply(), and the dispatch of received frames (replies complete rpcs; other
-// frames run the Handler in a fiber of their own). A backend implements only
+// frames run their route's Handler in a fiber of their own). A backend implements only
 // send_frame() (raw frame out), close_all() (drop every connection), and
 // calls deliver() / peer_down() from its receive path on the reactor thread.
 #pragma once
@@ -29,7 +29,11 @@ class TransportBase : public Transport {
   Result<void> reply_error(const FrameHeader& request, Errc code, std::string_view message);
   // Handlers run in fibers of their own, possibly after the frame or event
   // that triggered them; reset them (pass {}) before what they capture dies.
-  void on_receive(Handler handler) final { handler_ = std::move(handler); }
+  Result<void> route(FrameRange range, Handler handler) final {
+    return dispatcher_.add(range, std::move(handler));
+  }
+  void unroute(FrameRange range) final { dispatcher_.remove(range); }
+  void on_receive(Handler handler) final { dispatcher_.set_fallback(std::move(handler)); }
   void on_peer_down(PeerDownHandler handler) final { peer_down_handler_ = std::move(handler); }
   // Thread-safe. Fails pending rpcs with kShutdown, then close_all().
   void shutdown() final;
@@ -62,7 +66,7 @@ class TransportBase : public Transport {
 
   NodeId self_;
   Reactor& reactor_;
-  Handler handler_;
+  Dispatcher dispatcher_;
   PeerDownHandler peer_down_handler_;
   std::unordered_map<std::uint64_t, PendingRpc*> pending_;
   std::uint64_t next_request_id_ = 1;

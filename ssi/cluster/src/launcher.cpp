@@ -91,11 +91,15 @@ Result<std::unique_ptr<MetricsServer>> open_metrics(const std::string& address) 
 }
 
 // A guest machine: the kernel's hash goes into the config (every node
-// checks its copy) and a placement must name a node for every vCPU.
+// checks its copy), the initrd's too (node 0, which loads it, checks its
+// copy), and a placement must name a node for every vCPU.
 Result<void> prepare_guest(coord::MachineConfig& config) {
   if (config.workload != "guest") return ok();
   if (config.kernel.empty()) return make_error(Errc::kInvalidArgument, "--kernel is required");
   SSI_ASSIGN_OR_RETURN(config.kernel_sha256, sha256_of_file(config.kernel));
+  if (!config.initrd.empty()) {
+    SSI_ASSIGN_OR_RETURN(config.initrd_sha256, sha256_of_file(config.initrd));
+  }
   if (config.vcpus < config.nodes)
     return make_error(Errc::kInvalidArgument, fmt::format("--vcpus {} is fewer than --nodes {} (each node runs a vCPU)",
                                                           config.vcpus, config.nodes));

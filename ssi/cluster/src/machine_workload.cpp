@@ -38,7 +38,7 @@ class MachineWorkload final : public Workload {
   ~MachineWorkload() override {
     stop();
     (void)host_.call([this]() -> Result<void> {
-      host_.transport().on_receive([](rdma::Frame&&) {});
+      if (machine_) machine_->stop_receiving();
       host_.transport().on_peer_down({});
       machine_.reset();
       if (dsm_) dsm_->stop();
@@ -60,7 +60,8 @@ class MachineWorkload final : public Workload {
     }
     SSI_ASSIGN_OR_RETURN(cgroups_,
                          cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
-    SSI_TRY(check_kernel());
+    SSI_TRY(check_file("kernel", config_.kernel, config_.kernel_sha256));
+    if (host_.self() == NodeId{0}) SSI_TRY(check_file("initrd", config_.initrd, config_.initrd_sha256));
     SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
     auto hv = vcpu::open_kvm();
     if (!hv.ok())
@@ -75,7 +76,6 @@ class MachineWorkload final : public Workload {
       nc.self = host_.self();
       nc.nodes = config_.nodes;
       nc.bytes = map_->ram_bytes();
-      nc.own_receive_handler = false;  // shared with the machine's frames below
       // A fault the DSM cannot serve (a peer died): the machine stops with
       // the node-lost code and this fault as its error. The DSM then
       // releases the vCPU thread from the fault (it reads zeros), and the
@@ -98,10 +98,7 @@ class MachineWorkload final : public Workload {
       mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
-      host_.transport().on_receive([d = dsm_.get(), m = machine_.get()](rdma::Frame&& f) {
-        if (dsm::Node::is_dsm_frame(f.header.type)) return d->deliver(std::move(f));
-        if (multinode::is_machine_frame(f.header.type)) m->deliver(std::move(f));
-      });
+      SSI_TRY(machine_->start_receiving());  // the DSM routes its frames in start()
       // The machine stops as soon as a peer is gone (no vCPU can trust the
       // memory any more); the DSM fails the faults that cannot be served.
       host_.transport().on_peer_down([this](NodeId peer, const Error& why) {
@@ -152,17 +149,18 @@ class MachineWorkload final : public Workload {
   }
 
  private:
-  // Every node runs the kernel its coordinator was given: each checks that
-  // its own copy (same path; a shared filesystem, or copied) is that file.
-  Result<void> check_kernel() const {
-    if (config_.kernel_sha256.empty()) return ok();
-    auto mine = sha256_of_file(config_.kernel);
-    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("kernel: {}", mine.error().message));
-    if (*mine != config_.kernel_sha256)
+  // Every node runs the kernel its coordinator was given, node 0 loads the
+  // initrd: each checks that its own copy (same path; a shared filesystem,
+  // or copied) is the coordinator's file.
+  static Result<void> check_file(const char* what, const std::string& path, const std::string& sha256) {
+    if (sha256.empty()) return ok();
+    auto mine = sha256_of_file(path);
+    if (!mine.ok()) return make_error(Errc::kNotFound, fmt::format("{}: {}", what, mine.error().message));
+    if (*mine != sha256)
       return make_error(Errc::kInvalidArgument,
-                        fmt::format("kernel {} is not the coordinator's file (SHA-256 {}..., "
+                        fmt::format("{} {} is not the coordinator's file (SHA-256 {}..., "
                                     "coordinator's {}...)",
-                                    config_.kernel, mine->substr(0, 12), config_.kernel_sha256.substr(0, 12)));
+                                    what, path, mine->substr(0, 12), sha256.substr(0, 12)));
     return ok();
   }
 

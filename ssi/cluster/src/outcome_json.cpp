@@ -30,6 +30,7 @@ Json config_json(const coord::MachineConfig& config) {
   if (!config.kernel.empty()) c["kernel"] = config.kernel;
   if (!config.kernel_sha256.empty()) c["kernel_sha256"] = config.kernel_sha256;
   if (!config.initrd.empty()) c["initrd"] = config.initrd;
+  if (!config.initrd_sha256.empty()) c["initrd_sha256"] = config.initrd_sha256;
   if (!config.append.empty()) c["append"] = config.append;
   if (!config.vcpu_shares.empty()) c["vcpu_shares"] = config.vcpu_shares;
   if (config.vcpu_quota_percent) c["vcpu_quota_percent"] = config.vcpu_quota_percent;

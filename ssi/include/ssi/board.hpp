@@ -6,6 +6,7 @@
 #pragma once
 
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "base/result.hpp"
@@ -23,6 +24,18 @@
 
 namespace ssi::machine {
 
+// Where node 0's devices answer: a static layout, the same on every node,
+// so a node without devices answers an access nobody claims (reads all-ones,
+// writes dropped) without asking node 0.
+struct DeviceWindow {
+  std::string_view name;
+  bool mmio = false;
+  std::uint64_t base = 0, size = 0;
+};
+std::span<const DeviceWindow> board_windows();
+// True when [addr, addr + len) lies inside one window of that space.
+bool board_claims(bool mmio, std::uint64_t addr, std::uint64_t len);
+
 // Node 0's devices. Thread-safe: vCPU threads and (multi-node) the fibers
 // serving forwarded accesses call io() concurrently; each device locks.
 class Board {
@@ -31,8 +44,9 @@ class Board {
   Board(const Board&) = delete;
   Board& operator=(const Board&) = delete;
 
-  // Registers the devices on the buses (once, before any vCPU runs).
-  Result<void> attach();
+  // Registers the devices at their board_windows() (once, before any vCPU
+  // runs); `fw_cfg` (built from the machine's config) is not owned.
+  Result<void> attach(IoDevice& fw_cfg);
   // Interrupts: the IOAPIC (id as in the MADT) delivers through `sink`, and
   // COM1 drives its pin 4. Before any vCPU runs. Each LAPIC's level-EOI
   // listener should call ioapic().eoi().

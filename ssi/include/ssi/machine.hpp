@@ -60,6 +60,9 @@ struct MachineFabric {
   LocalIpiRouter* local_ipis = nullptr; // this node's LAPICs; null = the machine's own
   vcpu::IpiSink* ipis = nullptr;        // where LAPICs and the IOAPIC send; null = local_ipis
   vcpu::IoHandler* remote_io = nullptr; // non-null: devices live on another node, go there
+  // With remote_io: where this node's LAPICs send level-triggered EOIs (to
+  // the IOAPIC on the device node, which clears remote IRR).
+  std::function<void(std::uint8_t vector)> remote_eoi{};
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;

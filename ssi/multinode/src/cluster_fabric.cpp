@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "dsm/home_map.hpp"
 #include "multinode/data_path.hpp"
+#include "multinode/device_loop.hpp"
 #include "multinode/forwarding_io.hpp"
 #include "multinode/ipi_router.hpp"
 #include "multinode/wire.hpp"
@@ -27,8 +28,7 @@ struct ClusterFabric::Impl {
       int code = exit.exit_code().value_or(0);
       for (std::uint32_t n = 0; n < config.placement.nodes; ++n)
         if (n != config.self.value())
-          data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, PageNo{0},
-                                                      static_cast<std::uint64_t>(code)));
+          data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, static_cast<std::uint64_t>(code)));
     });
   }
 
@@ -54,8 +54,25 @@ struct ClusterFabric::Impl {
                                                    .exit = &exit,
                                                    .local_ipis = &local_ipis,
                                                    .ipis = &router,
-                                                   .remote_io = forwarding.get()}));
+                                                   .remote_io = forwarding.get(),
+                                                   .remote_eoi = remote_eoi()}));
+    if (machine->board()) devices = std::make_unique<DeviceLoop>();
     return ok();
+  }
+
+  // Off node 0: a LAPIC's level-triggered EOI, sent to node 0's IOAPIC. The
+  // vCPU waits until the frame is handed to the transport, so the EOI
+  // reaches node 0 before any access this vCPU forwards after it.
+  std::function<void(std::uint8_t)> remote_eoi() {
+    if (config.self == kDeviceNode) return {};
+    return [this](std::uint8_t vector) {
+      auto r = data.send(kDeviceNode, encode_eoi(vector));
+      if (r && !r->ok()) {
+        Error e = r->error();
+        e.message = fmt::format("EOI of vector {:#x} to node 0: {}", vector, e.message);
+        fail(e);
+      }
+    };
   }
 
   void deliver(rdma::Frame&& f) {
@@ -69,6 +86,17 @@ struct ClusterFabric::Impl {
                                   ipi.error().to_string());
         return;
       }
+      case kEoi: {
+        auto v = decode_eoi(f);
+        if (v.ok() && devices) {
+          // In order with the accesses queued on the device thread.
+          devices->post([this, vector = *v] { machine->board()->ioapic().eoi(vector); });
+          eois.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+        log::get("machine")->warn("bad EOI frame from node {}", f.header.src);
+        return;
+      }
       case kMachineExit:
         exit_from_peer.store(true);
         exit.request(static_cast<int>(f.header.arg0));
@@ -79,29 +107,47 @@ struct ClusterFabric::Impl {
     }
   }
 
-  // Node 0, in a reactor fiber: one forwarded access, answered at once.
+  // Node 0, in a reactor fiber: one forwarded access, served on the device
+  // thread while this fiber waits (the reactor serves other frames).
   void serve_io(const rdma::Frame& f) {
     auto a = decode_io(f);
-    machine::Board* board = machine ? machine->board() : nullptr;
-    Result<void> r = a.ok() ? Result<void>(ok()) : Result<void>(a.error());
-    if (r.ok() && !board) r = make_error(Errc::kInvalidArgument, "this node owns no devices");
-    if (r.ok()) {
-      std::span<std::uint8_t> bytes(a->data);
-      r = a->space == IoSpace::kPio
-              ? board->io().pio(a->vcpu, static_cast<std::uint16_t>(a->address), a->is_write, bytes)
-              : board->io().mmio(a->vcpu, Gpa{a->address}, a->is_write, bytes);
-      served.fetch_add(1, std::memory_order_relaxed);
-    }
+    bool is_write = a.ok() && a->is_write;
+    auto r = serve(std::move(a));
     rdma::Frame reply = rdma::Frame::make(kIoRequest);
     if (!r.ok()) {
       reply.header.flags |= rdma::kFlagError;
       reply.header.arg0 = static_cast<std::uint64_t>(r.error().code);
       std::string msg = r.error().message.substr(0, rdma::kMaxPayload);
       reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(msg)));
-    } else if (!a->is_write) {
-      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a->data)));
+    } else if (!is_write) {
+      reply.payload = rdma::Payload::copy_of(std::as_bytes(std::span(*r)));
     }
     (void)data.transport().reply(f.header, std::move(reply));
+  }
+
+  // The bytes read (empty for a write).
+  Result<std::vector<std::uint8_t>> serve(Result<IoAccess> a) {
+    if (!a.ok()) return a.error();
+    if (!devices) return make_error(Errc::kInvalidArgument, "this node owns no devices");
+    auto done = data.calls().call<std::vector<std::uint8_t>>(
+        [this](LoopCalls::Task t) { devices->post(std::move(t)); },
+        [this, a = std::move(*a)]() mutable -> Result<std::vector<std::uint8_t>> {
+          SSI_TRY(access_board(a));
+          return std::move(a.data);
+        });
+    if (!done) return make_error(Errc::kShutdown, "the machine is exiting");
+    return std::move(*done);
+  }
+
+  // Device thread: one forwarded access on the board.
+  Result<void> access_board(IoAccess& a) {
+    machine::Board& board = *machine->board();
+    std::span<std::uint8_t> bytes(a.data);
+    served.fetch_add(1, std::memory_order_relaxed);
+    if (a.space == IoSpace::kMmio) return board.io().mmio(a.vcpu, Gpa{a.address}, a.is_write, bytes);
+    auto port = static_cast<std::uint16_t>(a.address);
+    if (a.count() == 1) return board.io().pio(a.vcpu, port, a.is_write, bytes);
+    return board.io().pio_string(a.vcpu, port, a.is_write, a.width, bytes);
   }
 
   void fail(const Error& e) {
@@ -112,7 +158,9 @@ struct ClusterFabric::Impl {
   coord::Counters stats() const {
     coord::Counters out = machine ? machine->stats() : coord::Counters{};
     out.insert(out.end(), {{"io_forwarded", forwarding ? forwarding->forwarded() : 0},
+                           {"io_unclaimed_local", forwarding ? forwarding->unclaimed() : 0},
                            {"io_served_for_peers", served.load()},
+                           {"eois_from_peers", eois.load()},
                            {"ipis_sent_remote", router.sent_remote()},
                            {"ipis_received_remote", router.received()}});
     return out;
@@ -125,8 +173,11 @@ struct ClusterFabric::Impl {
   machine::LocalIpiRouter local_ipis;
   ClusterIpiRouter router;
   std::unique_ptr<ForwardingIo> forwarding;  // off node 0
-  std::atomic<std::uint64_t> served{0};
-  std::unique_ptr<machine::Machine> machine;  // last: uses everything above
+  std::atomic<std::uint64_t> served{0}, eois{0};
+  std::unique_ptr<machine::Machine> machine;  // uses everything above
+  // Node 0: serves the board for peers. After the machine: its tasks use
+  // the board, so it is joined first.
+  std::unique_ptr<DeviceLoop> devices;
 };
 
 ClusterFabric::ClusterFabric(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -147,6 +198,13 @@ Result<std::unique_ptr<ClusterFabric>> ClusterFabric::create(const ClusterNodeCo
 
 machine::Machine& ClusterFabric::machine() { return *impl_->machine; }
 void ClusterFabric::deliver(rdma::Frame&& frame) { impl_->deliver(std::move(frame)); }
+
+Result<void> ClusterFabric::start_receiving() {
+  return impl_->data.transport().route(kMachineFrames,
+                                       [this](rdma::Frame&& f) { deliver(std::move(f)); });
+}
+
+void ClusterFabric::stop_receiving() { impl_->data.transport().unroute(kMachineFrames); }
 coord::Counters ClusterFabric::stats() const { return impl_->stats(); }
 
 }  // namespace ssi::multinode

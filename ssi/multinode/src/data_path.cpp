@@ -1,23 +1,20 @@
 #include "multinode/data_path.hpp"
 
-#include <future>
 #include <memory>
 
 namespace ssi::multinode {
 
+DataPath::DataPath(rdma::Reactor& reactor, rdma::Transport& transport, vcpu::ExitRequest& exit,
+                   std::chrono::milliseconds timeout)
+    : reactor_(reactor), transport_(transport), timeout_(timeout) {
+  exit.add_listener([this] { calls_.cancel_all(); });
+}
+
 template <typename T>
 std::optional<Result<T>> DataPath::run(std::function<Result<T>()> op) {
   if (reactor_.on_reactor_thread()) return op();  // already in a fiber
-  // Shared with the fiber: it may outlive this wait if the machine exits.
-  auto done = std::make_shared<std::promise<Result<T>>>();
-  auto future = done->get_future();
-  reactor_.post([op = std::move(op), done] { done->set_value(op()); });
-  // The fiber itself is bounded by the transport timeout; the slices only
-  // let a stopping machine stop waiting for a peer that will not answer.
-  while (future.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    if (exit_.requested()) return std::nullopt;
-  }
-  return future.get();
+  return calls_.call<T>([this](LoopCalls::Task t) { reactor_.post(std::move(t)); },
+                        std::move(op));
 }
 
 std::optional<Result<rdma::Frame>> DataPath::rpc(NodeId peer, rdma::Frame request) {

@@ -1,10 +1,23 @@
 #include "multinode/ipi_router.hpp"
 
+#include <chrono>
+
 #include <fmt/format.h>
 
+#include "base/log.hpp"
 #include "multinode/wire.hpp"
 
 namespace ssi::multinode {
+
+namespace {
+// CLOCK_MONOTONIC in us: comparable between the node processes of one host
+// (SSI_LOG=trace shows where a cross-node IPI spends its time).
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId self,
                                                    const Placement& placement) {
@@ -28,7 +41,12 @@ std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId 
 void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   local_.send_ipi(ipi);
   for (NodeId peer : remote_nodes(ipi, self_, placement_)) {
+    auto log = log::get("machine");
+    log->trace("ipi {:#x} vcpu {} -> node {}: send at {} us", ipi.vector, ipi.source.value(),
+               peer.value(), now_us());
     auto r = data_.send(peer, encode_ipi(ipi));
+    log->trace("ipi {:#x} vcpu {} -> node {}: handed to the transport at {} us", ipi.vector,
+               ipi.source.value(), peer.value(), now_us());
     if (!r) return;  // the machine is exiting
     if (!r->ok()) {
       Error e = r->error();
@@ -42,6 +60,8 @@ void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
 }
 
 void ClusterIpiRouter::receive(const vcpu::Ipi& ipi) {
+  log::get("machine")->trace("ipi {:#x} from vcpu {}: received at {} us", ipi.vector,
+                             ipi.source.value(), now_us());
   received_.fetch_add(1, std::memory_order_relaxed);
   local_.send_ipi(ipi);
 }

@@ -10,11 +10,14 @@ namespace {
 Error bad(std::string msg) { return make_error(Errc::kProtocol, std::move(msg)); }
 }  // namespace
 
-// arg0: bits 0-7 width, bit 8 write, bits 9-10 space, bits 32-63 vCPU; arg1: address.
+// arg0: bits 0-7 width, bit 8 write, bits 9-10 space, bits 16-28 element
+// count, bits 32-63 vCPU; arg1: address. A write carries its bytes; a read's
+// reply carries width * count bytes.
 rdma::Frame encode_io(const IoAccess& a) {
-  std::uint64_t arg0 = (a.data.size() & 0xFF) | (std::uint64_t{a.is_write} << 8) |
-                       (std::uint64_t(a.space) << 9) | (std::uint64_t{a.vcpu.value()} << 32);
-  rdma::Frame f = rdma::Frame::make(kIoRequest, PageNo{0}, arg0, a.address);
+  std::uint64_t arg0 = a.width | (std::uint64_t{a.is_write} << 8) |
+                       (std::uint64_t(a.space) << 9) | (std::uint64_t{a.count() & 0x1FFF} << 16) |
+                       (std::uint64_t{a.vcpu.value()} << 32);
+  rdma::Frame f = rdma::Frame::make(kIoRequest, arg0, a.address);
   if (a.is_write)
     f.payload = rdma::Payload::copy_of(std::as_bytes(std::span(a.data)));
   return f;
@@ -24,21 +27,35 @@ Result<IoAccess> decode_io(const rdma::Frame& f) {
   const auto& h = f.header;
   if (h.type != kIoRequest) return bad(fmt::format("frame type {:#x} is not an I/O request", h.type));
   IoAccess a;
-  std::size_t width = h.arg0 & 0xFF;
+  a.width = static_cast<std::uint8_t>(h.arg0 & 0xFF);
   a.is_write = (h.arg0 >> 8) & 1;
   auto space = (h.arg0 >> 9) & 3;
+  std::size_t count = (h.arg0 >> 16) & 0x1FFF;
   if (space > 1) return bad(fmt::format("I/O request with address space {}", space));
   a.space = static_cast<IoSpace>(space);
   a.vcpu = VcpuId{static_cast<std::uint32_t>(h.arg0 >> 32)};
   a.address = h.arg1;
-  if (width == 0 || width > 8) return bad(fmt::format("I/O request of {} bytes", width));
+  if (a.width == 0 || a.width > 8) return bad(fmt::format("I/O request of {} bytes", a.width));
+  std::size_t bytes = a.width * count;
+  if (count == 0 || bytes > kPageSize || (a.space == IoSpace::kMmio && count != 1))
+    return bad(fmt::format("I/O request of {} elements of {} bytes", count, a.width));
   if (a.space == IoSpace::kPio && a.address > 0xFFFF)
     return bad(fmt::format("port {:#x} is out of range", a.address));
-  if (a.is_write && f.payload.size() != width)
-    return bad(fmt::format("I/O write of {} bytes carries {}", width, f.payload.size()));
-  a.data.assign(width, 0);
-  if (a.is_write) std::memcpy(a.data.data(), f.payload.bytes().data(), width);
+  if (a.is_write && f.payload.size() != bytes)
+    return bad(fmt::format("I/O write of {} bytes carries {}", bytes, f.payload.size()));
+  a.data.assign(bytes, 0);
+  if (a.is_write) std::memcpy(a.data.data(), f.payload.bytes().data(), bytes);
   return a;
+}
+
+rdma::Frame encode_eoi(std::uint8_t vector) {
+  return rdma::Frame::make(kEoi, vector);
+}
+
+Result<std::uint8_t> decode_eoi(const rdma::Frame& f) {
+  if (f.header.type != kEoi) return bad(fmt::format("frame type {:#x} is not an EOI", f.header.type));
+  if (f.header.arg0 > 0xFF) return bad(fmt::format("EOI of vector {:#x}", f.header.arg0));
+  return static_cast<std::uint8_t>(f.header.arg0);
 }
 
 // arg0: bits 0-7 vector, 8-10 mode, 11-12 shorthand, 13 logical, 14 level
@@ -51,7 +68,7 @@ rdma::Frame encode_ipi(const vcpu::Ipi& ipi) {
                        (std::uint64_t{ipi.level_triggered} << 15) |
                        (std::uint64_t{ipi.source_apic_id} << 32);
   std::uint64_t arg1 = ipi.destination | (std::uint64_t{ipi.source.value()} << 32);
-  return rdma::Frame::make(kIpi, PageNo{0}, arg0, arg1);
+  return rdma::Frame::make(kIpi, arg0, arg1);
 }
 
 Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f) {

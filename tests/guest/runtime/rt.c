@@ -13,6 +13,7 @@
 #define ICR_INIT 0x00004500u    /* INIT, level assert */
 #define ICR_STARTUP 0x00004600u /* SIPI */
 #define ICR_FIXED 0x00004000u   /* fixed, assert */
+#define ICR_NMI 0x00004400u     /* NMI, assert (the vector field is ignored) */
 #define ICR_SELF (1u << 18)
 #define TIMER_PERIODIC (1u << 17)
 #define TIMER_MASKED (1u << 16)
@@ -73,6 +74,7 @@ static void icr_send(uint32_t dest_apic, uint32_t low) {
 }
 
 void rt_send_ipi(unsigned dest_cpu, unsigned vector) { icr_send(dest_cpu, ICR_FIXED | vector); }
+void rt_send_nmi(unsigned dest_cpu) { icr_send(dest_cpu, ICR_NMI); }
 void rt_send_self_ipi(unsigned vector) { icr_send(0, ICR_FIXED | ICR_SELF | vector); }
 void rt_set_irq_handler(unsigned vector, rt_irq_handler h) { g_handlers[vector & 0xFF] = h; }
 
@@ -162,6 +164,10 @@ static void load_cpu_tables(unsigned cpu) {
 }
 
 void rt_trap(struct rt_frame* f) {
+  if (f->vector == 2 && g_handlers[2]) { /* NMI a kernel expects: no EOI */
+    g_handlers[2](2);
+    return;
+  }
   if (f->vector < 32) {
     rt_printf("rt: cpu %u: exception %lu error %#lx at rip %#lx cs %#lx\n", rt_lapic_id(),
               f->vector, f->error, f->rip, f->cs);

@@ -82,6 +82,9 @@ typedef void (*rt_irq_handler)(unsigned vector);
 void rt_set_irq_handler(unsigned vector, rt_irq_handler h);
 void rt_send_ipi(unsigned dest_cpu, unsigned vector);
 void rt_send_self_ipi(unsigned vector);
+/* An NMI to `dest_cpu`; rt_set_irq_handler(2, h) makes h its handler (run
+ * with NMIs blocked until it returns; without one an NMI is fatal). */
+void rt_send_nmi(unsigned dest_cpu);
 uint32_t rt_lapic_id(void);
 /* Periodic LAPIC timer on this CPU: `count` bus ticks per period (divide by 1). */
 void rt_timer_periodic(unsigned vector, uint32_t count);

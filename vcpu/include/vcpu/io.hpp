@@ -16,13 +16,22 @@ namespace ssi::vcpu {
 
 // Implemented by the machine (devices, forwarding to node 0). Called on the
 // vCPU's thread; may block (the vCPU waits). For reads, fill `data`.
-// rep ins/outs are split by the run loop: one call per element.
 // An error stops this vCPU's run loop with that error.
 class IoHandler {
  public:
   virtual ~IoHandler() = default;
   virtual Result<void> pio(VcpuId vcpu, std::uint16_t port, bool is_write,
                            std::span<std::uint8_t> data) = 0;
+  // A whole string instruction (rep ins/outs as KVM hands it over, up to a
+  // page): data.size() / size elements of `size` bytes, all at `port`, in
+  // order. The default makes one pio() per element; a handler that pays
+  // per call (forwarding to another node) takes the string at once.
+  virtual Result<void> pio_string(VcpuId vcpu, std::uint16_t port, bool is_write,
+                                  std::uint8_t size, std::span<std::uint8_t> data) {
+    for (std::size_t off = 0; size != 0 && off + size <= data.size(); off += size)
+      SSI_TRY(pio(vcpu, port, is_write, data.subspan(off, size)));
+    return ok();
+  }
   virtual Result<void> mmio(VcpuId vcpu, Gpa gpa, bool is_write,
                             std::span<std::uint8_t> data) = 0;
 };

@@ -37,6 +37,27 @@ FakeVcpu& FakeVcpu::push_io_in(std::uint16_t port, std::uint8_t size, bool ready
   return push(std::move(s));
 }
 
+FakeVcpu& FakeVcpu::push_io_string_out(std::uint16_t port, std::uint8_t size,
+                                       std::vector<std::uint8_t> bytes, bool ready) {
+  auto s = make(ExitKind::kIo, ready);
+  s.exit.io.port = port;
+  s.exit.io.is_write = true;
+  s.exit.io.size = size;
+  s.exit.io.count = static_cast<std::uint32_t>(bytes.size() / size);
+  s.data = std::move(bytes);
+  return push(std::move(s));
+}
+
+FakeVcpu& FakeVcpu::push_io_string_in(std::uint16_t port, std::uint8_t size, std::uint32_t count,
+                                      bool ready) {
+  auto s = make(ExitKind::kIo, ready);
+  s.exit.io.port = port;
+  s.exit.io.size = size;
+  s.exit.io.count = count;
+  s.data.assign(static_cast<std::size_t>(size) * count, 0);
+  return push(std::move(s));
+}
+
 FakeVcpu& FakeVcpu::push_mmio_write(std::uint64_t gpa, std::vector<std::uint8_t> bytes,
                                     bool ready) {
   auto s = make(ExitKind::kMmio, ready);

@@ -46,6 +46,11 @@ class FakeVcpu final : public Vcpu {
   FakeVcpu& push(ScriptedExit e);
   FakeVcpu& push_io_out(std::uint16_t port, std::vector<std::uint8_t> bytes, bool ready = true);
   FakeVcpu& push_io_in(std::uint16_t port, std::uint8_t size, bool ready = true);
+  // rep outs / rep ins: `count` elements of `size` bytes at `port` in one exit.
+  FakeVcpu& push_io_string_out(std::uint16_t port, std::uint8_t size,
+                               std::vector<std::uint8_t> bytes, bool ready = true);
+  FakeVcpu& push_io_string_in(std::uint16_t port, std::uint8_t size, std::uint32_t count,
+                              bool ready = true);
   FakeVcpu& push_mmio_write(std::uint64_t gpa, std::vector<std::uint8_t> bytes, bool ready = true);
   FakeVcpu& push_mmio_read(std::uint64_t gpa, std::uint32_t len, bool ready = true);
   FakeVcpu& push_rdmsr(std::uint32_t index, MsrExitReason reason, bool ready = true);

@@ -8,8 +8,8 @@
 //
 // The vCPUs come from a vcpu::Vm: KVM's, or a fake one whose FakeVcpus touch
 // the DSM region from their scripts, so all of this runs in tests without
-// /dev/kvm. The caller owns the reactor, transport and DSM node, and routes
-// received frames with is_machine_frame() to deliver().
+// /dev/kvm. The caller owns the reactor, transport and DSM node; the fabric
+// routes the transport's machine frames (kMachineFrames) to itself.
 #pragma once
 
 #include <chrono>
@@ -57,7 +57,12 @@ class ClusterFabric {
   // This node's share of the machine: load (node 0), run, request_exit.
   machine::Machine& machine();
 
-  // Reactor thread: a frame with is_machine_frame(type) from a peer.
+  // Reactor thread: route the transport's machine frames (kMachineFrames)
+  // to this fabric; stop before it is destroyed.
+  Result<void> start_receiving();
+  void stop_receiving();
+
+  // Reactor thread: a machine frame from a peer.
   void deliver(rdma::Frame&& frame);
 
   // The machine's counters plus this node's forwarding and IPI counters.

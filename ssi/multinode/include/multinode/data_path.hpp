@@ -1,14 +1,16 @@
-// How a vCPU thread uses the transport, whose methods run only on the
-// node's reactor thread: the operation becomes a fiber there, and the vCPU
-// thread blocks until it finishes. Per-vCPU ordering follows: a vCPU has at
-// most one operation in flight. Waits are bounded (the transport's own
-// timeout) and end early when the machine is exiting.
+// How a vCPU thread (or the device thread) uses the transport, whose
+// methods run only on the node's reactor thread: the operation becomes a
+// fiber there through LoopCalls, and the calling thread blocks until it
+// finishes. Per-vCPU ordering follows: a vCPU has at most one operation in
+// flight. Waits are bounded (the transport's own timeout) and end at once
+// when the machine begins exiting.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <optional>
 
+#include "multinode/loop_call.hpp"
 #include "rdma/reactor.hpp"
 #include "rdma/transport.hpp"
 #include "vcpu/io.hpp"
@@ -17,12 +19,14 @@ namespace ssi::multinode {
 
 class DataPath {
  public:
-  DataPath(rdma::Reactor& reactor, rdma::Transport& transport, const vcpu::ExitRequest& exit,
-           std::chrono::milliseconds timeout)
-      : reactor_(reactor), transport_(transport), exit_(exit), timeout_(timeout) {}
+  // Registers with `exit` (which must outlive this): an exit cancels every wait.
+  DataPath(rdma::Reactor& reactor, rdma::Transport& transport, vcpu::ExitRequest& exit,
+           std::chrono::milliseconds timeout);
 
   rdma::Reactor& reactor() { return reactor_; }
   rdma::Transport& transport() { return transport_; }
+  // The calls into this node's loops (the reactor, the device thread).
+  LoopCalls& calls() { return calls_; }
 
   // nullopt: the machine began exiting while we waited (result dropped).
   std::optional<Result<rdma::Frame>> rpc(NodeId peer, rdma::Frame request);
@@ -36,8 +40,8 @@ class DataPath {
 
   rdma::Reactor& reactor_;
   rdma::Transport& transport_;
-  const vcpu::ExitRequest& exit_;
   std::chrono::milliseconds timeout_;
+  LoopCalls calls_;
 };
 
 }  // namespace ssi::multinode

@@ -11,6 +11,7 @@
 
 #include "base/ids.hpp"
 #include "base/result.hpp"
+#include "rdma/dispatcher.hpp"
 #include "rdma/frame.hpp"
 #include "vcpu/lapic.hpp"
 
@@ -20,23 +21,30 @@ enum MachineFrame : rdma::FrameType {
   kIoRequest = 0x0201,    // rpc to node 0; reply payload = the bytes read
   kIpi = 0x0202,          // one ICR write, for the LAPICs of the receiving node
   kMachineExit = 0x0203,  // arg0 = exit code: stop every vCPU of the receiving node
+  kEoi = 0x0204,          // to node 0: arg0 = vector of a level-triggered EOI (IOAPIC remote IRR)
 };
 
-inline bool is_machine_frame(rdma::FrameType t) { return t >= 0x0200 && t <= 0x02ff; }
+inline constexpr rdma::FrameRange kMachineFrames{0x0200, 0x02ff};
 
 enum class IoSpace : std::uint8_t { kPio = 0, kMmio = 1 };
 
-// One port-I/O or MMIO access of one vCPU (at most 8 bytes).
+// One port-I/O or MMIO access of one vCPU, or a whole string instruction
+// (rep ins/outs: data.size() / width elements at one port, up to a page).
 struct IoAccess {
   IoSpace space = IoSpace::kPio;
   VcpuId vcpu;
   bool is_write = false;
-  std::uint64_t address = 0;           // port or gpa
-  std::vector<std::uint8_t> data;      // write: the bytes; read: size = width
+  std::uint64_t address = 0;       // port or gpa
+  std::uint8_t width = 0;          // bytes per element (1-8)
+  std::vector<std::uint8_t> data;  // write: the bytes; read: size = width * count
+  std::size_t count() const { return width ? data.size() / width : 0; }
 };
 
 rdma::Frame encode_io(const IoAccess& a);
 Result<IoAccess> decode_io(const rdma::Frame& f);
+
+rdma::Frame encode_eoi(std::uint8_t vector);
+Result<std::uint8_t> decode_eoi(const rdma::Frame& f);
 
 rdma::Frame encode_ipi(const vcpu::Ipi& ipi);
 Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f);
