@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "ssi/acpi.hpp"
 #include "ssi/linux_boot.hpp"
 #include "ssi/multiboot.hpp"
@@ -71,7 +73,10 @@ Result<void> check_foreign_kernel(KernelKind kind, std::span<const std::uint8_t>
   SSI_TRY(build_acpi(acpi_config(map, o)));
   if (kind == KernelKind::kLinux) {
     SSI_ASSIGN_OR_RETURN(BzImage img, parse_bzimage(file));
-    SSI_TRY(plan_linux(img, map, {.cmdline = o.cmdline, .initrd_size = o.initrd.size()}));
+    // Room for what ssi appends, whatever rate KVM reports later.
+    const std::string cmdline = linux_command_line(
+        o.cmdline, o.tsc_khz != 0 ? o.tsc_khz : std::numeric_limits<std::uint32_t>::max());
+    SSI_TRY(plan_linux(img, map, {.cmdline = cmdline, .initrd_size = o.initrd.size()}));
     return ok();
   }
   if (kind == KernelKind::kMultiboot) {
@@ -91,9 +96,10 @@ Result<BootPlan> load_foreign_kernel(KernelKind kind, std::span<const std::uint8
     // Page tables and GDT for the 64-bit entry; Linux replaces both early.
     SSI_ASSIGN_OR_RETURN(BootLayout boot, build_boot_area(ram, {.cpu_count = o.vcpus}));
     SSI_TRY(write_linux_gdt(ram));
+    const std::string cmdline = linux_command_line(o.cmdline, o.tsc_khz);
     SSI_ASSIGN_OR_RETURN(
         LinuxLayout l,
-        load_linux(file, img, o.initrd, ram, {.cmdline = o.cmdline, .acpi_rsdp = acpi.rsdp_gpa}));
+        load_linux(file, img, o.initrd, ram, {.cmdline = cmdline, .acpi_rsdp = acpi.rsdp_gpa}));
     return BootPlan{.bsp = linux_entry_state(boot, l)};
   }
   if (kind == KernelKind::kMultiboot) {

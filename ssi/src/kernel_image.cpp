@@ -16,9 +16,10 @@ Error prefixed(const std::string& prefix, Error e) {
 
 }  // namespace
 
-ForeignBootOptions KernelImage::foreign(std::span<const std::uint32_t> cpu_node) const {
+ForeignBootOptions KernelImage::foreign(std::span<const std::uint32_t> cpu_node,
+                                        std::uint64_t tsc_khz) const {
   return {.vcpus = vcpus, .nodes = nodes, .cmdline = cmdline, .initrd = initrd,
-          .initrd_name = initrd_name, .cpu_node = cpu_node};
+          .initrd_name = initrd_name, .cpu_node = cpu_node, .tsc_khz = tsc_khz};
 }
 
 Result<KernelImage> read_kernel_image(const KernelRequest& r, const MemoryMap& map) {

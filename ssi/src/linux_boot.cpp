@@ -30,6 +30,28 @@ bool fits_ram(const MemoryMap& map, std::uint64_t addr, std::uint64_t len) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::string_view kTscEarlyKhz = "tsc_early_khz=";
+
+bool names_tsc_rate(std::string_view user) {
+  // A parameter at the start or after a space (Linux splits on spaces).
+  for (std::size_t at = user.find(kTscEarlyKhz); at != std::string_view::npos;
+       at = user.find(kTscEarlyKhz, at + 1)) {
+    if (at == 0 || user[at - 1] == ' ') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string linux_command_line(std::string_view user, std::uint64_t tsc_khz) {
+  std::string out(user);
+  if (tsc_khz == 0 || names_tsc_rate(user)) return out;
+  if (!out.empty()) out += ' ';
+  return out + std::string(kTscEarlyKhz) + std::to_string(tsc_khz);
+}
+
 bool looks_like_bzimage(std::span<const std::uint8_t> file) {
   return file.size() >= kHeaderMagicOff + 4 && le::get<std::uint16_t>(file, kBootFlag) == 0xAA55 &&
          le::get<std::uint32_t>(file, kHeaderMagicOff) == kHeaderMagic;

@@ -148,9 +148,14 @@ struct Machine::Impl {
     if (!board) return make_error(Errc::kInvalidArgument, "only the device node loads the kernel");
     EntryState bsp;
     if (k && k->kind != KernelKind::kSsiElf) {
+      // The BSP's TSC rate: Linux is told it (linux_command_line).
+      std::uint64_t tsc_khz = 0;
+      if (by_vcpu[0]) {
+        if (auto khz = by_vcpu[0]->vcpu->get_tsc_khz(); khz.ok()) tsc_khz = *khz;
+      }
       SSI_ASSIGN_OR_RETURN(BootPlan plan,
                            load_foreign_kernel(k->kind, k->file, *guest_ram,
-                                               k->foreign(config.vcpu_node)));
+                                               k->foreign(config.vcpu_node, tsc_khz)));
       bsp = plan.bsp;
     } else {
       if (k) SSI_TRY(load_elf(k->elf, k->file, *guest_ram));

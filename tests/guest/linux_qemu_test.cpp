@@ -14,6 +14,8 @@
 #include <regex>
 
 #include "foreign_qemu.hpp"
+#include "linux/expected.hpp"
+#include "linux/initramfs.hpp"
 #include "ssi/elf_loader.hpp"
 #include "ssi/linux_boot.hpp"
 
@@ -21,50 +23,6 @@ namespace ssi::machine {
 namespace {
 
 constexpr std::uint64_t kMem = 512 * kMiB;
-
-// An initramfs (cpio "newc"): /init, /dev/console, /dev/kmsg.
-class Cpio {
- public:
-  void dir(const std::string& name) { entry(name, 040755, {}, 0, 0); }
-  void file(const std::string& name, const std::vector<std::uint8_t>& data) {
-    entry(name, 0100755, data, 0, 0);
-  }
-  void chardev(const std::string& name, unsigned major, unsigned minor) {
-    entry(name, 020600, {}, major, minor);
-  }
-  std::vector<std::uint8_t> finish() {
-    entry("TRAILER!!!", 0, {}, 0, 0);
-    return std::move(out_);
-  }
-
- private:
-  void entry(const std::string& name, unsigned mode, const std::vector<std::uint8_t>& data,
-             unsigned rmajor, unsigned rminor) {
-    char hdr[111];
-    std::snprintf(hdr, sizeof(hdr), "070701%08X%08X%08X%08X%08X%08X%08zX%08X%08X%08X%08X%08zX%08X",
-                  ++ino_, mode, 0u, 0u, 1u, 0u, data.size(), 0u, 0u, rmajor, rminor,
-                  name.size() + 1, 0u);
-    out_.insert(out_.end(), hdr, hdr + 110);
-    out_.insert(out_.end(), name.begin(), name.end());
-    out_.push_back(0);
-    pad();
-    out_.insert(out_.end(), data.begin(), data.end());
-    pad();
-  }
-  void pad() {
-    while (out_.size() % 4) out_.push_back(0);
-  }
-  std::vector<std::uint8_t> out_;
-  unsigned ino_ = 0;
-};
-
-std::string fetch_kernel() {
-  if (const char* k = std::getenv("SSI_LINUX_BZIMAGE")) return k;
-  auto o = ssi::testing::run_process(SSI_FETCH_KERNEL, {}, {}, std::chrono::seconds(180));
-  if (o.exit_code != 0) return {};
-  std::string path = o.out.substr(0, o.out.find('\n'));
-  return ::access(path.c_str(), R_OK) == 0 ? path : std::string();
-}
 
 // The host TSC rate in kHz (TCG's guest TSC runs at it), from /proc/cpuinfo.
 std::uint64_t host_tsc_khz() {
@@ -76,55 +34,21 @@ std::uint64_t host_tsc_khz() {
   return 2'000'000;
 }
 
-bool has(const std::string& log, const std::string& what) {
-  return log.find(what) != std::string::npos;
-}
-
-struct LinuxCase {
-  unsigned vcpus, nodes;
-};
-
-// What the guest must report for `c`: CPUs in contiguous blocks per node,
-// SLIT 10 on the diagonal and 40 elsewhere.
-std::vector<std::string> expected_lines(const LinuxCase& c) {
-  auto range = [](unsigned n) { return n == 1 ? std::string("0") : "0-" + std::to_string(n - 1); };
-  const std::string nodes_word = c.nodes == 1 ? " node, " : " nodes, ";
-  const std::string cpus_word = c.vcpus == 1 ? " CPU" : " CPUs";
-  std::vector<std::string> out{
-      "smp: Brought up " + std::to_string(c.nodes) + nodes_word + std::to_string(c.vcpus) +
-          cpus_word,
-      "smpboot: Allowing " + std::to_string(c.vcpus) + " CPUs, 0 hotplug CPUs",
-      "ssi-init: cpus-online " + range(c.vcpus), "ssi-init: nodes-online " + range(c.nodes)};
-  for (unsigned i = 0; i < c.nodes; ++i) {
-    std::string d;
-    for (unsigned j = 0; j < c.nodes; ++j) d += (j ? " " : "") + std::string(i == j ? "10" : "40");
-    out.push_back("ssi-init: node" + std::to_string(i) + "-distance " + d);
-  }
-  for (unsigned cpu = 0; cpu < c.vcpus; ++cpu) {
-    const unsigned node = cpu * c.nodes / c.vcpus;
-    char line[64];
-    std::snprintf(line, sizeof(line), "SRAT: PXM %u -> APIC 0x%02x -> Node %u", node, cpu, node);
-    out.push_back(line);
-  }
-  return out;
-}
+using guest::expected_lines;
+using guest::has;
+using guest::LinuxCase;
 
 class LinuxQemu : public ::testing::TestWithParam<LinuxCase> {};
 
 TEST_P(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   const LinuxCase c = GetParam();
   if (::access(kQemuBinary, X_OK) != 0) GTEST_SKIP() << "no " << kQemuBinary;
-  const std::string path = fetch_kernel();
+  const std::string path = guest::fetch_linux_kernel(SSI_FETCH_KERNEL);
   if (path.empty()) GTEST_SKIP() << "no Debian kernel: scripts/fetch-debian-kernel failed";
   auto kernel = read_file(path, 256 * kMiB).value();
   ASSERT_EQ(detect_kernel(kernel).value(), KernelKind::kLinux);
   auto init = read_file(SSI_LINUX_INIT, 64 * kMiB).value();
-  Cpio cpio;
-  cpio.dir("dev");
-  cpio.chardev("dev/console", 5, 1);
-  cpio.chardev("dev/kmsg", 1, 11);
-  cpio.file("init", init);
-  const auto initrd = cpio.finish();
+  const auto initrd = ssi::guest::test_initramfs(init);
 
   // A hardware-reduced FADT tells Linux there is no PIT, PIC or ACPI PM timer
   // (ssi emulates none of them), so its clock must come from the TSC: a
@@ -154,7 +78,7 @@ TEST_P(LinuxQemu, DebianKernelBootsToInitWithSsiBootDataAndAcpi) {
   ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(Memory: \d+K/(\d+)K available)"))) << log;
   EXPECT_NEAR(std::stod(m[1]), 523872.0, 2048.0) << m[0];
   // The kernel and /init (sysfs) see the CPUs, nodes and distances configured.
-  for (const auto& line : expected_lines(c)) EXPECT_TRUE(has(log, line)) << "missing: " << line;
+  for (const auto& line : expected_lines(c, 40)) EXPECT_TRUE(has(log, line)) << "missing: " << line;
   // A userspace tty write reached the UART: its IRQ 4 is routed (DSDT COM1).
   EXPECT_TRUE(has(log, "ssi-init-tty: hello from /dev/console")) << log;
   std::printf("boot to init exit under QEMU/TCG (%u vCPUs, %u nodes): %.1f s\n", c.vcpus, c.nodes,

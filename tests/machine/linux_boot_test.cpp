@@ -228,5 +228,17 @@ TEST_F(LinuxBootTest, MutatedHeadersNeverCrash) {
   EXPECT_GT(loaded, 0) << "no mutation kept a loadable image: the test exercised nothing";
 }
 
+// ssi's platform has nothing Linux can measure the TSC with: ssi names the
+// rate itself, unless the user did.
+TEST(LinuxCommandLine, AppendsTheTscRateUnlessTheUserGaveOne) {
+  EXPECT_EQ(linux_command_line("console=ttyS0", 2094446), "console=ttyS0 tsc_early_khz=2094446");
+  EXPECT_EQ(linux_command_line("", 1000), "tsc_early_khz=1000");
+  EXPECT_EQ(linux_command_line("console=ttyS0", 0), "console=ttyS0");  // rate unknown
+  EXPECT_EQ(linux_command_line("tsc_early_khz=5 quiet", 7), "tsc_early_khz=5 quiet");
+  EXPECT_EQ(linux_command_line("quiet tsc_early_khz=5", 7), "quiet tsc_early_khz=5");
+  // Only a parameter of that name counts.
+  EXPECT_EQ(linux_command_line("xtsc_early_khz=5", 7), "xtsc_early_khz=5 tsc_early_khz=7");
+}
+
 }  // namespace
 }  // namespace ssi::machine

@@ -107,6 +107,16 @@ TEST(CpuidTest, FilterMasksWhatTheEmulatorCannotRun) {
   EXPECT_EQ(filter_cpuid(in, p)[0].ecx & (1u << 21), 0u);
 }
 
+TEST(CpuidTest, EachVcpuIsItsOwnPackageWithoutSharedL3) {
+  CpuidEntries in = {leaf(0x80000006, 0, 0, 0, 0x02008140, 0x02006140),
+                     leaf(0x80000008, 0, 0x3030, 0, 0x7007, 0)};
+  auto out = filter_cpuid(in, CpuidPolicy{});
+  EXPECT_EQ(out[0].edx, 0u) << "no L3";
+  EXPECT_EQ(out[0].ecx, 0x02008140u) << "L2 kept";
+  EXPECT_EQ(out[1].ecx, 0u) << "one core, no core bits in the APIC id";
+  EXPECT_EQ(out[1].eax, 0x3030u) << "address sizes kept";
+}
+
 TEST(CpuidTest, ApicIdGoesIntoLeaf1AndLeafB) {
   CpuidEntries in = {leaf(1, 0, 0, 0x00010800, 0, 0), leaf(0xB, 0, 1, 1, 0x100, 0),
                      leaf(0xB, 1, 4, 4, 0x201, 0)};

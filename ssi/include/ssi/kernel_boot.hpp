@@ -35,6 +35,10 @@ struct ForeignBootOptions {
   // Node of each vCPU for the SRAT (the machine's placement); empty =
   // cpu_nodes(vcpus, nodes).
   std::span<const std::uint32_t> cpu_node{};
+  // The vCPUs' TSC rate (KVM_GET_TSC_KHZ), told to Linux on its command line
+  // (linux_command_line); 0 = not known yet (checks before KVM is opened
+  // allow for the longest value).
+  std::uint64_t tsc_khz = 0;
 };
 
 // vCPU i's node: contiguous blocks, as ssi places vCPUs on nodes.

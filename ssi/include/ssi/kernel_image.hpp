@@ -37,7 +37,9 @@ struct KernelImage {
 
   // Foreign kinds: the loader's options; `cpu_node` (node of each vCPU,
   // empty = contiguous blocks) must outlive the returned value.
-  ForeignBootOptions foreign(std::span<const std::uint32_t> cpu_node) const;
+  // `tsc_khz`: the vCPUs' TSC rate (0 = unknown), see ForeignBootOptions.
+  ForeignBootOptions foreign(std::span<const std::uint32_t> cpu_node,
+                             std::uint64_t tsc_khz = 0) const;
 };
 
 // Reads the files and checks everything a loader will need against `map`;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "base/result.hpp"
@@ -74,6 +75,13 @@ bool looks_like_bzimage(std::span<const std::uint8_t> file);
 // Validates the setup header: signatures, protocol >= 2.12, LOADED_HIGH,
 // 64-bit entry (XLF_KERNEL_64), sizes inside the file.
 Result<BzImage> parse_bzimage(std::span<const std::uint8_t> file);
+
+// The command line the kernel gets: the user's, plus what ssi's platform
+// needs (docs/guests.md). ssi's hardware-reduced ACPI machine has no PIT,
+// HPET or ACPI PM timer and hides kvmclock, so Linux cannot measure the TSC
+// rate; ssi appends `tsc_early_khz=<tsc_khz>` (the rate KVM runs the vCPUs'
+// TSC at) unless the user set one or `tsc_khz` is 0 (unknown).
+std::string linux_command_line(std::string_view user, std::uint64_t tsc_khz);
 
 struct LinuxBootConfig {
   std::string_view cmdline{};

@@ -140,6 +140,11 @@ struct CpuidPolicy {
   bool hide_x2apic = false;   // x2APIC works through MSR exits
   bool hide_kvm_pv = true;    // leaf 0x40000001 features: need in-kernel LAPIC
   bool tsc_deadline = true;   // keep CPUID.1:ECX[24]; 0x6e0 is filtered to us
+  // Each vCPU its own package: no L3 in 0x80000006, no core count or APIC-id
+  // core bits in 0x80000008. vCPUs on different ssi nodes share no cache;
+  // with the host's values Linux puts APIC ids 0-7 in one LLC and warns when
+  // that LLC spans two NUMA nodes (docs/guests.md).
+  bool own_package = true;
 };
 
 // Pure: returns `entries` with the policy applied.
