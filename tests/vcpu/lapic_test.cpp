@@ -234,6 +234,21 @@ TEST_F(LapicTest, NmiIsTakenOnce) {
   EXPECT_FALSE(l.take_nmi());
 }
 
+TEST_F(LapicTest, NmisBeforeThePendingOneIsTakenLatchIntoItWithoutWakingAgain) {
+  Lapic l(config(), clock, sink, &timers);
+  int wakes = 0;
+  l.set_wakeup([&] { ++wakes; });
+  Ipi nmi;
+  nmi.mode = DeliveryMode::kNmi;
+  for (int i = 0; i < 100; ++i) l.deliver(nmi);
+  EXPECT_EQ(wakes, 1) << "a burst of NMIs before the first is taken is one NMI";
+  EXPECT_TRUE(l.take_nmi());
+  EXPECT_FALSE(l.take_nmi());
+  l.deliver(nmi);
+  EXPECT_EQ(wakes, 2) << "an NMI after the pending one was taken wakes again";
+  EXPECT_TRUE(l.take_nmi());
+}
+
 TEST_F(LapicTest, X2apicMsrsOnlyInX2apicMode) {
   Lapic l(config(0x21), clock, sink, &timers);
   EXPECT_FALSE(l.msr_read(0x802).ok()) << "#GP while in xAPIC mode";

@@ -2,6 +2,7 @@
 // priority. Guest access paths: lapic_access.cpp; timer: lapic_timer.cpp.
 #include <bit>
 #include <cstring>
+#include <utility>
 
 #include "base/log.hpp"
 #include "lapic_bits.hpp"
@@ -242,8 +243,9 @@ bool Lapic::accept(const Ipi& ipi) {
         reg(vec_reg(r::kTmr, ipi.vector)) &= ~vec_bit(ipi.vector);
       return pending_vector_locked().has_value();
     case DeliveryMode::kNmi:
-      nmi_pending_ = true;
-      return true;
+      // One NMI latches; more before it is taken are that one (as on the
+      // CPU) and need no new wake-up: the pending one's is on its way.
+      return !std::exchange(nmi_pending_, true);
     case DeliveryMode::kInit:
       reset_registers();  // INIT keeps APIC id and APIC_BASE
       init_pending_ = true;
