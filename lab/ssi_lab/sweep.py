@@ -53,12 +53,13 @@ def summarize(reps):
 
 
 def kvm_usable():
-    """(True, "") when /dev/kvm opens, else (False, why)."""
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
+    """(True, "") when /dev/kvm is usable, else (False, why): the project's
+    probe, scripts/kvm-why-not."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.run([os.path.join(root, "scripts", "kvm-why-not")], capture_output=True, text=True)
+    if p.returncode == 0:
         return True, ""
-    except OSError as e:
-        return False, f"guest workloads need a usable /dev/kvm ({e.strerror}; run the sweep in scripts/kvm-vm)"
+    return False, f"guest workloads need a usable /dev/kvm ({p.stdout.strip()}; run the sweep in scripts/kvm-vm)"
 
 
 def measure_floor(build):

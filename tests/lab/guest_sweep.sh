@@ -6,12 +6,10 @@
 set -euo pipefail
 root=${1:?usage: guest_sweep.sh SOURCE_DIR BUILD_DIR}
 build=${2:?usage: guest_sweep.sh SOURCE_DIR BUILD_DIR}
-# `<>` would create a missing /dev/kvm as a plain file: check the device first.
-if [ ! -c /dev/kvm ] || ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-  printf 'guest_sweep: Skipped\nno usable /dev/kvm here (%s)\n' "$("$root/scripts/kvm-why-not" || true)"
+if ! why=$("$root/scripts/kvm-why-not"); then
+  printf 'guest_sweep: Skipped\nno usable /dev/kvm here (%s)\n' "$why"
   exit 77
 fi
-exec 3>&-
 out="$build/lab-guest"
 rm -rf "$out"
 "$root/scripts/lab" --build "$build" sweep --quick --nodes 2 --repeats 1 \

@@ -40,7 +40,7 @@ struct Outbox::State {
       bool report;
       {
         std::lock_guard lock(mu);
-        ++sent;
+        if (r.ok()) ++sent;
         report = !r.ok() && !cancelled;
       }
       if (report && item.on_error) item.on_error(r.error());

@@ -33,7 +33,7 @@ class Outbox {
   bool send(NodeId peer, rdma::Frame frame, OnError on_error);
   // Any thread: waiting senders give up, queued frames are dropped.
   void cancel();
-  std::uint64_t sent() const;
+  std::uint64_t sent() const;  // frames the transport took
 
  private:
   struct State;  // shared with the drain fibers, which may outlive this
