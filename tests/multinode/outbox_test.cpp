@@ -119,5 +119,32 @@ TEST_F(OutboxTest, AFullQueueMakesTheSenderWaitAndCancelReleasesIt) {
   EXPECT_FALSE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame), {}));
 }
 
+TEST_F(OutboxTest, OnlyTheLastUnsentFrameWithTheSameKeyAbsorbsANewOne) {
+  Outbox outbox(*reactor, *nodes[1]);
+  // Hold the reactor thread so that every frame below is still queued.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  reactor->post([released] { released.wait(); });
+  constexpr std::uint64_t kNmiTo1 = 7, kNmiTo2 = 8;
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 0), {}, kNmiTo1));
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 1), {}, kNmiTo1));  // merged
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 2), {}, kNmiTo2));
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 3), {}, kNmiTo1));  // not last
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 4), {}));           // no key
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 5), {}));           // no key
+  EXPECT_EQ(outbox.merged(), 1u);
+  release.set_value();
+  for (int i = 0; i < 500 && received() < 5; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(received(), 5u);
+  std::vector<std::uint64_t> order;
+  for (auto [t, i] : got) order.push_back(i);
+  EXPECT_EQ(order, (std::vector<std::uint64_t>{0, 2, 3, 4, 5}));
+  // Once the first frame left, a frame with its key is queued again.
+  EXPECT_TRUE(outbox.send(NodeId{0}, rdma::Frame::make(kTestFrame, 0, 6), {}, kNmiTo2));
+  for (int i = 0; i < 500 && received() < 6; ++i) std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(received(), 6u);
+  EXPECT_EQ(outbox.sent(), 6u);
+}
+
 }  // namespace
 }  // namespace ssi::multinode

@@ -124,6 +124,32 @@ TEST(IpiRouting, BroadcastsShorthandsAndLogicalModeReachEveryOtherNode) {
   EXPECT_TRUE(ClusterIpiRouter::remote_nodes(ipi, NodeId{1}, p).empty());
 }
 
+TEST(IpiRouting, OnlyNmisWithTheSameTargetsShareAMergeKey) {
+  vcpu::Ipi nmi;
+  nmi.mode = vcpu::DeliveryMode::kNmi;
+  nmi.destination = 3;
+  vcpu::Ipi fixed = nmi;
+  fixed.mode = vcpu::DeliveryMode::kFixed;
+  EXPECT_EQ(ClusterIpiRouter::merge_key(fixed), 0u) << "fixed IPIs are never merged";
+  vcpu::Ipi init = nmi;
+  init.mode = vcpu::DeliveryMode::kInit;
+  EXPECT_EQ(ClusterIpiRouter::merge_key(init), 0u);
+  std::uint64_t to3 = ClusterIpiRouter::merge_key(nmi);
+  EXPECT_NE(to3, 0u);
+  vcpu::Ipi other = nmi;
+  other.source = VcpuId{5};
+  EXPECT_EQ(ClusterIpiRouter::merge_key(other), to3) << "same target from another vCPU";
+  other.destination = 2;
+  EXPECT_NE(ClusterIpiRouter::merge_key(other), to3);
+  other = nmi;
+  other.logical = true;
+  EXPECT_NE(ClusterIpiRouter::merge_key(other), to3) << "logical 3 is not APIC id 3";
+  vcpu::Ipi all_but_0 = nmi, all_but_1 = nmi;
+  all_but_0.shorthand = all_but_1.shorthand = vcpu::DestShorthand::kAllExcludingSelf;
+  all_but_1.source = VcpuId{1};
+  EXPECT_NE(ClusterIpiRouter::merge_key(all_but_0), ClusterIpiRouter::merge_key(all_but_1));
+}
+
 TEST(Placement, RoundRobinAndExplicitMaps) {
   Placement p = Placement::round_robin(5, 2);
   EXPECT_EQ(p.vcpu_node, (std::vector<std::uint32_t>{0, 1, 0, 1, 0}));

@@ -162,6 +162,7 @@ struct ClusterFabric::Impl {
                            {"io_served_for_peers", served.load()},
                            {"eois_from_peers", eois.load()},
                            {"ipis_sent_remote", router.sent_remote()},
+                           {"ipis_merged", data.outbox().merged()},
                            {"ipis_received_remote", router.received()}});
     return out;
   }

@@ -38,6 +38,16 @@ std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId 
   return all;
 }
 
+std::uint64_t ClusterIpiRouter::merge_key(const vcpu::Ipi& ipi) {
+  if (ipi.mode != vcpu::DeliveryMode::kNmi) return 0;
+  // "All but self" names a different set for each source.
+  std::uint64_t source = ipi.shorthand == vcpu::DestShorthand::kAllExcludingSelf
+                             ? (ipi.source.value() & 0x7ffffffu)
+                             : 0;
+  return (std::uint64_t{1} << 63) | (std::uint64_t(ipi.shorthand) << 60) |
+         (std::uint64_t(ipi.logical) << 59) | (source << 32) | ipi.destination;
+}
+
 void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   local_.send_ipi(ipi);
   for (NodeId peer : remote_nodes(ipi, self_, placement_)) {
@@ -48,7 +58,7 @@ void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
       Error e = err;
       e.message = fmt::format("IPI from vCPU {} to node {}: {}", source, peer.value(), e.message);
       on_error_(e);
-    });
+    }, merge_key(ipi));
     if (!queued) return;  // the machine is exiting
     sent_remote_.fetch_add(1, std::memory_order_relaxed);
   }

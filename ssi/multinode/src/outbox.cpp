@@ -11,6 +11,7 @@ struct Outbox::State {
   struct Item {
     rdma::Frame frame;
     OnError on_error;
+    std::uint64_t merge_key = 0;
   };
   struct Queue {
     std::deque<Item> items;
@@ -53,20 +54,28 @@ struct Outbox::State {
   std::map<NodeId, Queue> queues;
   bool cancelled = false;
   std::uint64_t sent = 0;
+  std::uint64_t merged = 0;
 };
 
 Outbox::Outbox(rdma::Reactor& reactor, rdma::Transport& transport)
     : reactor_(reactor), state_(std::make_shared<State>(transport)) {}
 
-bool Outbox::send(NodeId peer, rdma::Frame frame, OnError on_error) {
+bool Outbox::send(NodeId peer, rdma::Frame frame, OnError on_error, std::uint64_t merge_key) {
   State& s = *state_;
   std::unique_lock lock(s.mu);
   State::Queue& q = s.queues[peer];
+  auto merges = [&] {
+    return merge_key != 0 && !q.items.empty() && q.items.back().merge_key == merge_key;
+  };
   // The reactor thread itself must not wait for its own drain fiber.
   if (!reactor_.on_reactor_thread())
-    s.room.wait(lock, [&] { return s.cancelled || q.items.size() < kMaxQueued; });
+    s.room.wait(lock, [&] { return s.cancelled || merges() || q.items.size() < kMaxQueued; });
   if (s.cancelled) return false;
-  q.items.push_back({std::move(frame), std::move(on_error)});
+  if (merges()) {
+    ++s.merged;
+    return true;
+  }
+  q.items.push_back({std::move(frame), std::move(on_error), merge_key});
   if (!q.draining) {
     q.draining = true;
     reactor_.post([state = state_, peer] { state->drain(peer); });
@@ -85,6 +94,11 @@ void Outbox::cancel() {
 std::uint64_t Outbox::sent() const {
   std::lock_guard lock(state_->mu);
   return state_->sent;
+}
+
+std::uint64_t Outbox::merged() const {
+  std::lock_guard lock(state_->mu);
+  return state_->merged;
 }
 
 }  // namespace ssi::multinode

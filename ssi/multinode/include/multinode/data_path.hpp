@@ -36,6 +36,7 @@ class DataPath {
   void post_send(NodeId peer, rdma::Frame frame);
   // Frames that must leave in order but need no wait (IPIs); cancelled by the exit.
   Outbox& outbox() { return outbox_; }
+  const Outbox& outbox() const { return outbox_; }
 
  private:
   template <typename T>

@@ -33,6 +33,11 @@ class ClusterIpiRouter final : public vcpu::IpiSink {
   static std::vector<NodeId> remote_nodes(const vcpu::Ipi& ipi, NodeId self,
                                           const Placement& placement);
 
+  // Pure: the Outbox merge key of `ipi` (outbox.hpp): NMIs with the same
+  // targets share one, so back-to-back unsent NMIs leave as one frame, as
+  // the target's NMI latch would take them; 0 (never merged) for the rest.
+  static std::uint64_t merge_key(const vcpu::Ipi& ipi);
+
   std::uint64_t sent_remote() const { return sent_remote_.load(); }
   std::uint64_t received() const { return received_.load(); }
 

@@ -7,6 +7,13 @@
 // (the machine's exit) ends that wait and drops what is still queued. A
 // send that fails before cancel() is reported to the frame's `on_error`,
 // on the reactor thread.
+//
+// A frame may carry a merge key: if the frame queued last for that peer,
+// not yet handed to the transport, has the same key, the new frame is
+// merged into it (not queued). The IPI router uses this for NMIs to one
+// vCPU: a second NMI that reaches the target before it took the first is
+// latched into the first (one NMI pending at most), so two consecutive
+// unsent NMIs to the same vCPU have the effect of one.
 #pragma once
 
 #include <cstddef>
@@ -29,11 +36,14 @@ class Outbox {
   // `transport` and `reactor` must outlive every frame queued here.
   Outbox(rdma::Reactor& reactor, rdma::Transport& transport);
 
-  // Any thread. False: not queued, the outbox was cancelled.
-  bool send(NodeId peer, rdma::Frame frame, OnError on_error);
+  // Any thread. False: not queued, the outbox was cancelled. A non-zero
+  // `merge_key` allows merging into the peer's last unsent frame with the
+  // same key (then true, and the frame is counted in merged()).
+  bool send(NodeId peer, rdma::Frame frame, OnError on_error, std::uint64_t merge_key = 0);
   // Any thread: waiting senders give up, queued frames are dropped.
   void cancel();
-  std::uint64_t sent() const;  // frames the transport took
+  std::uint64_t sent() const;    // frames the transport took
+  std::uint64_t merged() const;  // frames merged into a queued one
 
  private:
   struct State;  // shared with the drain fibers, which may outlive this
