@@ -1,4 +1,7 @@
 // Run loop against scripted exits on the test thread.
+#include <cstring>
+#include <optional>
+
 #include "runner_fixture.hpp"
 #include "vcpu/timer.hpp"
 
@@ -100,6 +103,37 @@ TEST_F(RunnerTest, MsrExitsReachTheLapicAndUnknownMsrsGetGp) {
   EXPECT_EQ(reads[3].msr_error, 0);
   EXPECT_TRUE(lapic.x2apic_mode());
   EXPECT_EQ(reads[4].msr_error, 0);
+}
+
+// The TSC-deadline timer turns a guest TSC value into host time with the
+// vCPU's own TSC and rate, read from KVM when the vCPU starts and again at
+// every deadline write (a restore or the guest may have moved the TSC).
+// Without that model a Linux guest's ticks land seconds late or never.
+TEST_F(RunnerTest, TscDeadlineUsesTheVcpusOwnTscAndRate) {
+  using namespace std::chrono_literals;
+  enable_apic();
+  vcpu.tsc_khz = 2'000'000;  // 2 GHz
+  vcpu.msrs[0x10] = 7'000'000'000;
+  clock.advance(3s);
+  std::optional<Clock::time_point> first, second;
+  std::vector<std::uint8_t> tsc_mode(4);
+  std::uint32_t lvt = (2u << 17) | 0xEC;  // TSC deadline, vector 0xEC
+  std::memcpy(tsc_mode.data(), &lvt, 4);
+  vcpu.push_mmio_write(0xFEE00000 + r::kLvtTimer, tsc_mode)
+      .push_wrmsr(kMsrTscDeadline, 7'000'000'000 + 4'000'000, MsrExitReason::kFilter)  // +2 ms
+      .push_io_out(0x3F8, {'a'})
+      .then([&] {  // runs before this exit, after the write above
+        first = lapic.timer_deadline();
+        vcpu.msrs[0x10] = 100;  // KVM's TSC was set back (e.g. a restore)
+      });
+  vcpu.push_wrmsr(kMsrTscDeadline, 100 + 10'000'000, MsrExitReason::kFilter)  // +5 ms
+      .push_io_out(0x3F8, {'b'})
+      .then([&] { second = lapic.timer_deadline(); });
+  vcpu.push_io_out(kExitPort, {0});
+  ASSERT_TRUE(runner.run().ok());
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(*first, clock.now() + 2ms);
+  EXPECT_EQ(*second, clock.now() + 5ms);
 }
 
 TEST_F(RunnerTest, ApicBaseIsMirroredToKvmAtStartAndOnEveryWrite) {

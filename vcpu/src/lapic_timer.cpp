@@ -1,5 +1,6 @@
 // LAPIC timer: one-shot, periodic (count x divide at bus_hz) and TSC
 // deadline, on an injectable Clock; plus save/restore of the whole LAPIC.
+#include "base/log.hpp"
 #include "lapic_bits.hpp"
 #include "vcpu/lapic.hpp"
 
@@ -44,6 +45,10 @@ void Lapic::set_tsc_deadline(std::uint64_t tsc) {
     auto ns = static_cast<Clock::duration::rep>(static_cast<u128>(ahead) * 1'000'000'000 /
                                                 m.tsc_hz);
     timer_deadline_ = m.epoch + Clock::duration{ns};
+    log::get("vcpu")->trace("LAPIC {}: TSC deadline {:#x}, {} ns after the model's epoch "
+                            "(TSC {:#x} at it, {} Hz), {} ns from now",
+                            config_.apic_id, tsc, ns, m.tsc_at_epoch, m.tsc_hz,
+                            (*timer_deadline_ - clock_.now()).count());
   }
   publish_timer();
 }
@@ -76,6 +81,8 @@ void Lapic::update_timer(Clock::time_point now) {
   if (!(lvt & kLvtMasked) && vector >= 16) {
     reg(r::kIrr + 0x10 * (vector / 32)) |= 1u << (vector % 32);
   }
+  log::get("vcpu")->trace("LAPIC {}: timer fired (LVT {:#x}), {} ns late", config_.apic_id, lvt,
+                          (now - *timer_deadline_).count());
   if (timer_mode() == 1 && timer_period().count() > 0) {
     // Periodic: next edge after now; missed periods coalesce into this one
     // interrupt, as they would while the IRR bit is still set.

@@ -1,6 +1,7 @@
 #include "vcpu/runner.hpp"
 
 #include <chrono>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -68,6 +69,7 @@ Result<void> VcpuRunner::run() {
   if (auto cpuid = vcpu_.get_cpuid(); cpuid.ok() && !cpuid->empty())
     lapic_.set_features(lapic_features(*cpuid));
   sync_apic_base();
+  refresh_tsc_model();  // after restore_state, which may have set the TSC
   if (!lapic_.waiting_for_sipi()) SSI_TRY(apply(VcpuEvent::kStart));
   if (std::exchange(resume_halted_, false)) {  // the guest is still in its HLT
     SSI_TRY(apply(VcpuEvent::kEnterGuest));
@@ -83,6 +85,11 @@ Result<void> VcpuRunner::run() {
     if (!*more) break;
   }
   (void)apply(VcpuEvent::kStop);
+  // Where the guest was when its vCPU stopped: what a hung guest needs
+  // first (SSI_LOG=info; symbolise with the kernel's System.map).
+  if (auto regs = vcpu_.get_regs(); regs.ok())
+    log::get("vcpu")->info("vCPU {}: stopped at rip {:#x} rsp {:#x} rflags {:#x}, {} exits",
+                           vcpu_.id(), regs->rip, regs->rsp, regs->rflags, stats().exits);
   return result;
 }
 
@@ -213,6 +220,7 @@ Result<void> VcpuRunner::deliver_interrupts() {
     ready = last_ready_;
   }
   if (vector && ready) {
+    log::get("vcpu")->trace("vCPU {}: injecting vector {:#x}", vcpu_.id(), *vector);
     SSI_TRY(vcpu_.inject_interrupt(*vector));
     lapic_.acknowledge(*vector);
     std::lock_guard lock(mu_);
@@ -249,6 +257,9 @@ void VcpuRunner::handle_msr(VcpuExit& exit) {
     *m.error = 1;
     return;
   }
+  // KVM keeps the TSC (the guest or a restore may set it): sample it again
+  // so the deadline becomes the right host time.
+  if (!read && m.index == kMsrTscDeadline) refresh_tsc_model();
   if (read) {
     auto v = lapic_.msr_read(m.index);
     if (v.ok())
@@ -260,6 +271,17 @@ void VcpuRunner::handle_msr(VcpuExit& exit) {
   } else if (m.index == kMsrApicBase) {
     sync_apic_base();
   }
+}
+
+void VcpuRunner::refresh_tsc_model() {
+  auto model = read_tsc_model(vcpu_, clock_);
+  if (model.ok() && model->tsc_hz > 0) {
+    lapic_.set_tsc_model(*model);
+    return;
+  }
+  if (std::exchange(tsc_model_warned_, true)) return;
+  log::get("vcpu")->warn("vCPU {}: no TSC model for the TSC-deadline timer: {}", vcpu_.id(),
+                         model.ok() ? std::string("TSC rate 0") : model.error().to_string());
 }
 
 void VcpuRunner::sync_apic_base() {

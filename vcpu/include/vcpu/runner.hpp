@@ -107,6 +107,9 @@ class VcpuRunner {
   Result<void> handle_io(const IoExit& io);
   void handle_msr(VcpuExit& exit);
   void sync_apic_base();  // KVM's APIC_BASE (and so CPUID.1:EDX.APIC) = the LAPIC's
+  // The LAPIC's TSC model (guest TSC <-> host time) from the vCPU's TSC now:
+  // at run() and at every TSC_DEADLINE write.
+  void refresh_tsc_model();
   Result<void> handle_startup();
   Result<void> deliver_interrupts();
   bool halt_wake_condition() const;
@@ -130,6 +133,7 @@ class VcpuRunner {
   bool last_ready_ = false;      // ready_for_interrupt_injection at the last exit
   bool halted_if_flag_ = false;  // IF when the guest halted: cli;hlt sleeps for good
   bool window_requested_ = false;
+  bool tsc_model_warned_ = false;
   bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
   std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;
