@@ -31,6 +31,7 @@ struct MachineConfig {
   initrd @14 :Text;              # Linux initrd / multiboot module file, read by node 0 (optional)
   append @15 :Text;              # kernel command line (Linux, multiboot)
   initrdSha256 @16 :Text;        # node 0 checks its copy of `initrd` against this
+  tscEpochNs @17 :Int64;         # guest TSC zero, CLOCK_REALTIME ns, the same on every node
 }
 
 struct Counter {

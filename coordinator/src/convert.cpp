@@ -44,6 +44,7 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setInitrd(in.initrd);
   out.setAppend(in.append);
   out.setInitrdSha256(in.initrd_sha256);
+  out.setTscEpochNs(in.tsc_epoch_ns);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -65,6 +66,7 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.initrd = in.getInitrd();
   out.append = in.getAppend();
   out.initrd_sha256 = in.getInitrdSha256();
+  out.tsc_epoch_ns = in.getTscEpochNs();
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.hpp"
 
 #include <optional>
+#include <time.h>
 
 #include <kj/async-io.h>
 #include <kj/timer.h>
@@ -157,6 +158,11 @@ class Driver {
     MachineConfig config = s_.opt.config;
     config.peers.clear();
     for (auto& m : s_.members) config.peers.push_back(m.info);
+    if (config.tsc_epoch_ns == 0) {
+      timespec now{};
+      ::clock_gettime(CLOCK_REALTIME, &now);
+      config.tsc_epoch_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+    }
     auto replies = std::make_shared<std::uint32_t>(0);
     for (auto& m : s_.members) {
       auto req = m.client->configureRequest();

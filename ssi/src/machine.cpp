@@ -114,6 +114,7 @@ struct Machine::Impl {
     SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm.create_vcpu(VcpuId{i}));
     if (!config.cpuid.empty())
       SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(config.cpuid, i)));
+    if (config.tsc_epoch_ns != 0) SSI_TRY(vcpu::set_tsc_from_epoch(*cpu->vcpu, config.tsc_epoch_ns));
     vcpu::LapicConfig lc;
     lc.vcpu = VcpuId{i};
     lc.apic_id = i;

@@ -1,7 +1,7 @@
 // Debian's 6.1 cloud kernel (unmodified) under `ssi run` itself on KVM:
 // ssi's Linux loader, ACPI tables, IOAPIC and userspace LAPIC (TSC-deadline
 // timer; ssi puts tsc_early_khz= on the command line itself), on 1 node x 1
-// vCPU and across 2 nodes x 1 vCPU each (with maxcpus=1; both CPUs: disabled). The kernel's log and
+// and 2 vCPUs, and across 2 nodes x 1 vCPU each (with maxcpus=1; both CPUs: disabled). The kernel's log and
 // /init (linux/init.c, reading sysfs) must show the CPUs, memory, NUMA nodes and SLIT distances
 // configured; /init ends the run through isa-debug-exit and ssi exits with its code. Runs in the
 // KVM test VM (scripts/kvm-vm-tests); skips without a usable /dev/kvm or when the kernel cannot be
@@ -74,6 +74,11 @@ TEST_P(LinuxKvm, DebianKernelBootsToInitUnderSsiRun) {
   EXPECT_NEAR(std::stod(m[1]), 523872.0, 2048.0) << m[0];
   for (const auto& line : ssi::guest::expected_lines(c, k.remote_distance, k.maxcpus))
     EXPECT_TRUE(has(log, line)) << "missing: " << line;
+  // Timer interrupts work: /init's 200 ms sleep took about that long (the
+  // guest clock is the TSC or jiffies; both need the LAPIC timer's ticks).
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(ssi-init: slept 200 ms in (\d+) ms)"))) << log;
+  EXPECT_GE(std::stoi(m[1]), 200) << m[0];
+  EXPECT_LE(std::stoi(m[1]), 3000) << m[0];
   // A userspace tty write: COM1's IRQ 4 through ssi's IOAPIC.
   EXPECT_TRUE(has(log, "ssi-init-tty: hello from /dev/console")) << log;
   std::printf("Linux boot to init exit under ssi run (%u vCPUs, %u nodes): %.1f s\n", c.vcpus,
@@ -95,6 +100,7 @@ std::string case_name(const ::testing::TestParamInfo<KvmCase>& info) {
 INSTANTIATE_TEST_SUITE_P(
     Kvm, LinuxKvm,
     ::testing::Values(KvmCase{{1, 1}, 20, std::chrono::seconds(600)},
+                      KvmCase{{1, 2}, 20, std::chrono::seconds(600)},
                       KvmCase{{2, 2}, 20, std::chrono::seconds(600), /*maxcpus=*/1}),
     case_name);
 

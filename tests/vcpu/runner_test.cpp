@@ -1,4 +1,6 @@
 // Run loop against scripted exits on the test thread.
+#include <time.h>
+
 #include <cstring>
 #include <optional>
 
@@ -215,6 +217,19 @@ TEST(TscModelTest, ReadFromTheVcpuDrivesTscDeadline) {
   mmio_write32(l, apic_reg::kLvtTimer, (2u << 17) | 0x40);
   ASSERT_TRUE(l.msr_write(kMsrTscDeadline, 77'000'000 + 3'000'000).ok());  // +1 ms of TSC
   EXPECT_EQ(*l.timer_deadline(), clock.now() + 1ms);
+}
+
+TEST(TscModelTest, EveryNodeStartsItsVcpusFromTheMachinesTscEpoch) {
+  FakeVcpu v{VcpuId{3}};
+  v.tsc_khz = 1'000'000;  // 1 GHz: one cycle per ns
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const std::int64_t now_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  ASSERT_TRUE(set_tsc_from_epoch(v, now_ns - 2'000'000'000).ok());
+  EXPECT_GE(v.msrs[0x10], 2'000'000'000u);
+  EXPECT_LT(v.msrs[0x10], 3'000'000'000u) << "2 s after the epoch (within a second)";
+  ASSERT_TRUE(set_tsc_from_epoch(v, now_ns + 60'000'000'000).ok());
+  EXPECT_EQ(v.msrs[0x10], 0u) << "a node whose clock is behind the epoch starts at 0";
 }
 
 TEST(SipiTest, RealModeStateAtVector) {

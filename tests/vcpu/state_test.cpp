@@ -117,6 +117,14 @@ TEST(CpuidTest, EachVcpuIsItsOwnPackageWithoutSharedL3) {
   EXPECT_EQ(out[1].eax, 0x3030u) << "address sizes kept";
 }
 
+TEST(CpuidTest, TheTscIsInvariant) {
+  CpuidEntries in = {leaf(0x80000007, 0, 0, 0, 0, 0x1)};
+  EXPECT_EQ(filter_cpuid(in, CpuidPolicy{})[0].edx, 0x101u) << "bit 8 set, the rest kept";
+  CpuidPolicy p;
+  p.invariant_tsc = false;
+  EXPECT_EQ(filter_cpuid(in, p)[0].edx, 0x1u);
+}
+
 TEST(CpuidTest, ApicIdGoesIntoLeaf1AndLeafB) {
   CpuidEntries in = {leaf(1, 0, 0, 0x00010800, 0, 0), leaf(0xB, 0, 1, 1, 0x100, 0),
                      leaf(0xB, 1, 4, 4, 0x201, 0)};

@@ -21,6 +21,8 @@ constexpr std::uint32_t kEbx7Avx2 = bit(5),
                                       bit(28) | bit(30) | bit(31);
 // CPUID.0x80000001:EDX
 constexpr std::uint32_t kExtEdxRdtscp = bit(27);
+// CPUID.0x80000007:EDX
+constexpr std::uint32_t kPowerEdxInvariantTsc = bit(8);
 // CPUID.0x80000008:ECX: NC (cores - 1, bits 7:0), ApicIdCoreIdSize (15:12)
 constexpr std::uint32_t kExtEcxCores = 0xF0FFu;
 
@@ -45,6 +47,8 @@ CpuidEntries filter_cpuid(CpuidEntries entries, const CpuidPolicy& policy) {
       if (policy.hide_xsave) e.ebx &= ~(kEbx7Avx2 | kEbx7Avx512);
     } else if (e.function == 0x80000001) {
       if (policy.hide_rdtscp) e.edx &= ~kExtEdxRdtscp;
+    } else if (e.function == 0x80000007) {
+      if (policy.invariant_tsc) e.edx |= kPowerEdxInvariantTsc;
     } else if (e.function == 0x80000006) {
       if (policy.own_package) e.edx = 0;  // L3: none
     } else if (e.function == 0x80000008) {

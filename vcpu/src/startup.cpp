@@ -2,6 +2,8 @@
 // and machines use, kept apart from the loop itself.
 #include "vcpu/runner.hpp"
 
+#include <time.h>
+
 namespace ssi::vcpu {
 
 kvm_sregs sipi_sregs(kvm_sregs s, std::uint8_t vector) {
@@ -37,6 +39,18 @@ kvm_regs sipi_regs() {
   r.rflags = 0x2;
   r.rip = 0;
   return r;
+}
+
+Result<void> set_tsc_from_epoch(Vcpu& vcpu, std::int64_t epoch_realtime_ns) {
+  SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  std::int64_t ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec - epoch_realtime_ns;
+  if (ns < 0) ns = 0;  // this node's clock is behind the epoch's
+  kvm_msr_entry tsc{};
+  tsc.index = 0x10;
+  tsc.data = static_cast<std::uint64_t>(static_cast<unsigned __int128>(ns) * khz / 1'000'000);
+  return vcpu.set_msrs({tsc});
 }
 
 Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock) {

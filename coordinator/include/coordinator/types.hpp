@@ -45,6 +45,9 @@ struct MachineConfig {
   std::string initrd;         // Linux initrd / multiboot module ("guest"; node 0 reads it)
   std::string append;         // kernel command line (Linux, multiboot)
   std::string initrd_sha256;  // hex; non-empty: node 0 checks its copy of `initrd`
+  // The guest TSC's zero (CLOCK_REALTIME ns), the same for every node; the
+  // coordinator sets it when it configures the nodes if it is 0.
+  std::int64_t tsc_epoch_ns = 0;
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;

@@ -96,6 +96,7 @@ class MachineWorkload final : public Workload {
       mc.kernel = kernel_kind_;
       mc.cpuid = cpuid;
       mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
+      mc.tsc_epoch_ns = config_.tsc_epoch_ns;
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
       SSI_TRY(machine_->start_receiving());  // the DSM routes its frames in start()

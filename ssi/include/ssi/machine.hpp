@@ -50,6 +50,10 @@ struct MachineConfig {
   int console_fd = 1;        // device node: where COM1 goes
   // Called first on each vCPU's own thread (e.g. to enter its cgroup).
   std::function<void(std::uint32_t vcpu)> on_vcpu_thread{};
+  // Machine-wide TSC epoch (CLOCK_REALTIME ns; 0 = leave KVM's own, which
+  // agrees only between vCPUs of one VM): every vCPU starts with the cycles
+  // since it, so the TSCs of vCPUs on different nodes agree.
+  std::int64_t tsc_epoch_ns = 0;
 };
 
 // What differs between one node and N (all pointers: owned by the caller,

@@ -46,7 +46,8 @@ struct ClusterFabric::Impl {
                               .kernel = config.kernel,
                               .cpuid = config.cpuid,
                               .console_fd = config.console_fd,
-                              .on_vcpu_thread = config.on_vcpu_thread};
+                              .on_vcpu_thread = config.on_vcpu_thread,
+                              .tsc_epoch_ns = config.tsc_epoch_ns};
     for (const auto& r : homes.ranges()) mc.node_ram_start.push_back(r.first.value() * kPageSize);
     SSI_ASSIGN_OR_RETURN(machine,
                          machine::Machine::create(vm, mc,

@@ -145,6 +145,12 @@ struct CpuidPolicy {
   // with the host's values Linux puts APIC ids 0-7 in one LLC and warns when
   // that LLC spans two NUMA nodes (docs/guests.md).
   bool own_package = true;
+  // CPUID.0x80000007:EDX[8], invariant TSC: KVM runs the guest TSC at one
+  // fixed rate, and ssi starts every node's vCPUs from one machine-wide TSC
+  // epoch (set_tsc_from_epoch), so the TSCs agree across nodes. Without it
+  // Linux on AMD marks the TSC unstable whenever there are 2+ CPUs and
+  // falls back to jiffies, which every clock read then shares between nodes.
+  bool invariant_tsc = true;
 };
 
 // Pure: returns `entries` with the policy applied.

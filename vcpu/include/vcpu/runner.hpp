@@ -34,6 +34,12 @@ kvm_regs sipi_regs();
 // `clock`, for Lapic::set_tsc_model. Call on a vCPU that is not running.
 Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock);
 
+// Sets the vCPU's TSC to the cycles since `epoch_realtime_ns` (CLOCK_REALTIME)
+// at its own rate: vCPUs of one machine on different nodes (different KVM
+// VMs, created at different times) then read the same TSC at the same time,
+// as far as the nodes' clocks agree. Call before the vCPU first runs.
+Result<void> set_tsc_from_epoch(Vcpu& vcpu, std::int64_t epoch_realtime_ns);
+
 struct RunnerOptions {
   // HLT parks the thread on a condition variable; it re-checks at least this
   // often (bounded waits; also catches a missed notify).

@@ -37,6 +37,7 @@ struct ClusterNodeConfig {
   // Called first on each vCPU's own thread: resource controls (the node's
   // cgroup for this vCPU: shares, quota) apply to exactly that thread.
   std::function<void(std::uint32_t vcpu)> on_vcpu_thread;
+  std::int64_t tsc_epoch_ns = 0;  // machine::MachineConfig::tsc_epoch_ns
 };
 
 // The node that owns the devices and loads the kernel.
