@@ -100,7 +100,7 @@ std::string case_name(const ::testing::TestParamInfo<KvmCase>& info) {
 INSTANTIATE_TEST_SUITE_P(
     Kvm, LinuxKvm,
     ::testing::Values(KvmCase{{1, 1}, 20, std::chrono::seconds(600)},
-                      KvmCase{{1, 2}, 20, std::chrono::seconds(600)},
+                      KvmCase{{2, 1}, 20, std::chrono::seconds(600)},
                       KvmCase{{2, 2}, 20, std::chrono::seconds(600), /*maxcpus=*/1}),
     case_name);
 
