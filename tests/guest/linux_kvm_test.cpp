@@ -104,12 +104,12 @@ INSTANTIATE_TEST_SUITE_P(
                       KvmCase{{2, 2}, 20, std::chrono::seconds(600), /*maxcpus=*/1}),
     case_name);
 
-// Disabled: in the KVM test VM the second vCPU does not come up within the
-// coordinator's 10-minute run phase. QEMU/TCG 7.2 walks the nested guest's
-// page tables with write access, so every page-table page both vCPUs walk
-// (Linux's kernel page tables are shared) moves between the nodes on every
-// walk: ~20,000 write faults of ~11 ms each on node 1 in 600 s, stalled at
-// "x86: Booting SMP configuration" (docs/guests.md). Run it with
+// Disabled: in the KVM test VM both CPUs come up, but the boot then crawls
+// and does not reach /init within the coordinator's 10-minute run phase.
+// QEMU/TCG 7.2 walks the nested guest's page tables with write access, so
+// every page-table page both vCPUs walk (Linux's kernel page tables are
+// shared) moves between the nodes on every walk: ~81,000 write faults of
+// ~3.8 ms each on node 1 in 600 s (docs/guests.md, Limits). Run it with
 // --gtest_also_run_disabled_tests on a KVM host that is not nested in TCG.
 INSTANTIATE_TEST_SUITE_P(DISABLED_KvmAcrossNodes, LinuxKvm,
                          ::testing::Values(KvmCase{{2, 2}, 20, std::chrono::seconds(700)}),
