@@ -10,6 +10,7 @@
 #define DEBUG_EXIT 0xf4
 
 volatile uint32_t irq_count[256];
+volatile uint64_t irq_tsc[256]; /* TSC when the vector was last taken */
 volatile uint32_t irq_eip[256];
 static uint32_t failures;
 
@@ -81,6 +82,7 @@ void trap(uint32_t vector, uint32_t error, uint32_t eip) {
     ++failures;
     finish();
   }
+  irq_tsc[vector] = rdtsc();
   ++irq_count[vector];
   irq_eip[vector] = eip;
   /* LAPIC sources get an EOI; `int $n` (0x21) and spurious (0xff) do not. */

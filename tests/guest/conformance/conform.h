@@ -9,6 +9,7 @@
 
 extern volatile uint32_t recover_eip, gp_count;
 extern volatile uint32_t irq_count[256];
+extern volatile uint64_t irq_tsc[256];
 extern volatile uint32_t irq_eip[256];
 
 static inline void outb(uint16_t port, uint8_t v) {

@@ -56,8 +56,16 @@ static void check_tsc_deadline(void) {
     return;
   }
   lapic_write(LVT_TIMER, 0x40000 | 0x42);  /* TSC-deadline mode, vector 0x42 */
-  wrmsr_safe(0x6e0, rdtsc() + 2000000);
+  uint64_t deadline = rdtsc() + 2000000;
+  wrmsr_safe(0x6e0, deadline);
   int fired = wait_irqs(&irq_count[0x42], 1, WAIT_SPINS);
+  /* On time: not before the deadline (SDM 10.5.4.1), and not seconds after
+   * it (4e9 cycles: 1-4 s at today's TSC rates; a timer whose TSC model is
+   * wrong fires at once or many seconds late). */
+  uint64_t taken = irq_tsc[0x42];
+  EXPECT("tsc_deadline_not_early", fired && taken >= deadline, (uint32_t)(deadline - taken));
+  EXPECT("tsc_deadline_within_4e9_cycles", fired && taken - deadline < 4000000000ull,
+         (uint32_t)((taken - deadline) >> 20));
   uint64_t after = 1;
   rdmsr_safe(0x6e0, &after);
   EXPECT("tsc_deadline_fires_once", fired && irq_count[0x42] == 1, irq_count[0x42]);
