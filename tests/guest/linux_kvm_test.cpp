@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ostream>
 #include <regex>
 #include <string>
 
@@ -29,6 +30,12 @@ struct KvmCase {
   std::chrono::seconds timeout;
   unsigned maxcpus = 0;  // Linux's maxcpus= (0: start every vCPU)
 };
+
+// Readable in ctest's test names (not the 32 bytes of the object).
+void PrintTo(const KvmCase& k, std::ostream* os) {
+  *os << k.shape.nodes << " node(s) x " << k.shape.vcpus << " vCPU(s)";
+  if (k.maxcpus != 0) *os << ", maxcpus=" << k.maxcpus;
+}
 
 class LinuxKvm : public ::testing::TestWithParam<KvmCase> {};
 
