@@ -124,7 +124,7 @@ TEST(DsmNode, BadInputIsCountedAndChangesNothing) {
   cases.push_back({"payload of the wrong size", 1, forged(kGrant, 2, 4, 99, 0, 100)});
   cases.push_back({"unknown node", 1, forged(kReadReq, 9, 4, 0)});
   cases.push_back({"not a DSM frame", 1, forged(0x0201, 2, 4, 0)});
-  cases.push_back({"stale InvAck at the home", 2, forged(kInvAck, 1, 4, dir_before.version)});
+  cases.push_back({"InvAck with no write in flight", 2, forged(kInvAck, 1, 4, dir_before.version + 1)});
   cases.push_back({"GrantAck nobody expects", 2, forged(kGrantAck, 1, 4, 50)});
   cases.push_back({"request for a page homed elsewhere", 2, forged(kReadReq, 1, 0, 0)});
   cases.push_back({"Fetch of a page not held in M", 1, forged(kFetch, 2, 4, 99)});
