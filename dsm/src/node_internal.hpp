@@ -22,6 +22,7 @@ struct Node::Inflight {
   boost::fibers::promise<void> done;
   rdma::Payload grant_data;
   int path = kPathReadHome;
+  int delays = 0;  // one-way network delays on the critical path so far
 };
 
 inline std::shared_ptr<spdlog::logger> dsm_log() {

@@ -1,4 +1,5 @@
 // Node agent, requester side: uffd faults, grants, invalidations, fetches.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -76,6 +77,7 @@ void Node::finish_request(PageNo p) {
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
   ++stats_.path_faults[inf->path];
+  stats_.path_delays[inf->path] += static_cast<std::uint64_t>(inf->delays);
   stats_.path_ns[inf->path] += static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
   inf->done.set_value();
@@ -95,6 +97,10 @@ void Node::on_grant(rdma::Frame& f) {
                        : acks > 0  ? kPathWriteSharers
                                    : kPathWriteHome;
     if (acks > 0) stats_.sharer_acks += acks;
+    // request -> home, then home -> me, or home -> owner -> me
+    const NodeId home = map_.home_of(p), from{h.src};
+    const int via = (home != config_.self) + (forwarded ? (home != from) : 0) + (from != config_.self);
+    it->second->delays = std::max(it->second->delays, via);
   }
   if (!*action) {  // InvAcks still due: keep the page for the last one
     if (it != inflight_.end()) it->second->grant_data = std::move(f.payload).to_owned();
@@ -109,6 +115,12 @@ void Node::on_inv_ack(rdma::Frame& f) {
   if (failed_) return;  // the request is gone (fail released it)
   auto action = table_.on_inv_ack(p, msg_version(h));
   if (!action.ok()) return bad_message(h, action.error());
+  if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
+    // request -> home -> sharer -> me
+    const NodeId home = map_.home_of(p), from{h.src};
+    const int via = (home != config_.self) + (home != from) + (from != config_.self);
+    it->second->delays = std::max(it->second->delays, via);
+  }
   if (!*action) return;
   auto it = inflight_.find(p.value());
   rdma::Payload data;

@@ -60,8 +60,9 @@ std::string NodeStats::paths() const {
   for (int k = 0; k < kPaths; ++k) {
     auto n = path_faults[k].load();
     if (n == 0) continue;
-    s += fmt::format(" {}={} ({:.1f}us)", fault_path_name(k), n,
-                     static_cast<double>(path_ns[k].load()) / 1000.0 / static_cast<double>(n));
+    s += fmt::format(" {}={} ({:.1f}us, {:.2f} delays)", fault_path_name(k), n,
+                     static_cast<double>(path_ns[k].load()) / 1000.0 / static_cast<double>(n),
+                     static_cast<double>(path_delays[k].load()) / static_cast<double>(n));
   }
   return s.empty() ? " none" : s;
 }

@@ -63,10 +63,12 @@ struct NodeStats {
   Counter local_errors{0};   // failed ioctls / sends on this node
   Counter failed_faults{0};  // faults released unserved after a peer failed
   Log2Histogram read_latency, write_latency, upgrade_latency;  // fault -> installed
-  // Per FaultPath: faults served that way and their summed latency (fault ->
-  // installed); for kPathWriteSharers also the InvAcks collected.
-  std::array<Counter, kPaths> path_faults{}, path_ns{};
-  Counter sharer_acks{0};
+  // Per FaultPath: faults served that way, their summed latency (fault ->
+  // installed) and summed one-way network delays on the critical path (a
+  // message a node sends itself costs none: a fault on a page homed here, a
+  // fetch from or invalidation of the home's own copy).
+  std::array<Counter, kPaths> path_faults{}, path_ns{}, path_delays{};
+  Counter sharer_acks{0};  // InvAcks collected by this node's writes
 
   std::string summary() const;
   std::string paths() const;  // " read_home=N (mean us) ..." for the paths taken
