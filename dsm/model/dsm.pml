@@ -1,6 +1,7 @@
 /*
- * ssi DSM coherence protocol: home-based MSI directory, 4-hop, one request
- * per page at a time at the home.  Spec for dsm/src; docs/protocol.md is the
+ * ssi DSM coherence protocol: home-based MSI directory, one request per page
+ * at a time at the home; 4-hop, or with FORWARD (what dsm/src does) the owner
+ * grants a fetched page itself and sharers ack a write to the writer.  Spec for dsm/src; docs/protocol.md is the
  * prose version (message names, transitions, races).
  *
  * Checked (see tests/model/check.sh):
