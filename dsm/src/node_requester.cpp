@@ -76,8 +76,6 @@ void Node::finish_request(PageNo p) {
   if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
-  ++stats_.path_faults[inf->path];
-  stats_.path_delays[inf->path] += static_cast<std::uint64_t>(inf->delays);
   stats_.path_ns[inf->path] += static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
   inf->done.set_value();
@@ -130,8 +128,13 @@ void Node::on_inv_ack(rdma::Frame& f) {
 
 void Node::complete_grant(PageNo p, InstallAction action, std::uint64_t version,
                           std::span<const std::byte> data) {
-  // Counted before the install wakes the faulting threads, so they see it.
+  // Counted before the install wakes the faulting threads, so they see it
+  // (the latency can only be added after it, by finish_request).
   if (action == InstallAction::kZero || action == InstallAction::kZeroWp) ++stats_.zero_fills;
+  if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
+    ++stats_.path_faults[it->second->path];
+    stats_.path_delays[it->second->path] += static_cast<std::uint64_t>(it->second->delays);
+  }
   if (auto r = install(p, action, data); !r.ok()) local_error(r.error());
   if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
