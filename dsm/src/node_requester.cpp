@@ -113,14 +113,14 @@ void Node::on_inv_ack(rdma::Frame& f) {
   if (failed_) return;  // the request is gone (fail released it)
   auto action = table_.on_inv_ack(p, msg_version(h));
   if (!action.ok()) return bad_message(h, action.error());
-  if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
+  auto it = inflight_.find(p.value());
+  if (it != inflight_.end()) {
     // request -> home -> sharer -> me
     const NodeId home = map_.home_of(p), from{h.src};
     const int via = (home != config_.self) + (home != from) + (from != config_.self);
     it->second->delays = std::max(it->second->delays, via);
   }
   if (!*action) return;
-  auto it = inflight_.find(p.value());
   rdma::Payload data;
   if (it != inflight_.end()) data = std::move(it->second->grant_data);
   complete_grant(p, **action, msg_version(h), data.bytes());
