@@ -75,6 +75,11 @@ inline Result<std::unique_ptr<testing::LocalCluster>> make_bench_cluster(
   o.bytes = pages * kPageSize;
   o.homes = std::move(homes);
   o.reactor_cpus = bench_cpus();
+  // SSI_BENCH_LOOPBACK_DELAY_US=N: every loopback frame takes N us (a wire
+  // whose latency dominates, where message delays are what a fault costs).
+  if (const char* d = std::getenv("SSI_BENCH_LOOPBACK_DELAY_US"); d && transport == "loopback") {
+    o.faults.min_delay = o.faults.max_delay = std::chrono::microseconds(std::strtoll(d, nullptr, 10));
+  }
   return testing::LocalCluster::create(o);
 }
 

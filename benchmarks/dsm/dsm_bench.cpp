@@ -63,22 +63,25 @@ std::unique_ptr<LocalCluster> setup(benchmark::State& state, const std::string& 
   return std::move(*c);
 }
 
-// Node 0 reads a page of node 1 (its home). source=owner: last written by
-// the home itself, so the home first downgrades its own M copy (write-protect)
-// and then grants 4 KiB. source=memory: node 2 read it after that write, so
-// the home serves its memory copy at once (request + 4 KiB grant, the
-// floor's shape). Either way node 0 installs with UFFDIO_COPY|WP.
+// Node 0 reads a page of node 1 (its home). source=0 (owner is the home):
+// last written by the home itself, so the home first downgrades its own M
+// copy (write-protect) and then grants 4 KiB. source=1 (memory): node 2 read
+// it after that write, so the home serves its memory copy at once (request +
+// 4 KiB grant, the floor's shape). source=2 (forwarded): node 2 wrote it
+// last, so the home sends node 2 a Fetch and node 2 grants node 0 itself
+// (3 one-way delays). Node 0 installs with UFFDIO_COPY|WP.
 void BM_RemoteReadFault(benchmark::State& state, std::string transport) {
-  const bool from_memory = state.range(0) == 1;
+  const int source = static_cast<int>(state.range(0));
   constexpr std::uint64_t kPages = 256;
-  auto c = setup(state, transport, from_memory ? 3 : 2, kPages, all_on(kPages, 1));
+  auto c = setup(state, transport, source == 0 ? 2 : 3, kPages, all_on(kPages, 1));
   if (!c) return;
   Floor floor = measure_floor(*c);
   auto rewrite = [&] {
-    on_host_of(1, [&] {
-      for (std::uint64_t p = 0; p < kPages; ++p) write_word(c->node(1), p, p + 1);
+    const std::uint32_t writer = source == 2 ? 2 : 1;
+    on_host_of(writer, [&] {
+      for (std::uint64_t p = 0; p < kPages; ++p) write_word(c->node(writer), p, p + 1);
     });
-    if (from_memory)
+    if (source == 1)
       on_host_of(2, [&] {
         for (std::uint64_t p = 0; p < kPages; ++p) benchmark::DoNotOptimize(read_word(c->node(2), p));
       });
@@ -99,8 +102,13 @@ void BM_RemoteReadFault(benchmark::State& state, std::string transport) {
   }
   benchmark::DoNotOptimize(sum);
   // Request to the home, grant with the page; from the home's own M copy
-  // the home write-protects it first.
-  report(state, s, floor, FaultModel{{2, 1, !from_memory}, {2, 1, !from_memory}});
+  // the home write-protects it first; from a third node's M copy the home
+  // forwards the request and the owner grants (after its write-protect).
+  const int delays = source == 2 ? 3 : 2;
+  report(state, s, floor, FaultModel{{delays, 1, source != 1}, {delays, 1, source != 1}});
+  state.counters["forwarded_per_fault"] =
+      static_cast<double>(c->node(0).stats().path_faults[kPathReadForwarded].load()) /
+      static_cast<double>(std::max<std::size_t>(s.us.size(), 1));
 }
 
 // Node 0 writes a page held in S by `sharers` other nodes (and in M-then-S
@@ -135,11 +143,13 @@ void BM_WriteFault(benchmark::State& state, std::string transport) {
     write_word(c->node(0), i++, 7);
     s.add(us_since(t0));
   }
-  // No sharer: request, grant (the home drops its own copy). Sharers: ssi
-  // sends Inv in parallel and gathers the acks at the home before it grants
-  // (4 delays); acks sent straight to the requester would take 3.
+  // No sharer: request, grant (the home drops its own copy). Sharers: the
+  // home sends the Invs and the grant together, the sharers ack node 0
+  // directly (3 delays, whatever their number).
   if (sharers == 0) report(state, s, floor, FaultModel{{2, 1, 0, 1}, {2, 1, 0, 1}});
-  else report(state, s, floor, FaultModel{{3, 1, 0, 1}, {4, 1, 0, 1}});
+  else report(state, s, floor, FaultModel{{3, 1, 0, 1}, {3, 1, 0, 1}});
+  state.counters["acks_per_fault"] = static_cast<double>(c->node(0).stats().sharer_acks.load()) /
+                                     static_cast<double>(std::max<std::size_t>(s.us.size(), 1));
 }
 
 // First touch of never-written pages: the home grants zero-fill, no 4 KiB
@@ -261,7 +271,7 @@ int main(int argc, char** argv) {
   using namespace ssi::dsm::bench;
   for (const auto& t : transports()) {
     benchmark::RegisterBenchmark(("BM_RemoteReadFault/" + t).c_str(), BM_RemoteReadFault, t)
-        ->ArgName("from_memory")->Arg(0)->Arg(1)->UseRealTime();
+        ->ArgName("source")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_WriteFault/" + t).c_str(), BM_WriteFault, t)
         ->ArgName("sharers")->Arg(0)->Arg(1)->Arg(3)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_ZeroFillFirstTouch/" + t).c_str(), BM_ZeroFillFirstTouch, t)

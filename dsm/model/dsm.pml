@@ -1,6 +1,7 @@
 /*
- * ssi DSM coherence protocol: home-based MSI directory, 4-hop, one request
- * per page at a time at the home.  Spec for dsm/src; docs/protocol.md is the
+ * ssi DSM coherence protocol: home-based MSI directory, one request per page
+ * at a time at the home; 4-hop, or with FORWARD (what dsm/src does) the owner
+ * grants a fetched page itself and sharers ack a write to the writer.  Spec for dsm/src; docs/protocol.md is the
  * prose version (message names, transitions, races).
  *
  * Checked (see tests/model/check.sh):
@@ -33,6 +34,15 @@
  *   MUTANT_STALE_UPGRADE  home answers an UpgradeReq without data even when the
  *                         requester was invalidated meanwhile.
  *   MUTANT_STICKY_ZERO    home keeps the page's zero flag after a write grant.
+ *   FORWARD        dsm/src's message paths (needs GRANT_ACK): the home grants
+ *                  a write at once, together with the Invs, whose InvAcks go
+ *                  to the requester; the requester installs after the number
+ *                  of acks the grant names.  A Fetch/FetchInv names the
+ *                  requester and the owner grants it the page itself (a read
+ *                  also sends the home FetchAck with its new copy; the home's
+ *                  page stays busy until both FetchAck and GrantAck are in).
+ *                  With it, MUTANT_SKIP_INV_ACK makes the requester install
+ *                  with one InvAck missing.
  *   REORDER_PAIRS  the messages queued on one (src, dst) pair may be received
  *                  in any order (a non-FIFO transport, or a receiver that
  *                  hands messages to fibers that may run out of order).
@@ -74,6 +84,7 @@ mtype = {
 /* Message flags. */
 #define F_ZERO   1      /* grant of a never-written page: fill zeros locally */
 #define F_NODATA 2      /* upgrade grant: keep the copy you hold */
+#define F_ACKS   4      /* FORWARD: WriteGrant flags / F_ACKS = InvAcks to collect */
 
 /* Directory states at the home. */
 #define UNC 0           /* no copy outside the home's memory */
@@ -129,6 +140,25 @@ bool fgot[NP];
 byte hver[NP];          /* home: version of the current/last transaction */
 byte nver[NN * NP];     /* node: last version applied for the page */
 #define NVER(n, p) nver[(n) * NP + (p)]
+
+/* ---- FORWARD: a requester's write grant and InvAcks being collected ---- */
+#ifdef FORWARD
+byte nacks[NN * NP];    /* InvAcks received for the outstanding write */
+bool gwait[NN * NP];    /* its grant arrived, acks still missing */
+byte gval[NN * NP];     /* that grant's value, flags, version */
+byte gflg[NN * NP];
+byte gver[NN * NP];
+bool fetched[NP];       /* home: forwarded read, the owner's FetchAck is in */
+bool gacked[NP];        /* home: forwarded read, the requester's GrantAck is in */
+#define NACKS(n, p) nacks[(n) * NP + (p)]
+#define GWAIT(n, p) gwait[(n) * NP + (p)]
+#define GVAL(n, p) gval[(n) * NP + (p)]
+#define GFLG(n, p) gflg[(n) * NP + (p)]
+#define GVER(n, p) gver[(n) * NP + (p)]
+#define FROM_HOME_OR_OWNER(s, p) 1   /* forwarded grants come from the owner */
+#else
+#define FROM_HOME_OR_OWNER(s, p) (s == HOME(p))
+#endif
 
 /* ---- ghosts for the data-value invariant ---- */
 byte last[NP];          /* last value written (= number of writes so far),
@@ -265,6 +295,42 @@ inline try_finish_write(h, p) {
   fi
 }
 
+#ifdef FORWARD
+/* A write, granted at once: the owner forwards its copy (FetchInv naming r),
+ * or the home sends the Invs (naming r, who collects the acks) and the
+ * grant, which says how many acks to wait for. */
+inline serve_write_forward(h, p, r) {
+  if
+  :: owner[p] != NONE -> send(h, owner[p], FetchInv, p, r, 0, hver[p])
+  :: else ->
+       cw = 0;
+       for (si : 0 .. NN - 1) {
+         if
+         :: si != r && (sharers[p] & BIT(si)) != 0 -> send(h, si, Inv, p, r, 0, hver[p]); cw++
+         :: else -> skip
+         fi
+       }
+#ifdef MUTANT_STALE_UPGRADE
+       curup[p] = (kind == Q_UPG);
+#else
+       curup[p] = (kind == Q_UPG && (sharers[p] & BIT(r)) != 0);
+#endif
+       if
+       :: curup[p] -> gv = 0; gf = F_NODATA
+       :: !curup[p] && zero[p] -> gv = 0; gf = F_ZERO
+       :: !curup[p] && !zero[p] -> gv = mem[p]; gf = 0
+       fi;
+       send(h, r, WriteGrant, p, gv, gf + cw * F_ACKS, hver[p]);
+       cw = 0; gv = 0; gf = 0; curup[p] = 0
+  fi;
+  dir[p] = MOD; owner[p] = r; sharers[p] = 0;
+#ifndef MUTANT_STICKY_ZERO
+  zero[p] = 0;
+#endif
+  phase[p] = P_GACK
+}
+#endif
+
 /* Start serving the queued request of node r for page p (home h, idle page). */
 inline serve(h, p, r) {
 #ifdef VERSIONS
@@ -275,11 +341,19 @@ inline serve(h, p, r) {
   :: kind == Q_READ ->
        assert(owner[p] != r);            /* a reader is in I, never the owner */
        if
+#ifdef FORWARD
+       :: owner[p] != NONE -> send(h, owner[p], Fetch, p, r, 0, hver[p]); phase[p] = P_FETCH;
+            fetched[p] = 0; gacked[p] = 0
+#else
        :: owner[p] != NONE -> send(h, owner[p], Fetch, p, 0, 0, hver[p]); phase[p] = P_FETCH
+#endif
        :: else -> grant_read(h, p, r, mem[p])
        fi
   :: else ->
        assert(owner[p] != r);
+#ifdef FORWARD
+       serve_write_forward(h, p, r)
+#else
        /* An upgrade from a node that was invalidated meanwhile is a write miss. */
 #ifdef MUTANT_STALE_UPGRADE
        curup[p] = (kind == Q_UPG);
@@ -301,6 +375,7 @@ inline serve(h, p, r) {
        :: else -> skip
        fi;
        phase[p] = P_COLLECT   /* try_finish_write follows the step */
+#endif
   fi;
   kind = 0; si = 0
 }
@@ -323,6 +398,29 @@ inline do_op(n, p) {
   /* read hits change nothing; "value_ok" covers them in every state */
 }
 
+/* Install a write grant (value v, flags f, version mv) and do the write. */
+inline install_write(n, s, p) {
+  NODE_VERSION(n, p);
+  if
+  :: (f & F_NODATA) != 0 ->
+       /* keep the copy: valid only in SM_A (asserted; without the assert
+          "write_ok" catches an invalidated copy being kept) */
+       EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == SM_A)
+  :: (f & F_NODATA) == 0 && (f & F_ZERO) != 0 ->
+       EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == IM_D);
+       DAT(n, p) = 0
+  :: (f & (F_NODATA | F_ZERO)) == 0 ->
+       EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == IM_D);
+       DAT(n, p) = v
+  fi;
+  ST(n, p) = M;
+  do_write(n, p);                            /* the faulting write completes */
+#ifdef FORWARD
+  NACKS(n, p) = 0; GWAIT(n, p) = 0; GVAL(n, p) = 0; GFLG(n, p) = 0; GVER(n, p) = 0;
+#endif
+  send_grant_ack(n, HOME(p), p)
+}
+
 /* Receive one message on the pair channel (s -> n) and handle it. */
 inline receive(n, s) {
 #ifdef REORDER_PAIRS
@@ -338,7 +436,7 @@ inline receive(n, s) {
   if
   /* ===== cache side: messages from the page's home ===== */
   :: k == ReadGrant ->
-       EXPECT(s == HOME(p) && ST(n, p) == IS_D);
+       EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == IS_D);
        NODE_VERSION(n, p);
        if
        :: (f & F_ZERO) != 0 -> DAT(n, p) = 0      /* UFFDIO_ZEROPAGE */
@@ -347,24 +445,22 @@ inline receive(n, s) {
        ST(n, p) = S;
        read_ok = (DAT(n, p) == last[p]);          /* the faulting read completes */
        assert(read_ok);
-       send_grant_ack(n, s, p)
+       send_grant_ack(n, HOME(p), p)
   :: k == WriteGrant ->
-       NODE_VERSION(n, p);
+#ifdef FORWARD
+       EXPECT(ST(n, p) == IM_D || ST(n, p) == SM_A);
        if
-       :: (f & F_NODATA) != 0 ->
-            /* keep the copy: valid only in SM_A (asserted; without the assert
-               "write_ok" catches an invalidated copy being kept) */
-            EXPECT(s == HOME(p) && ST(n, p) == SM_A)
-       :: (f & F_ZERO) != 0 ->
-            EXPECT(s == HOME(p) && ST(n, p) == IM_D);
-            DAT(n, p) = 0
-       :: (f & (F_NODATA | F_ZERO)) == 0 ->
-            EXPECT(s == HOME(p) && ST(n, p) == IM_D);
-            DAT(n, p) = v
-       fi;
-       ST(n, p) = M;
-       do_write(n, p);                            /* the faulting write completes */
-       send_grant_ack(n, s, p)
+#ifdef MUTANT_SKIP_INV_ACK
+       :: NACKS(n, p) + 1 < f / F_ACKS ->
+#else
+       :: NACKS(n, p) < f / F_ACKS ->         /* acks missing: wait for them */
+#endif
+            GWAIT(n, p) = 1; GVAL(n, p) = v; GFLG(n, p) = f; GVER(n, p) = mv
+       :: else -> install_write(n, s, p)
+       fi
+#else
+       install_write(n, s, p)
+#endif
   :: k == Inv ->
        /* Only S and SM_A are reachable (asserted); the implementation acks
           in every state so that the home can never wait forever. */
@@ -375,18 +471,31 @@ inline receive(n, s) {
        :: ST(n, p) == SM_A -> ST(n, p) = IM_D; DAT(n, p) = 0
        :: else -> skip
        fi;
+#ifdef FORWARD
+       r = v; send(n, r, InvAck, p, 0, 0, mv)   /* to the requester v */
+#else
        send(n, s, InvAck, p, 0, 0, mv)
+#endif
   :: k == Fetch ->
        EXPECT(s == HOME(p) && ST(n, p) == M);
        NODE_VERSION(n, p);
        ST(n, p) = S;                               /* write-protect, then send */
+#ifdef FORWARD
+       r = v; send(n, r, ReadGrant, p, DAT(n, p), 0, mv);  /* to the requester v */
+#endif
        send(n, s, FetchAck, p, DAT(n, p), 0, mv)
   :: k == FetchInv ->
        EXPECT(s == HOME(p) && ST(n, p) == M);
        NODE_VERSION(n, p);
+#ifdef FORWARD
+       r = v; v = DAT(n, p);
+       ST(n, p) = I; DAT(n, p) = 0;                /* MADV_DONTNEED, then send */
+       send(n, r, WriteGrant, p, v, 0, mv)       /* to the requester r */
+#else
        v = DAT(n, p);
        ST(n, p) = I; DAT(n, p) = 0;                /* MADV_DONTNEED, then send */
        send(n, s, FetchInvAck, p, v, 0, mv)
+#endif
 
   /* ===== home side: messages about a page homed here ===== */
   :: k == ReadReq || k == WriteReq || k == UpgradeReq ->
@@ -396,6 +505,23 @@ inline receive(n, s) {
        :: k == WriteReq -> Q(p, s) = Q_WRITE
        :: k == UpgradeReq -> Q(p, s) = Q_UPG
        fi
+#ifdef FORWARD
+  :: k == InvAck ->                          /* at the requester */
+       EXPECT((ST(n, p) == IM_D || ST(n, p) == SM_A) && (!GWAIT(n, p) || NACKS(n, p) < GFLG(n, p) / F_ACKS));
+#ifdef VERSIONS
+       version_ok = (!GWAIT(n, p) || mv == GVER(n, p)); assert(version_ok);
+#endif
+       NACKS(n, p)++;
+       if
+#ifdef MUTANT_SKIP_INV_ACK
+       :: GWAIT(n, p) && NACKS(n, p) + 1 >= GFLG(n, p) / F_ACKS ->
+#else
+       :: GWAIT(n, p) && NACKS(n, p) == GFLG(n, p) / F_ACKS ->
+#endif
+            v = GVAL(n, p); f = GFLG(n, p); mv = GVER(n, p); install_write(n, s, p)
+       :: else -> skip
+       fi
+#else
   :: k == InvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && acks[p] > 0);
        HOME_VERSION(p);
@@ -404,6 +530,7 @@ inline receive(n, s) {
        sharers[p] = sharers[p] & ~BIT(s);
 #endif
        skip
+#endif
   :: k == FetchInvAck ->
        EXPECT(HOME(p) == n && phase[p] == P_COLLECT && needdata[p]);
        HOME_VERSION(p);
@@ -412,12 +539,32 @@ inline receive(n, s) {
        EXPECT(HOME(p) == n && phase[p] == P_FETCH && owner[p] == s);
        HOME_VERSION(p);
        /* the old owner keeps an S copy; memory is current again */
+#ifdef FORWARD
+       /* the owner granted the requester itself */
+       mem[p] = v; sharers[p] = BIT(s) | BIT(cur[p]); owner[p] = NONE; dir[p] = SHD;
+       zero[p] = 0;
+       if
+       :: gacked[p] -> phase[p] = P_IDLE; cur[p] = 0; gacked[p] = 0
+       :: else -> fetched[p] = 1; phase[p] = P_GACK
+       fi
+#else
        mem[p] = v; sharers[p] = BIT(s); owner[p] = NONE;
        grant_read(n, p, cur[p], v)
+#endif
+#ifdef FORWARD
+  :: k == GrantAck ->
+       EXPECT(HOME(p) == n && (phase[p] == P_GACK || phase[p] == P_FETCH) && cur[p] == s);
+       HOME_VERSION(p);
+       if
+       :: phase[p] == P_FETCH -> gacked[p] = 1   /* the owner's FetchAck is still due */
+       :: else -> phase[p] = P_IDLE; cur[p] = 0; fetched[p] = 0
+       fi
+#else
   :: k == GrantAck ->
        EXPECT(HOME(p) == n && phase[p] == P_GACK && cur[p] == s);
        HOME_VERSION(p);
        phase[p] = P_IDLE; cur[p] = 0
+#endif
   fi
 }
 

@@ -36,8 +36,6 @@ Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const s
     case kReadReq:
     case kWriteReq:
       return on_request(p, h, out);
-    case kInvAck:
-      return on_inv_ack(p, from, msg_version(h), out);
     case kFetchAck:
       return on_fetch_ack(p, from, msg_version(h), payload, out);
     case kGrantAck:
@@ -52,7 +50,10 @@ Result<void> Directory::on_request(PageNo p, const rdma::FrameHeader& h, Outbox&
   auto found = entries_.find(p.value());
   if (found != entries_.end()) {
     const Entry& e = found->second;
-    bool dup = e.txn && e.txn->req.from == req.from;
+    // The current transaction's requester may ask again as soon as it has
+    // installed the grant, which may be before its GrantAck (or the old
+    // owner's FetchAck) is in: that one is queued like any other.
+    bool dup = false;
     for (const auto& q : e.queue) dup = dup || q.from == req.from;
     if (dup)
       return protocol(fmt::format("node {} sent a second request for page {}", req.from, p));
@@ -69,50 +70,61 @@ Result<void> Directory::on_request(PageNo p, const rdma::FrameHeader& h, Outbox&
   return ok();
 }
 
+// Every transaction grants at once: the home sends the grant itself (data,
+// zero or keep; for a write, together with the invalidations, whose acks go
+// to the requester), or has the owner forward the page (Fetch). The page
+// stays busy until the requester's GrantAck and, for a forwarded read, the
+// owner's FetchAck with the home's new copy.
 void Directory::start(PageNo p, Entry& e, Outbox& out) {
   Txn& t = *e.txn;
-  const NodeId from = t.req.from;
-  if (e.state == DirState::kModified && e.owner != from) {
-    t.fetch_from = e.owner;
-    out.push_back({e.owner, kFetch, p, t.version, t.req.write ? kFetchInvalidate : 0, {}});
-  }
-  if (t.req.write) {
-    t.inv_waiting = e.sharers & ~bit(from);
-    for (std::uint64_t m = t.inv_waiting; m != 0; m &= m - 1)
-      out.push_back({NodeId{static_cast<std::uint32_t>(std::countr_zero(m))}, kInv, p, t.version,
-                     0, {}});
-  }
-  maybe_grant(p, e, out);
-}
-
-void Directory::maybe_grant(PageNo p, Entry& e, Outbox& out) {
-  Txn& t = *e.txn;
-  if (t.granted || t.inv_waiting != 0 || t.fetch_from) return;
   const NodeId to = t.req.from;
-  std::uint64_t flags = 0;
-  std::span<const std::byte> data;
+  const bool owned_elsewhere = e.state == DirState::kModified && e.owner != to;
+  e.version = t.version;
   if (!t.req.write) {
+    if (owned_elsewhere) {
+      t.fetch_from = e.owner;
+      out.push_back({e.owner, kFetch, p, t.version, 0, {}, to.value()});
+      return;  // on_fetch_ack: Shared, sharers = {owner, to}
+    }
     e.state = DirState::kShared;
     e.sharers |= bit(to);
-    if (e.zero) flags |= kGrantZero;
-    else data = *e.copy;
-  } else {
-    bool keep = t.req.upgrade && (e.sharers & bit(to));
-    flags = kGrantWritable | (keep ? kGrantKeep : e.zero ? kGrantZero : 0);
-    if (!keep && !e.zero) data = *e.copy;
-    if (e.last_writer && *e.last_writer != to) {
-      ++e.migrations;
-      ++migrations_;
-    }
-    e.last_writer = to;
-    e.state = DirState::kModified;
-    e.owner = to;
-    e.sharers = 0;
-    e.zero = false;  // from now on the owner's copy is the data
+    std::span<const std::byte> data;
+    if (!e.zero) data = *e.copy;
+    out.push_back({to, kGrant, p, t.version, e.zero ? kGrantZero : 0, data});
+    return;
   }
-  e.version = t.version;
-  t.granted = true;
-  out.push_back({to, kGrant, p, t.version, flags, data});
+  if (e.last_writer && *e.last_writer != to) {
+    ++e.migrations;
+    ++migrations_;
+  }
+  e.last_writer = to;
+  if (owned_elsewhere) {
+    out.push_back({e.owner, kFetch, p, t.version, kFetchInvalidate, {}, to.value()});
+  } else {
+    const std::uint64_t inv = e.sharers & ~bit(to);
+    for (std::uint64_t m = inv; m != 0; m &= m - 1)
+      out.push_back({NodeId{static_cast<std::uint32_t>(std::countr_zero(m))}, kInv, p, t.version,
+                     0, {}, to.value()});
+    const bool keep = t.req.upgrade && (e.sharers & bit(to));
+    std::span<const std::byte> data;
+    if (!keep && !e.zero) data = *e.copy;
+    out.push_back({to, kGrant, p, t.version,
+                   kGrantWritable | (keep ? kGrantKeep : e.zero ? kGrantZero : 0), data,
+                   static_cast<std::uint64_t>(std::popcount(inv))});
+  }
+  e.state = DirState::kModified;
+  e.owner = to;
+  e.sharers = 0;
+  e.zero = false;  // from now on the owner's copy is the data
+}
+
+void Directory::maybe_finish(PageNo p, Entry& e, Outbox& out) {
+  if (!e.txn->grant_acked || e.txn->fetch_from) return;
+  e.txn.reset();
+  if (e.queue.empty()) return;
+  e.txn.emplace(e.queue.front(), e.version + 1);
+  e.queue.pop_front();
+  start(p, e, out);
 }
 
 Result<Directory::Entry*> Directory::active_txn(PageNo p, NodeId from, std::uint64_t version,
@@ -127,16 +139,6 @@ Result<Directory::Entry*> Directory::active_txn(PageNo p, NodeId from, std::uint
   return &it->second;
 }
 
-Result<void> Directory::on_inv_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out) {
-  SSI_ASSIGN_OR_RETURN(Entry * e, active_txn(p, from, version, "InvAck"));
-  if (!(e->txn->inv_waiting & bit(from)))
-    return protocol(fmt::format("unexpected InvAck from {} for page {}", from, p));
-  e->txn->inv_waiting &= ~bit(from);
-  e->sharers &= ~bit(from);
-  maybe_grant(p, *e, out);
-  return ok();
-}
-
 Result<void> Directory::on_fetch_ack(PageNo p, NodeId from, std::uint64_t version,
                                      std::span<const std::byte> payload, Outbox& out) {
   SSI_ASSIGN_OR_RETURN(Entry * e, active_txn(p, from, version, "FetchAck"));
@@ -148,22 +150,20 @@ Result<void> Directory::on_fetch_ack(PageNo p, NodeId from, std::uint64_t versio
   if (!e->copy) e->copy = std::make_unique<PageBuf>();
   std::memcpy(e->copy->data(), payload.data(), kPageSize);
   e->zero = false;
-  e->state = t.req.write ? DirState::kUncached : DirState::kShared;
-  e->sharers = t.req.write ? 0 : bit(from);  // a downgraded owner keeps S
+  e->state = DirState::kShared;
+  e->sharers = bit(from) | bit(t.req.from);  // the downgraded owner keeps S
+  e->owner = NodeId{};
   t.fetch_from.reset();
-  maybe_grant(p, *e, out);
+  maybe_finish(p, *e, out);
   return ok();
 }
 
 Result<void> Directory::on_grant_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out) {
   SSI_ASSIGN_OR_RETURN(Entry * e, active_txn(p, from, version, "GrantAck"));
-  if (!e->txn->granted || e->txn->req.from != from)
+  if (e->txn->grant_acked || e->txn->req.from != from)
     return protocol(fmt::format("unexpected GrantAck from {} for page {}", from, p));
-  e->txn.reset();
-  if (e->queue.empty()) return ok();
-  e->txn.emplace(e->queue.front(), e->version + 1);
-  e->queue.pop_front();
-  start(p, *e, out);
+  e->txn->grant_acked = true;
+  maybe_finish(p, *e, out);
   return ok();
 }
 

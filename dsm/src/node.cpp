@@ -80,15 +80,22 @@ void Node::on_frame(rdma::Frame&& f) {
     return bad_message(h, make_error(Errc::kProtocol,
                                      fmt::format("payload of {} bytes", f.payload.size())));
   if (h.src != config_.self.value()) stats_.bytes_received += f.payload.size();
+  const bool from_home = map_.home_of(msg_page(h)) == NodeId{h.src};
   switch (h.type) {
     case kGrant:
     case kInv:
     case kFetch:
-      if (map_.home_of(msg_page(h)) != NodeId{h.src})
+      // Only a grant may come from another node: the old owner forwards it.
+      if (!from_home && !(h.type == kGrant && (msg_flags(h) & kGrantForwarded)))
         return bad_message(h, make_error(Errc::kProtocol, "sender is not the page's home"));
+      if (h.type != kGrant && msg_arg(h) >= config_.nodes)
+        return bad_message(h, make_error(Errc::kNotFound,
+                                         fmt::format("on behalf of unknown node {}", msg_arg(h))));
       if (h.type == kGrant) return on_grant(f);
       if (h.type == kInv) return on_inv(f);
       return on_fetch(f);
+    case kInvAck:
+      return on_inv_ack(f);
     default:
       return on_home_frame(f);
   }
@@ -107,7 +114,7 @@ void Node::on_home_frame(const rdma::Frame& f) {
 }
 
 void Node::send_out(const OutMsg& m) {
-  rdma::Frame f = make_msg(m.type, m.page, m.version, m.flags);
+  rdma::Frame f = make_msg(m.type, m.page, m.version, m.flags, m.arg);
   if (!m.data.empty()) f.payload = rdma::Payload::borrow(m.data);
   if (m.to == config_.self) {
     // Local delivery: own the bytes (the borrowed page may change once we

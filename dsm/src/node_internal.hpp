@@ -14,10 +14,15 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 // One outstanding request of this node: its start time for the latency
 // histogram and the promise its fault fiber waits on.
+// A write's grant that arrived before the InvAcks it waits for keeps its
+// page here until the last one.
 struct Node::Inflight {
   SteadyTime start;
   FaultAction action;
   boost::fibers::promise<void> done;
+  rdma::Payload grant_data;
+  int path = kPathReadHome;
+  int delays = 0;  // one-way network delays on the critical path so far
 };
 
 inline std::shared_ptr<spdlog::logger> dsm_log() {

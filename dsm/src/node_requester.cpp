@@ -1,4 +1,5 @@
 // Node agent, requester side: uffd faults, grants, invalidations, fetches.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -75,20 +76,69 @@ void Node::finish_request(PageNo p) {
   if (inf->action == FaultAction::kSendRead) stats_.read_latency.record(took);
   if (inf->action == FaultAction::kSendWrite) stats_.write_latency.record(took);
   if (inf->action == FaultAction::kSendUpgrade) stats_.upgrade_latency.record(took);
+  stats_.path_ns[inf->path] += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
   inf->done.set_value();
 }
 
-void Node::on_grant(const rdma::Frame& f) {
+void Node::on_grant(rdma::Frame& f) {
   const auto& h = f.header;
   PageNo p = msg_page(h);
-  auto action = table_.on_grant(p, msg_version(h), msg_flags(h), !f.payload.empty());
+  const std::uint64_t flags = msg_flags(h), acks = msg_arg(h);
+  auto action = table_.on_grant(p, msg_version(h), flags, !f.payload.empty(), acks);
   if (!action.ok()) return bad_message(h, action.error());
-  // Counted before the install wakes the faulting threads, so they see it.
-  if (msg_flags(h) & kGrantZero) ++stats_.zero_fills;
-  if (auto r = install(p, *action, f.payload.bytes()); !r.ok()) local_error(r.error());
+  auto it = inflight_.find(p.value());
+  if (it != inflight_.end()) {
+    const bool forwarded = flags & kGrantForwarded, write = flags & kGrantWritable;
+    it->second->path = !write ? (forwarded ? kPathReadForwarded : kPathReadHome)
+                       : forwarded ? kPathWriteForwarded
+                       : acks > 0  ? kPathWriteSharers
+                                   : kPathWriteHome;
+    if (acks > 0) stats_.sharer_acks += acks;
+    // request -> home, then home -> me, or home -> owner -> me
+    const NodeId home = map_.home_of(p), from{h.src};
+    const int via = (home != config_.self) + (forwarded ? (home != from) : 0) + (from != config_.self);
+    it->second->delays = std::max(it->second->delays, via);
+  }
+  if (!*action) {  // InvAcks still due: keep the page for the last one
+    if (it != inflight_.end()) it->second->grant_data = std::move(f.payload).to_owned();
+    return;
+  }
+  complete_grant(p, **action, msg_version(h), f.payload.bytes());
+}
+
+void Node::on_inv_ack(rdma::Frame& f) {
+  const auto& h = f.header;
+  PageNo p = msg_page(h);
+  if (failed_) return;  // the request is gone (fail released it)
+  auto action = table_.on_inv_ack(p, msg_version(h));
+  if (!action.ok()) return bad_message(h, action.error());
+  auto it = inflight_.find(p.value());
+  if (it != inflight_.end()) {
+    // request -> home -> sharer -> me
+    const NodeId home = map_.home_of(p), from{h.src};
+    const int via = (home != config_.self) + (home != from) + (from != config_.self);
+    it->second->delays = std::max(it->second->delays, via);
+  }
+  if (!*action) return;
+  rdma::Payload data;
+  if (it != inflight_.end()) data = std::move(it->second->grant_data);
+  complete_grant(p, **action, msg_version(h), data.bytes());
+}
+
+void Node::complete_grant(PageNo p, InstallAction action, std::uint64_t version,
+                          std::span<const std::byte> data) {
+  // Counted before the install wakes the faulting threads, so they see it
+  // (the latency can only be added after it, by finish_request).
+  if (action == InstallAction::kZero || action == InstallAction::kZeroWp) ++stats_.zero_fills;
+  if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
+    ++stats_.path_faults[it->second->path];
+    stats_.path_delays[it->second->path] += static_cast<std::uint64_t>(it->second->delays);
+  }
+  if (auto r = install(p, action, data); !r.ok()) local_error(r.error());
   if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
-  send_out({NodeId{h.src}, kGrantAck, p, msg_version(h), 0, {}});
+  send_out({map_.home_of(p), kGrantAck, p, version, 0, {}});
 }
 
 Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::byte> data) {
@@ -134,7 +184,8 @@ void Node::on_inv(const rdma::Frame& f) {
   if (*drop) {
     if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
   }
-  send_out({NodeId{h.src}, kInvAck, p, msg_version(h), 0, {}});
+  // The requester (msg_arg) collects the acks, not the home.
+  send_out({NodeId{static_cast<std::uint32_t>(msg_arg(h))}, kInvAck, p, msg_version(h), 0, {}});
 }
 
 void Node::on_fetch(const rdma::Frame& f) {
@@ -149,15 +200,20 @@ void Node::on_fetch(const rdma::Frame& f) {
   // Freeze the page first: a write after this point faults (and becomes a
   // new request), so the data sent is the last write this node made.
   if (auto r = region_.write_protect(p, true); !r.ok()) local_error(r.error());
+  // Grant the page to the requester ourselves: it is one message delay
+  // closer than through the home. A read also sends the home its new copy.
+  const NodeId to{static_cast<std::uint32_t>(msg_arg(h))};
+  const std::uint64_t v = msg_version(h);
   if (!invalidate) {
-    send_out({NodeId{h.src}, kFetchAck, p, msg_version(h), 0, region_.page_bytes(p)});
+    send_out({to, kGrant, p, v, kGrantForwarded, region_.page_bytes(p)});
+    send_out({NodeId{h.src}, kFetchAck, p, v, 0, region_.page_bytes(p)});
     return;
   }
   // Copy before dropping: the send may yield and the mapping is gone after.
   std::array<std::byte, kPageSize> copy;
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
-  send_out({NodeId{h.src}, kFetchAck, p, msg_version(h), 0, copy});
+  send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable, copy});
 }
 
 void Node::peer_failed(NodeId peer, const Error& why) {

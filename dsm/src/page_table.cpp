@@ -43,8 +43,9 @@ FaultAction PageTable::on_fault(PageNo p, bool write) {
   return FaultAction::kWake;
 }
 
-Result<InstallAction> PageTable::on_grant(PageNo p, std::uint64_t version, std::uint64_t flags,
-                                          bool has_payload) {
+Result<std::optional<InstallAction>> PageTable::on_grant(PageNo p, std::uint64_t version,
+                                                        std::uint64_t flags, bool has_payload,
+                                                        std::uint64_t acks) {
   SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "Grant"));
   if (v->pending == Pending::kNone)
     return protocol(fmt::format("Grant for page {} with no request in flight", p));
@@ -55,6 +56,8 @@ Result<InstallAction> PageTable::on_grant(PageNo p, std::uint64_t version, std::
   if (writable != (v->pending != Pending::kRead))
     return protocol(fmt::format("Grant for page {} is {} but we asked for {}", p,
                                 writable ? "M" : "S", writable ? "S" : "M"));
+  if (acks != 0 && !writable)
+    return protocol(fmt::format("read Grant for page {} asks for {} InvAcks", p, acks));
   InstallAction action;
   if (keep) {
     if (v->pending != Pending::kUpgrade || v->state != PageState::kS || has_payload || !writable)
@@ -67,9 +70,47 @@ Result<InstallAction> PageTable::on_grant(PageNo p, std::uint64_t version, std::
     if (!has_payload) return protocol(fmt::format("Grant for page {} without data", p));
     action = writable ? InstallAction::kCopy : InstallAction::kCopyWp;
   }
-  v->state = writable ? PageState::kM : PageState::kS;
-  v->pending = Pending::kNone;
-  v->version = version;
+  auto it = collecting_.find(p.value());
+  const std::uint64_t got = it == collecting_.end() ? 0 : it->second.acks;
+  if (it != collecting_.end() && (it->second.granted || it->second.ack_version != version))
+    return protocol(fmt::format("Grant for page {} version {} does not match its InvAcks", p,
+                                version));
+  if (got > acks)
+    return protocol(fmt::format("Grant for page {} wants {} InvAcks but {} came", p, acks, got));
+  if (got < acks) {
+    collecting_[p.value()] = {got, version, true, acks, version, flags, action};
+    return std::optional<InstallAction>{};
+  }
+  if (it != collecting_.end()) collecting_.erase(it);
+  return std::optional<InstallAction>{apply(*v, version, flags, action)};
+}
+
+Result<std::optional<InstallAction>> PageTable::on_inv_ack(PageNo p, std::uint64_t version) {
+  SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "InvAck"));
+  if (v->pending != Pending::kWrite && v->pending != Pending::kUpgrade)
+    return protocol(fmt::format("InvAck for page {} with no write in flight", p));
+  if (version <= v->version)
+    return protocol(fmt::format("stale InvAck for page {}: version {} <= {}", p, version,
+                                v->version));
+  Collect& c = collecting_[p.value()];
+  if ((c.acks > 0 || c.granted) && c.ack_version != version)
+    return protocol(fmt::format("InvAck for page {} version {} amid version {}", p, version,
+                                c.ack_version));
+  if (c.granted && c.acks >= c.needed)
+    return protocol(fmt::format("InvAck for page {} beyond the {} its Grant wants", p, c.needed));
+  ++c.acks;
+  c.ack_version = version;
+  if (!c.granted || c.acks < c.needed) return std::optional<InstallAction>{};
+  Collect done = c;
+  collecting_.erase(p.value());
+  return std::optional<InstallAction>{apply(*v, done.version, done.flags, done.action)};
+}
+
+InstallAction PageTable::apply(PageView& v, std::uint64_t version, std::uint64_t flags,
+                               InstallAction action) {
+  v.state = (flags & kGrantWritable) ? PageState::kM : PageState::kS;
+  v.pending = Pending::kNone;
+  v.version = version;
   return action;
 }
 

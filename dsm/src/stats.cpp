@@ -36,17 +36,35 @@ std::string Log2Histogram::summary() const {
                      quantile(0.99).count() / 1000.0, quantile(1.0).count() / 1000.0);
 }
 
+const char* fault_path_name(int path) {
+  static constexpr const char* kNames[kPaths] = {"read_home", "read_forwarded", "write_home",
+                                                 "write_sharers", "write_forwarded"};
+  return path >= 0 && path < kPaths ? kNames[path] : "?";
+}
+
 std::string NodeStats::summary() const {
   return fmt::format(
       "faults read={} write={} upgrade={} zero_fill={} coalesced={} spurious={}; bytes sent={} "
       "received={}; inv sent={} received={}; fetch sent={} received={}; migrations={}; holds={} ({}us); bad={} "
       "errors={}; "
-      "read[{}] write[{}] upgrade[{}]",
+      "read[{}] write[{}] upgrade[{}]; paths{}",
       read_faults.load(), write_faults.load(), upgrade_faults.load(), zero_fills.load(),
       coalesced_faults.load(), spurious_faults.load(), bytes_sent.load(), bytes_received.load(),
       invalidations_sent.load(), invalidations_received.load(), fetches_sent.load(),
       fetches_received.load(), page_migrations.load(), holds.load(), hold_ns.load() / 1000, bad_messages.load(), local_errors.load(), read_latency.summary(),
-      write_latency.summary(), upgrade_latency.summary());
+      write_latency.summary(), upgrade_latency.summary(), paths());
+}
+
+std::string NodeStats::paths() const {
+  std::string s;
+  for (int k = 0; k < kPaths; ++k) {
+    auto n = path_faults[k].load();
+    if (n == 0) continue;
+    s += fmt::format(" {}={} ({:.1f}us, {:.2f} delays)", fault_path_name(k), n,
+                     static_cast<double>(path_ns[k].load()) / 1000.0 / static_cast<double>(n),
+                     static_cast<double>(path_delays[k].load()) / static_cast<double>(n));
+  }
+  return s.empty() ? " none" : s;
 }
 
 }  // namespace ssi::dsm

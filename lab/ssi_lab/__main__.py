@@ -116,6 +116,9 @@ def main(argv=None):
     s.add_argument("--workloads", nargs="+", metavar="W",
                    help=f"subset of {', '.join(list(profiles.HOST_WORKLOADS) + list(profiles.GUEST_WORKLOADS))}")
     s.add_argument("--nodes", nargs="+", type=int, metavar="N", help="node counts")
+    s.add_argument("--profiles", nargs="+", metavar="P",
+                   help="subset of the plan's profiles by name (e.g. d200us-10g; the quick plan has "
+                        "local, d0us-10g, d200us-10g)")
     s.add_argument("--repeats", type=int, help="repetitions per cell")
     s.add_argument("--rounds", type=int, help="workload size (default: per workload)")
     s.add_argument("--shaper", choices=["auto", "netem", "linkemu"], default="auto",

@@ -212,6 +212,7 @@ def report(res):
             f"{_time(s['time_ms'])} | {_fmt(_med(c, 'throughput_ops_s'), '.3g')} | "
             f"{_fmt(_med(c, 'read_fault_us'), '.0f')} ({_fmt(mr, '.0f')}) | "
             f"{_fmt(_med(c, 'write_fault_us'), '.0f')} ({_fmt(mw, '.0f')}) |")
+    lines += path_table(res)
     others = [c for c in res["cells"] if c.get("status") != "ok"]
     if others:
         lines += ["", "## Not run or failed", ""]
@@ -220,3 +221,24 @@ def report(res):
             lines.append(f"- {c['workload']}{where}: {c['status']}: {c.get('reason', '')}")
     lines += ["", "Model: " + model.SUMMARY, ""]
     return "\n".join(lines)
+
+
+def path_table(res):
+    """Per fault path: faults, measured mean us, the path's minimum and the
+    ratio (medians over repeats), for every multi-node cell that has any."""
+    rows = []
+    for c in res["cells"]:
+        ok = c.get("status") == "ok" and c.get("nodes", 0) > 1  # 1 node: no remote faults
+        paths = c.get("model", {}).get("paths", {}) if ok else {}
+        for path, m in paths.items():
+            med = _med(c, f"{path}_fault_us")
+            if med is None:
+                continue
+            rows.append(f"| {c['workload']} | {c['nodes']} | {c['profile']} | {c['transport']} | {path} | "
+                        f"{_fmt(_med(c, f'{path}_faults'), '.0f')} | {med:.0f} | {m['delays']:.3g} | "
+                        f"{m['total_us']:.0f} | {med / m['total_us']:.2f}x |")
+    if not rows:
+        return []
+    return ["", "## Faults by message path (median over repeats; model = the path's minimum)", "",
+            "| workload | nodes | profile | transport | path | faults | measured us | one-way delays | "
+            "model us | measured/model |", "|---|---|---|---|---|---|---|---|---|---|", *rows]

@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 import time
 
+from . import model
+
 CELL_TIMEOUT_S = 180
 
 
@@ -181,7 +183,14 @@ def _fault_metrics(stats):
         n = total(count_key)
         return sum(s.get(mean_key, 0) * s.get(count_key, 0) for s in stats) / n / 1000 if n else None
 
+    paths = {}
+    for path in model.PATHS:
+        paths[f"{path}_faults"] = total(f"{path}_faults")
+        paths[f"{path}_fault_us"] = weighted_mean(f"{path}_fault_mean_ns", f"{path}_faults")
+        n = paths[f"{path}_faults"]
+        paths[f"{path}_delays_mean"] = total(f"{path}_delays") / n if n else None
     return {
+        **paths,
         "read_faults": total("read_faults"),
         "write_faults": total("write_faults"),
         "upgrade_faults": total("upgrade_faults"),

@@ -12,7 +12,9 @@ import time
 from . import machine, model, profiles, runner, topology
 
 SCHEMA = "ssi-lab/1"
-SUMMARY_KEYS = ("time_ms", "throughput_ops_s", "read_fault_us", "write_fault_us", "upgrade_fault_us")
+SUMMARY_KEYS = ("time_ms", "throughput_ops_s", "read_fault_us", "write_fault_us", "upgrade_fault_us",
+                *(f"{p}_fault_us" for p in model.PATHS), *(f"{p}_faults" for p in model.PATHS),
+                *(f"{p}_delays_mean" for p in model.PATHS))
 
 
 class Progress:
@@ -80,7 +82,10 @@ class Sweep:
             if not os.access(exe, os.X_OK):
                 raise topology.LabError(f"{exe} not found: build first (./scripts/build)")
         plan_profiles, plan_nodes, plan_repeats = profiles.sweep_plan(args.quick)
-        self.profiles = plan_profiles
+        self.profiles = [p for p in plan_profiles if not getattr(args, "profiles", None) or p.name in args.profiles]
+        if not self.profiles:
+            raise topology.LabError(f"no profile of the plan is named {' or '.join(args.profiles)}: "
+                                    f"{', '.join(p.name for p in plan_profiles)}")
         self.nodes = args.nodes or plan_nodes
         self.repeats = args.repeats or plan_repeats
         self.kvm_ok, self.kvm_why = kvm_usable()
@@ -241,9 +246,15 @@ class Sweep:
                 "read": model.expected_fault_us(self.result["floor"], rtt, prof.rate_gbit, downgrade=shared),
                 "write": model.expected_fault_us(self.result["floor"], rtt, prof.rate_gbit),
             }
+            delays = {p: c["summary"].get(f"{p}_delays_mean", {}).get("median") for p in model.PATHS}
+            c["model"]["paths"] = model.path_models(self.result["floor"], rtt, prof.rate_gbit, delays)
             med = c["summary"].get("read_fault_us", {}).get("median")
             if med is not None:
                 prog.say(f"  {label}: read fault {model.explain(med, c['model']['read'])}")
+            for path, m in c["model"]["paths"].items():
+                med = c["summary"].get(f"{path}_fault_us", {}).get("median")
+                if med is not None:
+                    prog.say(f"  {label}: {path} ({m['delays']:.2g} delays) {model.explain(med, m)}")
 
 
 def topology_reason(lab_ok):

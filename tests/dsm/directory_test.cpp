@@ -25,6 +25,9 @@ class DirectoryTest : public ::testing::Test {
     return dir.on_message(h, data ? std::span<const std::byte>(page) : std::span<const std::byte>(),
                           out);
   }
+  static bool refused(const Result<void>& r) {
+    return !r.ok() && r.error().code == Errc::kProtocol;
+  }
   void expect_out(std::size_t i, rdma::FrameType type, std::uint32_t to, std::uint64_t version,
                   std::uint64_t arg0) {
     ASSERT_LT(i, out.size());
@@ -53,50 +56,63 @@ TEST_F(DirectoryTest, FirstReadGetsZeroGrantWithoutData) {
   EXPECT_TRUE(v.busy);
 }
 
-TEST_F(DirectoryTest, WriteInvalidatesEverySharerBeforeGranting) {
+TEST_F(DirectoryTest, WriteInvalidatesSharersAndGrantsInParallel) {
   read_by(1);
   read_by(2);
   read_by(3);
   ASSERT_TRUE(send(kWriteReq, 3, 0, 0, kUpgrade).ok());
-  ASSERT_EQ(out.size(), 2u);  // Inv to 1 and 2, not to the requester
+  // Inv to 1 and 2 (not to the requester), each naming 3 as the one to ack,
+  // and the grant at once, telling 3 to collect 2 InvAcks.
+  ASSERT_EQ(out.size(), 3u);
   expect_out(0, kInv, 1, 4, 0);
   expect_out(1, kInv, 2, 4, 0);
-  ASSERT_TRUE(send(kInvAck, 2, 0, 4).ok());
-  EXPECT_TRUE(out.empty()) << "granted before every InvAck";
-  ASSERT_TRUE(send(kInvAck, 1, 0, 4).ok());
-  ASSERT_EQ(out.size(), 1u);
-  expect_out(0, kGrant, 3, 4, kGrantWritable | kGrantKeep);
+  EXPECT_EQ(out[0].arg, 3u);
+  EXPECT_EQ(out[1].arg, 3u);
+  expect_out(2, kGrant, 3, 4, kGrantWritable | kGrantKeep);
+  EXPECT_EQ(out[2].arg, 2u);
   auto v = dir.view(PageNo{0});
   EXPECT_EQ(v.state, DirState::kModified);
   EXPECT_EQ(v.owner, NodeId{3});
   EXPECT_EQ(v.sharers, 0u);
+  EXPECT_TRUE(v.busy);
+  ASSERT_TRUE(refused(send(kInvAck, 1, 0, 4))) << "acks go to the requester";
+  ASSERT_TRUE(send(kGrantAck, 3, 0, 4).ok());
+  EXPECT_FALSE(dir.view(PageNo{0}).busy);
 }
 
-TEST_F(DirectoryTest, ReadOfModifiedPageFetchesFromOwnerAndBothShare) {
+TEST_F(DirectoryTest, ReadOfModifiedPageIsForwardedByTheOwnerAndBothShare) {
   ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
   expect_out(0, kGrant, 1, 1, kGrantWritable | kGrantZero);
   ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
   ASSERT_TRUE(send(kReadReq, 2, 0).ok());
   ASSERT_EQ(out.size(), 1u);
   expect_out(0, kFetch, 1, 2, 0);
+  EXPECT_EQ(out[0].arg, 2u);  // the owner grants to 2 itself
+  // The requester's GrantAck may overtake the owner's FetchAck: the page
+  // stays busy until both are in.
+  ASSERT_TRUE(send(kGrantAck, 2, 0, 2).ok());
+  EXPECT_TRUE(dir.view(PageNo{0}).busy);
   page[0] = std::byte{42};
   ASSERT_TRUE(send(kFetchAck, 1, 0, 2, 0, /*data=*/true).ok());
-  ASSERT_EQ(out.size(), 1u);
-  expect_out(0, kGrant, 2, 2, 0);
-  ASSERT_EQ(out[0].data.size(), kPageSize);
-  EXPECT_EQ(out[0].data[0], std::byte{42});
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(dir.view(PageNo{0}).busy);
   EXPECT_EQ(dir.view(PageNo{0}).sharers, (1u << 1) | (1u << 2));
+  read_by(3);  // served from the home's new copy
+  EXPECT_EQ(dir.view(PageNo{0}).sharers, (1u << 1) | (1u << 2) | (1u << 3));
 }
 
-TEST_F(DirectoryTest, WriteToModifiedPageFetchesWithInvalidate) {
+TEST_F(DirectoryTest, WriteToModifiedPageIsForwardedWithInvalidate) {
   ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
   ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
   ASSERT_TRUE(send(kWriteReq, 3, 0).ok());
+  ASSERT_EQ(out.size(), 1u);
   expect_out(0, kFetch, 1, 2, kFetchInvalidate);
-  ASSERT_TRUE(send(kFetchAck, 1, 0, 2, 0, true).ok());
-  expect_out(0, kGrant, 3, 2, kGrantWritable);
-  EXPECT_EQ(out[0].data.size(), kPageSize);
+  EXPECT_EQ(out[0].arg, 3u);
   EXPECT_EQ(dir.view(PageNo{0}).owner, NodeId{3});
+  ASSERT_TRUE(refused(send(kFetchAck, 1, 0, 2, 0, true)))
+      << "a forwarded write needs no FetchAck";
+  ASSERT_TRUE(send(kGrantAck, 3, 0, 2).ok());
+  EXPECT_FALSE(dir.view(PageNo{0}).busy);
 }
 
 TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
@@ -112,7 +128,6 @@ TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
     std::uint32_t holder = writer == 3 ? 1 : 3;
     ASSERT_TRUE(send(kWriteReq, writer, 0).ok());
     expect_out(0, kFetch, holder, v, kFetchInvalidate);
-    ASSERT_TRUE(send(kFetchAck, holder, 0, v, 0, true).ok());
     ASSERT_TRUE(send(kGrantAck, writer, 0, v).ok());
   }
   EXPECT_EQ(dir.view(PageNo{0}).migrations, 3u);
@@ -128,16 +143,28 @@ TEST_F(DirectoryTest, UpgradeAfterBeingInvalidatedGetsData) {
   read_by(1);
   read_by(2);
   ASSERT_TRUE(send(kWriteReq, 2, 0, 0, kUpgrade).ok());  // 2 wins
+  expect_out(1, kGrant, 2, 3, kGrantWritable | kGrantKeep);
   ASSERT_TRUE(send(kWriteReq, 1, 0, 0, kUpgrade).ok());  // 1 queued, still thinks it holds S
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(dir.view(PageNo{0}).queued, 1u);
-  ASSERT_TRUE(send(kInvAck, 1, 0, 3).ok());
-  expect_out(0, kGrant, 2, 3, kGrantWritable | kGrantKeep);
   ASSERT_TRUE(send(kGrantAck, 2, 0, 3).ok());  // now 1's request starts
-  expect_out(0, kFetch, 2, 4, kFetchInvalidate);
-  ASSERT_TRUE(send(kFetchAck, 2, 0, 4, 0, true).ok());
-  expect_out(0, kGrant, 1, 4, kGrantWritable);  // data, not keep
-  EXPECT_EQ(out[0].data.size(), kPageSize);
+  expect_out(0, kFetch, 2, 4, kFetchInvalidate);  // 2 forwards the data, not keep
+  EXPECT_EQ(out[0].arg, 1u);
+}
+
+TEST_F(DirectoryTest, RequesterMayAskAgainBeforeItsTransactionEnds) {
+  ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
+  ASSERT_TRUE(send(kReadReq, 2, 0).ok());  // forwarded by 1
+  ASSERT_TRUE(send(kGrantAck, 2, 0, 2).ok());
+  // 2 installed S and write-faults before 1's FetchAck is in: queued.
+  ASSERT_TRUE(send(kWriteReq, 2, 0, 0, kUpgrade).ok());
+  EXPECT_EQ(dir.view(PageNo{0}).queued, 1u);
+  ASSERT_TRUE(send(kFetchAck, 1, 0, 2, 0, true).ok());
+  ASSERT_EQ(out.size(), 2u);
+  expect_out(0, kInv, 1, 3, 0);
+  expect_out(1, kGrant, 2, 3, kGrantWritable | kGrantKeep);
+  EXPECT_EQ(out[1].arg, 1u);
 }
 
 TEST_F(DirectoryTest, OtherPagesProceedWhileOneIsBusy) {
@@ -150,7 +177,8 @@ TEST_F(DirectoryTest, OtherPagesProceedWhileOneIsBusy) {
 
 TEST_F(DirectoryTest, BadInputIsRejectedAndChangesNothing) {
   read_by(1);
-  ASSERT_TRUE(send(kWriteReq, 2, 0).ok());  // Inv(2) to node 1 in flight
+  ASSERT_TRUE(send(kWriteReq, 2, 0).ok());  // Inv(2) to node 1 and the grant in flight
+  ASSERT_TRUE(send(kReadReq, 3, 0).ok());   // queued
   const DirView before = dir.view(PageNo{0});
   struct Case {
     const char* what;
@@ -162,10 +190,10 @@ TEST_F(DirectoryTest, BadInputIsRejectedAndChangesNothing) {
       {"unknown node", kReadReq, 9, 0, 0, Errc::kNotFound},
       {"page out of range", kReadReq, 1, 100, 0, Errc::kOutOfRange},
       {"page homed elsewhere", kReadReq, 1, 5, 0, Errc::kInvalidArgument},
-      {"stale InvAck", kInvAck, 1, 0, 1, Errc::kProtocol},
-      {"InvAck from a non-sharer", kInvAck, 3, 0, 2, Errc::kProtocol},
-      {"early GrantAck", kGrantAck, 2, 0, 2, Errc::kProtocol},
-      {"second request", kReadReq, 2, 0, 0, Errc::kProtocol},
+      {"InvAck (the requester collects them)", kInvAck, 1, 0, 2, Errc::kProtocol},
+      {"GrantAck from another node", kGrantAck, 3, 0, 2, Errc::kProtocol},
+      {"stale GrantAck", kGrantAck, 2, 0, 1, Errc::kProtocol},
+      {"second request", kReadReq, 3, 0, 0, Errc::kProtocol},
       {"FetchAck nobody asked for", kFetchAck, 1, 0, 2, Errc::kProtocol},
       {"requester-side message", kGrant, 1, 0, 2, Errc::kProtocol},
   };
@@ -179,8 +207,8 @@ TEST_F(DirectoryTest, BadInputIsRejectedAndChangesNothing) {
     EXPECT_EQ(after.version, before.version) << c.what;
     EXPECT_EQ(after.queued, before.queued) << c.what;
   }
-  ASSERT_TRUE(send(kInvAck, 1, 0, 2).ok());  // the real ack still completes it
-  expect_out(0, kGrant, 2, 2, kGrantWritable | kGrantZero);
+  ASSERT_TRUE(send(kGrantAck, 2, 0, 2).ok());  // the real ack still completes it
+  expect_out(0, kFetch, 2, 3, 0);              // and 3's read starts
 }
 
 }  // namespace

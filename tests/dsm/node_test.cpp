@@ -99,6 +99,31 @@ rdma::Frame forged(rdma::FrameType type, std::uint32_t src, std::uint64_t page,
   return f;
 }
 
+TEST(DsmNode, FaultsAreCountedByMessagePathWithTheirDelays) {
+  auto c = make_cluster(3, 6);  // node 1 homes pages 2-3
+  ASSERT_TRUE(c);
+  HangWatchdog dog(std::chrono::seconds(20), "paths");
+  const std::uint64_t x = 2 * kPageSize;
+  word(c->node(2), x).store(7);  // zero grant from the home: 2 delays
+  EXPECT_EQ(word(c->node(0), x).load(), 7u);  // node 2 owns it: forwarded, 3 delays
+  const auto& s0 = c->node(0).stats();
+  EXPECT_EQ(s0.path_faults[kPathReadForwarded].load(), 1u);
+  EXPECT_EQ(s0.path_delays[kPathReadForwarded].load(), 3u);
+  EXPECT_EQ(c->node(2).stats().path_delays[kPathWriteHome].load(), 2u);
+  // The home writes: nodes 0 and 2 hold S and ack node 1 directly (home ->
+  // sharer -> home: 2 delays, the grant to itself none).
+  word(c->node(1), x).store(8);
+  const auto& s1 = c->node(1).stats();
+  EXPECT_EQ(s1.path_faults[kPathWriteSharers].load(), 1u);
+  EXPECT_EQ(s1.sharer_acks.load(), 2u);
+  EXPECT_EQ(s1.path_delays[kPathWriteSharers].load(), 2u);
+  EXPECT_EQ(word(c->node(2), x).load(), 8u);  // node 1 owns it now: forwarded
+  EXPECT_EQ(c->node(2).stats().path_faults[kPathReadForwarded].load(), 1u);
+  EXPECT_EQ(c->node(2).stats().path_delays[kPathReadForwarded].load(), 2u);  // home = owner
+  EXPECT_EQ(s0.bad_messages.load() + s1.bad_messages.load() + c->node(2).stats().bad_messages.load(),
+            0u);
+}
+
 TEST(DsmNode, BadInputIsCountedAndChangesNothing) {
   auto c = make_cluster(3, 6);  // node 2 homes pages 4-5
   ASSERT_TRUE(c);
@@ -109,7 +134,15 @@ TEST(DsmNode, BadInputIsCountedAndChangesNothing) {
   PageView before;
   DirView dir_before;
   ASSERT_TRUE(c->run_on(1, [&] { before = c->node(1).page_view(PageNo{4}); }).ok());
-  ASSERT_TRUE(c->run_on(2, [&] { dir_before = c->node(2).dir_view(PageNo{4}); }).ok());
+  // The read was forwarded by node 0: the home's directory is settled once
+  // node 0's FetchAck (and node 1's GrantAck) are in, which may be after
+  // node 1's read returned.
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(c->run_on(2, [&] { dir_before = c->node(2).dir_view(PageNo{4}); }).ok());
+    if (!dir_before.busy) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_FALSE(dir_before.busy);
   ASSERT_EQ(before.state, PageState::kS);
   struct Case {
     const char* what;
@@ -124,7 +157,7 @@ TEST(DsmNode, BadInputIsCountedAndChangesNothing) {
   cases.push_back({"payload of the wrong size", 1, forged(kGrant, 2, 4, 99, 0, 100)});
   cases.push_back({"unknown node", 1, forged(kReadReq, 9, 4, 0)});
   cases.push_back({"not a DSM frame", 1, forged(0x0201, 2, 4, 0)});
-  cases.push_back({"stale InvAck at the home", 2, forged(kInvAck, 1, 4, dir_before.version)});
+  cases.push_back({"InvAck with no write in flight", 2, forged(kInvAck, 1, 4, dir_before.version + 1)});
   cases.push_back({"GrantAck nobody expects", 2, forged(kGrantAck, 1, 4, 50)});
   cases.push_back({"request for a page homed elsewhere", 2, forged(kReadReq, 1, 0, 0)});
   cases.push_back({"Fetch of a page not held in M", 1, forged(kFetch, 2, 4, 99)});

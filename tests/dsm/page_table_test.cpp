@@ -66,6 +66,35 @@ TEST(PageTable, FetchDowngradesOrInvalidatesTheOwner) {
   EXPECT_FALSE(t.on_fetch(kP, 3, true).ok()) << "only an M page can be fetched";
 }
 
+TEST(PageTable, WriteGrantWaitsForTheInvAcksItNames) {
+  PageTable t(8);
+  // Acks after the grant.
+  ASSERT_EQ(t.on_fault(kP, true), FaultAction::kSendWrite);
+  auto a = t.on_grant(kP, 2, kGrantWritable, true, 2);
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  EXPECT_FALSE(a->has_value()) << "installed before the InvAcks";
+  EXPECT_EQ(t.view(kP).state, PageState::kI);
+  EXPECT_FALSE(t.on_inv_ack(kP, 1).ok()) << "InvAck of another transaction";
+  a = t.on_inv_ack(kP, 2);
+  ASSERT_TRUE(a.ok() && !a->has_value());
+  a = t.on_inv_ack(kP, 2);
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  EXPECT_EQ(*a, InstallAction::kCopy);
+  EXPECT_EQ(t.view(kP).state, PageState::kM);
+  EXPECT_FALSE(t.on_inv_ack(kP, 2).ok()) << "InvAck with no write in flight";
+  // Acks before the grant (another pair may be faster than the home's).
+  PageNo q{4};
+  ASSERT_EQ(t.on_fault(q, true), FaultAction::kSendWrite);
+  ASSERT_TRUE(t.on_inv_ack(q, 7).ok());
+  EXPECT_FALSE(t.on_inv_ack(q, 8).ok()) << "acks of two transactions";
+  EXPECT_FALSE(t.on_grant(q, 8, kGrantWritable, true, 1).ok()) << "grant of another version";
+  EXPECT_FALSE(t.on_grant(q, 7, kGrantWritable, true, 0).ok()) << "more acks than wanted";
+  a = t.on_grant(q, 7, kGrantWritable | kGrantZero, false, 1);
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  EXPECT_EQ(*a, InstallAction::kZero);
+  EXPECT_FALSE(t.on_grant(kP, 9, 0, true, 1).ok()) << "a read grant names no acks";
+}
+
 TEST(PageTable, BadMessagesAreErrorsAndChangeNothing) {
   PageTable t(8);
   ASSERT_EQ(t.on_fault(kP, false), FaultAction::kSendRead);

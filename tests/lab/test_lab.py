@@ -17,7 +17,10 @@ def outcome(nodes):
         {"id": i, "stats": {"elapsed_ns": 2_000_000 * (i + 1), "ops": 100, "read_faults": 10,
                             "read_fault_mean_ns": 100_000 * (i + 1), "write_faults": 0,
                             "write_fault_mean_ns": 0, "upgrade_faults": 5, "upgrade_fault_mean_ns": 50_000,
-                            "invalidations_sent": 3, "page_bytes_received": 4096}}
+                            "invalidations_sent": 3, "page_bytes_received": 4096,
+                            "read_home_faults": 6, "read_home_fault_mean_ns": 90_000 * (i + 1),
+                            "read_forwarded_faults": 4 * i, "read_forwarded_fault_mean_ns": 160_000,
+                            "read_forwarded_delays": 8 * i}}
         for i in range(nodes)]}
 
 
@@ -31,6 +34,19 @@ class ModelTest(unittest.TestCase):
         self.assertAlmostEqual(m["total_us"], 20.0 + 100.0 + 4160 * 8 / 1e3)
         d = model.expected_fault_us(FLOOR, 100.0, 1.0, downgrade=True)
         self.assertAlmostEqual(d["total_us"] - m["total_us"], 40.0)
+
+    def test_each_path_has_its_minimum_message_delays(self):
+        m = model.path_models(FLOOR, 100.0, 0)
+        self.assertEqual({p: v["delays"] for p, v in m.items()},
+                         {"read_home": 2, "read_forwarded": 3, "write_home": 2, "write_sharers": 3,
+                          "write_forwarded": 3})
+        self.assertAlmostEqual(m["read_home"]["total_us"], 20.0 + 100.0)  # one round trip
+        self.assertAlmostEqual(m["write_sharers"]["total_us"], 20.0 + 150.0)  # one and a half
+        self.assertAlmostEqual(m["read_forwarded"]["total_us"], 20.0 + 40.0 + 150.0)  # + write-protect
+        # Measured delays (self-messages cost none) replace the default.
+        m = model.path_models(FLOOR, 100.0, 0, {"read_forwarded": 2.0, "write_home": None})
+        self.assertAlmostEqual(m["read_forwarded"]["total_us"], 20.0 + 40.0 + 100.0)
+        self.assertEqual(m["write_home"]["delays"], 2)
 
     def test_explain_names_ratio_and_excess(self):
         m = model.expected_fault_us(FLOOR, 80.0, 0)
@@ -47,6 +63,12 @@ class MetricsTest(unittest.TestCase):
         self.assertAlmostEqual(m["read_fault_us"], 150.0)  # weighted by fault counts
         self.assertIsNone(m["write_fault_us"])
         self.assertEqual(m["invalidations"], 6)
+        self.assertEqual(m["read_home_faults"], 12)
+        self.assertAlmostEqual(m["read_home_fault_us"], 135.0)  # (6*90 + 6*180) / 12
+        self.assertEqual(m["read_forwarded_faults"], 4)
+        self.assertAlmostEqual(m["read_forwarded_fault_us"], 160.0)
+        self.assertIsNone(m["write_sharers_fault_us"])
+        self.assertAlmostEqual(m["read_forwarded_delays_mean"], 2.0)  # the requester was the home
 
     def test_outcome_without_measured_phase_is_rejected(self):
         with self.assertRaises(runner.CellFailed):
@@ -89,7 +111,8 @@ def synthetic_result():
                               "delay_us": p["delay_us"], "rate_gbit": p["rate_gbit"], "status": "ok",
                               "repeats": reps, "summary": sweep.summarize(reps),
                               "model": {"read": model.expected_fault_us(FLOOR, p["rtt_us"]["tcp"], 10.0),
-                                        "write": model.expected_fault_us(FLOOR, p["rtt_us"]["tcp"], 10.0)}})
+                                        "write": model.expected_fault_us(FLOOR, p["rtt_us"]["tcp"], 10.0),
+                                        "paths": model.path_models(FLOOR, p["rtt_us"]["tcp"], 10.0)}})
     cells.append({"workload": "guest-counter", "status": "skipped", "reason": "no /dev/kvm"})
     return {"schema": sweep.SCHEMA, "created": "now", "quick": True, "git": "abc", "shaper": "linkemu",
             "repeats": 2, "floor": FLOOR, "profiles": profs, "cells": cells,
@@ -123,6 +146,9 @@ class ReportTest(unittest.TestCase):
         sentence = next(ln for ln in text.splitlines() if ln.startswith("Model: "))
         self.assertTrue(sentence.endswith("."), sentence)
         self.assertIn("round trip", sentence)
+        # The per-path table: measured vs the path's minimum (2 nodes, d100: rtt 260 us).
+        self.assertIn("| lab-counter | 2 | d100us-10g | tcp | read_forwarded | 4 | 160 | 3 | 453 | 0.35x |",
+                      text)
 
     def test_times_are_in_a_readable_unit(self):
         self.assertEqual(plots._time({"min": 0.0121, "median": 0.0234, "max": 0.05}), "23.4 [12.1-50] us")

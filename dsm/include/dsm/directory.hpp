@@ -4,9 +4,12 @@
 // pages proceed independently. Pure logic: messages in, messages out, no
 // syscalls, no transport; the node agent drives it on its reactor thread.
 //
-// A transaction: request -> (Inv to sharers | Fetch from owner) -> acks ->
-// Grant -> GrantAck. The next request for the page starts only after the
-// GrantAck, so an Inv or Fetch can never overtake the grant it follows.
+// A transaction: request -> Grant to the requester, sent at once by the
+// home (with Inv to the sharers, who ack the requester directly) or by the
+// owner the home sent a Fetch -> GrantAck (and, for a read served by the
+// owner, its FetchAck with the home's copy). The next request for the page
+// starts only after those, so an Inv or Fetch can never overtake the grant
+// it follows.
 #pragma once
 
 #include <array>
@@ -50,7 +53,7 @@ class Directory {
 
   Directory(NodeId self, const HomeMap& map);
 
-  // Handles one DSM frame addressed to the home (ReadReq, WriteReq, InvAck,
+  // Handles one DSM frame addressed to the home (ReadReq, WriteReq,
   // FetchAck, GrantAck). Bad input (page not homed here, unknown node,
   // unexpected or stale message) returns an error and changes nothing.
   Result<void> on_message(const rdma::FrameHeader& h, std::span<const std::byte> payload,
@@ -71,10 +74,9 @@ class Directory {
   struct Txn {
     Txn(Request r, std::uint64_t v) : req(r), version(v) {}
     Request req;
-    std::uint64_t version = 0;     // the version this transaction grants
-    std::uint64_t inv_waiting = 0;  // sharers whose InvAck is outstanding
-    std::optional<NodeId> fetch_from;
-    bool granted = false;  // waiting for GrantAck
+    std::uint64_t version = 0;         // the version this transaction grants
+    std::optional<NodeId> fetch_from;  // read served by the owner: its FetchAck is due
+    bool grant_acked = false;
   };
   using PageBuf = std::array<std::byte, kPageSize>;
   struct Entry {
@@ -91,12 +93,11 @@ class Directory {
   };
 
   Result<void> on_request(PageNo p, const rdma::FrameHeader& h, Outbox& out);
-  Result<void> on_inv_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out);
   Result<void> on_fetch_ack(PageNo p, NodeId from, std::uint64_t version,
                             std::span<const std::byte> payload, Outbox& out);
   Result<void> on_grant_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out);
   void start(PageNo p, Entry& e, Outbox& out);
-  void maybe_grant(PageNo p, Entry& e, Outbox& out);
+  void maybe_finish(PageNo p, Entry& e, Outbox& out);
   Result<Entry*> active_txn(PageNo p, NodeId from, std::uint64_t version, const char* what);
 
   NodeId self_;

@@ -15,15 +15,20 @@ namespace ssi::dsm {
 
 inline constexpr rdma::FrameRange kDsmFrames{0x0100, 0x01ff};
 
+// The fourth argument (msg_arg) names the requester a message is on behalf
+// of, or counts its acks: the protocol forwards instead of relaying through
+// the home (docs/protocol.md, "Message paths").
 enum MsgType : rdma::FrameType {
   kReadReq = 0x0101,   // R -> H: read miss (R in I)
   kWriteReq = 0x0102,  // R -> H: write miss (I) or upgrade (S); flags = kUpgrade
-  kGrant = 0x0103,     // H -> R: flags = GrantFlags; payload = page unless zero/keep
+  kGrant = 0x0103,     // H or owner -> R: flags = GrantFlags; payload = page unless
+                       // zero/keep; arg = InvAcks R must collect before installing
   kGrantAck = 0x0104,  // R -> H: grant installed; home may start the next request
-  kInv = 0x0105,       // H -> sharer: drop your S copy
-  kInvAck = 0x0106,    // sharer -> H
-  kFetch = 0x0107,     // H -> owner: send data; flags = kFetchInvalidate ? drop : keep S
-  kFetchAck = 0x0108,  // owner -> H: payload = page
+  kInv = 0x0105,       // H -> sharer: drop your S copy; arg = R, who gets the InvAck
+  kInvAck = 0x0106,    // sharer -> R (the requester of the write)
+  kFetch = 0x0107,     // H -> owner: grant the page to R = arg yourself;
+                       // flags = kFetchInvalidate ? drop : keep S and FetchAck
+  kFetchAck = 0x0108,  // owner -> H (read only): payload = page, the home's new copy
 };
 
 inline constexpr std::uint64_t kUpgrade = 1;           // WriteReq: I still hold S
@@ -33,16 +38,18 @@ inline constexpr std::uint64_t kFetchInvalidate = 1;  // Fetch: M -> I instead o
 inline constexpr std::uint64_t kGrantWritable = 1u << 0;  // M, else S
 inline constexpr std::uint64_t kGrantZero = 1u << 1;  // never written: zero-fill locally, no payload
 inline constexpr std::uint64_t kGrantKeep = 1u << 2;  // upgrade of the copy the requester holds
+inline constexpr std::uint64_t kGrantForwarded = 1u << 3;  // sent by the old owner, not the home
 
 std::string_view msg_name(rdma::FrameType t);
 
-// The codec: arg0 = page, arg1 = version, arg2 = flags.
+// The codec: arg0 = page, arg1 = version, arg2 = flags, arg3 = arg.
 inline PageNo msg_page(const rdma::FrameHeader& h) { return PageNo{h.arg0}; }
 inline std::uint64_t msg_version(const rdma::FrameHeader& h) { return h.arg1; }
 inline std::uint64_t msg_flags(const rdma::FrameHeader& h) { return h.arg2; }
+inline std::uint64_t msg_arg(const rdma::FrameHeader& h) { return h.arg3; }
 inline rdma::Frame make_msg(rdma::FrameType type, PageNo page, std::uint64_t version,
-                            std::uint64_t flags) {
-  return rdma::Frame::make(type, page.value(), version, flags);
+                            std::uint64_t flags, std::uint64_t arg = 0) {
+  return rdma::Frame::make(type, page.value(), version, flags, arg);
 }
 
 }  // namespace ssi::dsm

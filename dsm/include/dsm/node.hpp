@@ -119,7 +119,11 @@ class Node {
   void start_request(PageNo p, FaultAction action);
   void on_frame(rdma::Frame&& f);
   void on_home_frame(const rdma::Frame& f);
-  void on_grant(const rdma::Frame& f);
+  void on_grant(rdma::Frame& f);
+  void on_inv_ack(rdma::Frame& f);
+  // Install a granted page, end its request, GrantAck the home.
+  void complete_grant(PageNo p, InstallAction action, std::uint64_t version,
+                      std::span<const std::byte> data);
   void on_inv(const rdma::Frame& f);
   void on_fetch(const rdma::Frame& f);
   Result<void> install(PageNo p, InstallAction action, std::span<const std::byte> data);

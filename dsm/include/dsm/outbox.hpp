@@ -19,6 +19,7 @@ struct OutMsg {
   std::uint64_t version = 0;
   std::uint64_t flags = 0;
   std::span<const std::byte> data;  // empty = no payload
+  std::uint64_t arg = 0;  // msg_arg: the requester (Inv, Fetch) or acks to collect (Grant)
 };
 
 using Outbox = std::vector<OutMsg>;

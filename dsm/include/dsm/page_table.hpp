@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "base/ids.hpp"
@@ -46,9 +48,17 @@ class PageTable {
 
   // `p` must be in range (the Region checked it).
   FaultAction on_fault(PageNo p, bool write);
-  // Grant for our outstanding request; flags = GrantFlags.
-  Result<InstallAction> on_grant(PageNo p, std::uint64_t version, std::uint64_t flags,
-                                 bool has_payload);
+  // Grant for our outstanding request; flags = GrantFlags. A write's grant
+  // comes with the number of InvAcks (from the sharers it invalidated) to
+  // collect before installing; they may arrive before or after it. nullopt:
+  // valid, but acks are still due (on_inv_ack returns the action with the
+  // last one).
+  Result<std::optional<InstallAction>> on_grant(PageNo p, std::uint64_t version,
+                                                std::uint64_t flags, bool has_payload,
+                                                std::uint64_t acks = 0);
+  // InvAck for our outstanding write: the install action if it completes a
+  // waiting grant.
+  Result<std::optional<InstallAction>> on_inv_ack(PageNo p, std::uint64_t version);
   // Inv: returns true if the mapping must be dropped. Always answered with
   // InvAck unless it is an error (stale/out of range).
   Result<bool> on_inv(PageNo p, std::uint64_t version);
@@ -59,11 +69,21 @@ class PageTable {
   std::uint64_t pages() const { return pages_; }
 
  private:
+  // A write's acks and grant, while they are being collected.
+  struct Collect {
+    std::uint64_t acks = 0, ack_version = 0;
+    bool granted = false;
+    std::uint64_t needed = 0, version = 0, flags = 0;
+    InstallAction action = InstallAction::kCopy;
+  };
   Result<PageView*> checked(PageNo p, const char* what);
   PageView& at(PageNo p);
+  InstallAction apply(PageView& v, std::uint64_t version, std::uint64_t flags,
+                      InstallAction action);
 
   std::uint64_t pages_;
   std::vector<PageView> table_ = std::vector<PageView>(pages_);
+  std::unordered_map<std::uint64_t, Collect> collecting_;  // pages with acks or a grant due
 };
 
 }  // namespace ssi::dsm

@@ -31,6 +31,21 @@ class Log2Histogram {
   std::atomic<std::uint64_t> sum_ns_{0};
 };
 
+// How a fault was served, by the message path on its critical path (the
+// requester's view; docs/protocol.md, "Message paths"): one round trip to
+// the home (read or write from its copy, zero fill, upgrade nobody else
+// shares), or one and a half (read or write of a page another node owned,
+// forwarded by it; write that invalidated sharers, who ack the requester).
+enum FaultPath : int {
+  kPathReadHome,
+  kPathReadForwarded,
+  kPathWriteHome,
+  kPathWriteSharers,
+  kPathWriteForwarded,
+  kPaths
+};
+const char* fault_path_name(int path);  // "read_home", ...
+
 struct NodeStats {
   using Counter = std::atomic<std::uint64_t>;
   // Faults by kind: a request sent to the home.
@@ -48,8 +63,15 @@ struct NodeStats {
   Counter local_errors{0};   // failed ioctls / sends on this node
   Counter failed_faults{0};  // faults released unserved after a peer failed
   Log2Histogram read_latency, write_latency, upgrade_latency;  // fault -> installed
+  // Per FaultPath: faults served that way, their summed latency (fault ->
+  // installed) and summed one-way network delays on the critical path (a
+  // message a node sends itself costs none: a fault on a page homed here, a
+  // fetch from or invalidation of the home's own copy).
+  std::array<Counter, kPaths> path_faults{}, path_ns{}, path_delays{};
+  Counter sharer_acks{0};  // InvAcks collected by this node's writes
 
   std::string summary() const;
+  std::string paths() const;  // " read_home=N (mean us) ..." for the paths taken
 };
 
 }  // namespace ssi::dsm

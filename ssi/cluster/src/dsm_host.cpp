@@ -25,6 +25,11 @@ DsmSnapshot DsmSnapshot::of(const dsm::NodeStats& s) {
   d.write_ns = s.write_latency.sum_ns();
   d.upgrade_n = s.upgrade_latency.count();
   d.upgrade_ns = s.upgrade_latency.sum_ns();
+  for (int k = 0; k < dsm::kPaths; ++k) {
+    d.path_n[k] = s.path_faults[k].load();
+    d.path_ns[k] = s.path_ns[k].load();
+    d.path_delays[k] = s.path_delays[k].load();
+  }
   return d;
 }
 
@@ -49,6 +54,11 @@ DsmSnapshot DsmSnapshot::operator-(const DsmSnapshot& e) const {
   d.write_ns = write_ns - e.write_ns;
   d.upgrade_n = upgrade_n - e.upgrade_n;
   d.upgrade_ns = upgrade_ns - e.upgrade_ns;
+  for (int k = 0; k < dsm::kPaths; ++k) {
+    d.path_n[k] = path_n[k] - e.path_n[k];
+    d.path_ns[k] = path_ns[k] - e.path_ns[k];
+    d.path_delays[k] = path_delays[k] - e.path_delays[k];
+  }
   return d;
 }
 
@@ -57,7 +67,7 @@ std::uint64_t mean(std::uint64_t sum, std::uint64_t n) { return n ? sum / n : 0;
 }  // namespace
 
 coord::Counters DsmSnapshot::counters() const {
-  return {{"read_faults", read_faults},
+  coord::Counters out{{"read_faults", read_faults},
           {"write_faults", write_faults},
           {"upgrade_faults", upgrade_faults},
           {"zero_fills", zero_fills},
@@ -73,6 +83,13 @@ coord::Counters DsmSnapshot::counters() const {
           {"read_fault_mean_ns", mean(read_ns, read_n)},
           {"write_fault_mean_ns", mean(write_ns, write_n)},
           {"upgrade_fault_mean_ns", mean(upgrade_ns, upgrade_n)}};
+  for (int k = 0; k < dsm::kPaths; ++k) {
+    const std::string name = dsm::fault_path_name(k);
+    out.emplace_back(name + "_faults", path_n[k]);
+    out.emplace_back(name + "_fault_mean_ns", mean(path_ns[k], path_n[k]));
+    out.emplace_back(name + "_delays", path_delays[k]);
+  }
+  return out;
 }
 
 coord::Counters live_dsm_counters(const dsm::NodeStats& s) {

@@ -4,6 +4,7 @@
 // what one interval (its measured phase) cost.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -22,6 +23,9 @@ struct DsmSnapshot {
   std::uint64_t fetches_sent = 0, bad_messages = 0;
   std::uint64_t holds = 0, hold_ns = 0;
   std::uint64_t read_n = 0, read_ns = 0, write_n = 0, write_ns = 0, upgrade_n = 0, upgrade_ns = 0;
+  // Faults by message path (dsm::FaultPath): "<path>_faults",
+  // "<path>_fault_mean_ns" and "<path>_delays" (summed one-way delays).
+  std::array<std::uint64_t, dsm::kPaths> path_n{}, path_ns{}, path_delays{};
 
   static DsmSnapshot of(const dsm::NodeStats& s);
   DsmSnapshot operator-(const DsmSnapshot& earlier) const;
