@@ -61,7 +61,10 @@ Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) 
   if (!o.kernel.empty()) return bad("--restore continues a saved machine: no --kernel with it");
   if (o.nodes > 1 || o.via_nodes) return make_error(Errc::kUnsupported, "--restore runs on one node (--nodes 1) for now");
   // Every check before KVM is opened: a damaged checkpoint touches nothing.
+  auto t_verify = std::chrono::steady_clock::now();
   SSI_ASSIGN_OR_RETURN(Checkpoint c, open_checkpoint(o.restore_dir));
+  double verify_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_verify).count();
   auto map = MemoryMap::pc(c.config.mem_bytes);
   if (!map.ok()) return with_prefix("checkpoint " + o.restore_dir, std::move(map).error());
   if (map->ram_bytes() != c.ram_bytes)
@@ -74,8 +77,9 @@ Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) 
                                                            .kernel = c.config.kernel}));
   auto t0 = std::chrono::steady_clock::now();
   SSI_TRY(restore_machine(*machine, c));
-  std::fprintf(stderr, "ssi: restored from %s: {\"restore_ms\": %.3f, \"ram_pages\": %llu}\n",
-               o.restore_dir.c_str(),
+  std::fprintf(stderr,
+               "ssi: restored from %s: {\"verify_ms\": %.3f, \"restore_ms\": %.3f, \"ram_pages\": %llu}\n",
+               o.restore_dir.c_str(), verify_ms,
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
                static_cast<unsigned long long>(c.ram_pages));
   return run_with_checkpoint(*machine, trigger, c.config);
