@@ -65,6 +65,9 @@ Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) 
   SSI_ASSIGN_OR_RETURN(Checkpoint c, open_checkpoint(o.restore_dir));
   double verify_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_verify).count();
+  if (c.config.vcpus > kMaxVcpus)
+    return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} vCPUs, the limit is {}",
+                                                   o.restore_dir, c.config.vcpus, kMaxVcpus));
   auto map = MemoryMap::pc(c.config.mem_bytes);
   if (!map.ok()) return with_prefix("checkpoint " + o.restore_dir, std::move(map).error());
   if (map->ram_bytes() != c.ram_bytes)
