@@ -163,6 +163,25 @@ TEST_F(CheckpointTest, RefusesConsistentButBadContent) {
   expect_refused("bad page offset");
 }
 
+// The options that go together: each misuse is one line and exit 2, before KVM.
+TEST_F(CheckpointTest, CliRefusesOptionMisuse) {
+  auto run = [](const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"run"};
+    a.insert(a.end(), args.begin(), args.end());
+    return testing::run_process(SSI_BINARY, a, {"SSI_KVM_DEVICE=/nonexistent"});
+  };
+  auto expect_one_line = [](const testing::ProcessOutcome& o, const std::string& needle) {
+    EXPECT_EQ(o.exit_code, 2) << o.err;
+    EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+    EXPECT_NE(o.err.find(needle), std::string::npos) << o.err;
+  };
+  expect_one_line(run({"--kernel", "/bin/true", "--checkpoint-dir", dir_}), "needs --checkpoint-after");
+  expect_one_line(run({"--kernel", "/bin/true", "--checkpoint-after", "1"}), "need --checkpoint-dir");
+  expect_one_line(run({"--restore", dir_, "--kernel", "/bin/true"}), "no --kernel with it");
+  expect_one_line(run({"--restore", dir_, "--nodes", "2", "--vcpus", "2"}), "one node");
+  expect_one_line(run({}), "--kernel is required (or --restore DIR)");
+}
+
 // Devices: every one's registers survive save -> restore into a fresh board.
 TEST(CheckpointDevices, BoardAndFwCfgRoundTrip) {
   vcpu::ExitRequest exit;
