@@ -56,6 +56,17 @@ void Board::connect_interrupts(vcpu::IpiSink& sink, std::uint8_t ioapic_id) {
   uart_.set_irq([this](bool high) { ioapic_.set_line(kCom1Irq, high); });
 }
 
+void Board::save_devices(StateWriter& w) {
+  uart_.save(w);
+  ioapic_.save(w);
+  pic_master_.save(w);
+  pic_slave_.save(w);
+}
+
+bool Board::restore_devices(StateReader& r) {
+  return uart_.restore(r) && ioapic_.restore(r) && pic_master_.restore(r) && pic_slave_.restore(r);
+}
+
 Result<void> map_guest_ram(vcpu::Vm& vm, const MemoryMap& map, std::span<std::uint8_t> ram) {
   std::uint32_t slot = 0;
   for (const Region& r : map.regions()) {

@@ -299,6 +299,54 @@ void Machine::request_exit(int code) { impl_->exit.request(code); }
 Board* Machine::board() { return impl_->board.get(); }
 Counters Machine::stats() const { return impl_->stats(); }
 
+bool Machine::pause_vcpus(std::chrono::milliseconds timeout) {
+  for (auto& c : impl_->cpus) c->runner->pause();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& c : impl_->cpus) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!c->runner->wait_paused(std::max(left, std::chrono::milliseconds(1)))) return false;
+  }
+  return true;
+}
+
+void Machine::resume_vcpus() {
+  for (auto& c : impl_->cpus) c->runner->resume();
+}
+
+Result<std::vector<std::pair<std::uint32_t, vcpu::CpuState>>> Machine::save_vcpus() {
+  std::vector<std::pair<std::uint32_t, vcpu::CpuState>> out;
+  for (auto& c : impl_->cpus) {
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuState s, c->runner->save_state());
+    out.emplace_back(c->index, std::move(s));
+  }
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> Machine::save_devices() {
+  if (!impl_->board) return make_error(Errc::kInvalidArgument, "only the device node has devices");
+  StateWriter w;
+  impl_->board->save_devices(w);
+  impl_->fw_cfg->save(w);
+  return std::move(w.bytes());
+}
+
+Result<void> Machine::restore_vcpu(std::uint32_t index, const vcpu::CpuState& state) {
+  if (index >= impl_->by_vcpu.size() || !impl_->by_vcpu[index])
+    return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} does not run on this node", index));
+  return impl_->by_vcpu[index]->runner->restore_state(state);
+}
+
+Result<void> Machine::restore_devices(std::span<const std::uint8_t> bytes) {
+  if (!impl_->board) return make_error(Errc::kInvalidArgument, "only the device node has devices");
+  StateReader r(bytes);
+  if (!impl_->board->restore_devices(r) || !impl_->fw_cfg->restore(r) || !r.at_end())
+    return make_error(Errc::kProtocol, fmt::format("device state of {} bytes does not parse", bytes.size()));
+  return ok();
+}
+
+std::span<std::uint8_t> Machine::ram() { return impl_->ram; }
+
 StopSignalBlock::StopSignalBlock() {
   sigset_t set;
   sigemptyset(&set);

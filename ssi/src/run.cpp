@@ -3,7 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include <fmt/format.h>
+
+#include "ssi/checkpoint.hpp"
+#include "ssi/checkpoint_run.hpp"
 
 #include "ssi/boot.hpp"
 #include "ssi/kernel_image.hpp"
@@ -50,7 +56,48 @@ Result<void> check_kvm(const std::string& device) {
   return ok();
 }
 
+// --restore DIR: the checked checkpoint's machine, continued.
+Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) {
+  if (!o.kernel.empty()) return bad("--restore continues a saved machine: no --kernel with it");
+  if (o.nodes > 1 || o.via_nodes) return make_error(Errc::kUnsupported, "--restore runs on one node (--nodes 1) for now");
+  // Every check before KVM is opened: a damaged checkpoint touches nothing.
+  auto t_verify = std::chrono::steady_clock::now();
+  SSI_ASSIGN_OR_RETURN(Checkpoint c, open_checkpoint(o.restore_dir));
+  double verify_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_verify).count();
+  if (c.config.vcpus > kMaxVcpus)
+    return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} vCPUs, the limit is {}",
+                                                   o.restore_dir, c.config.vcpus, kMaxVcpus));
+  auto map = MemoryMap::pc(c.config.mem_bytes);
+  if (!map.ok()) return with_prefix("checkpoint " + o.restore_dir, std::move(map).error());
+  if (map->ram_bytes() != c.ram_bytes)
+    return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} bytes of RAM for --mem {}",
+                                                   o.restore_dir, c.ram_bytes, c.config.mem_bytes));
+  SSI_TRY(check_kvm(o.kvm_device));
+  SSI_ASSIGN_OR_RETURN(auto hv, vcpu::open_kvm(o.kvm_device));
+  StopSignalBlock block;
+  SSI_ASSIGN_OR_RETURN(auto machine, Machine::create(*hv, {.vcpus = c.config.vcpus, .map = *map,
+                                                           .kernel = c.config.kernel}));
+  auto t0 = std::chrono::steady_clock::now();
+  SSI_TRY(restore_machine(*machine, c));
+  std::fprintf(stderr,
+               "ssi: restored from %s: {\"verify_ms\": %.3f, \"restore_ms\": %.3f, \"ram_pages\": %llu}\n",
+               o.restore_dir.c_str(), verify_ms,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+               static_cast<unsigned long long>(c.ram_pages));
+  return run_with_checkpoint(*machine, trigger, c.config);
+}
+
 Result<int> run(const RunOptions& o) {
+  CheckpointTrigger trigger{o.checkpoint_dir, o.checkpoint_after_s, o.checkpoint_on};
+  if (!o.checkpoint_dir.empty() && !trigger.enabled())
+    return bad("--checkpoint-dir needs --checkpoint-after SECONDS or --checkpoint-on TEXT");
+  if (o.checkpoint_dir.empty() && (o.checkpoint_after_s > 0 || !o.checkpoint_on.empty()))
+    return bad("--checkpoint-after / --checkpoint-on need --checkpoint-dir DIR");
+  if (trigger.enabled() && (o.nodes > 1 || o.via_nodes))
+    return make_error(Errc::kUnsupported, "checkpoints are taken on one node (--nodes 1) for now");
+  if (!o.restore_dir.empty()) return run_restored(o, trigger);
+  if (o.kernel.empty()) return bad("--kernel is required (or --restore DIR)");
   SSI_TRY(check_counts(o));
   auto mem = parse_size(o.mem);
   if (!mem.ok()) return with_prefix("--mem", std::move(mem).error());
@@ -74,7 +121,8 @@ Result<int> run(const RunOptions& o) {
   SSI_ASSIGN_OR_RETURN(auto machine,
                        Machine::create(*hv, {.vcpus = o.vcpus, .map = *map, .kernel = kernel.kind}));
   SSI_TRY(machine->load(&kernel));
-  return run_until_exit(*machine);
+  return run_with_checkpoint(*machine, trigger,
+                             {.vcpus = o.vcpus, .mem_bytes = *mem, .kernel = kernel.kind, .nodes = 1});
 }
 
 }  // namespace ssi::machine

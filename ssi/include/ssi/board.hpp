@@ -5,6 +5,7 @@
 // from these on every node.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,14 @@ class Board {
   IoBus& pio() { return pio_; }
   IoBus& mmio() { return mmio_; }
   void flush_console() { console_.flush(); }
+  // Checkpoint: COM1, IOAPIC and both PICs (debug-exit has no state).
+  void save_devices(StateWriter& w);
+  bool restore_devices(StateReader& r);
+  // Called with each complete console line (e.g. a checkpoint trigger);
+  // before any vCPU runs. Runs on a vCPU thread: must not block.
+  void set_console_observer(std::function<void(std::string_view)> f) {
+    console_.set_observer(std::move(f));
+  }
   std::uint64_t unclaimed() const { return io_.unclaimed(); }
 
  private:

@@ -14,6 +14,7 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "ssi/board.hpp"
 #include "ssi/kernel_image.hpp"
 #include "ssi/memory_map.hpp"
+#include "vcpu/cpu_state.hpp"
 #include "vcpu/kvm.hpp"
 
 namespace ssi::machine {
@@ -100,6 +102,20 @@ class Machine {
   Board* board();
   // Per-node counters (vCPU exits, interrupts, halts; per vCPU "vcpu<N>.*").
   Counters stats() const;
+
+  // Checkpoint (ssi/checkpoint.hpp, docs/checkpoint.md). pause_vcpus():
+  // every vCPU of this node parked at an exit (false if one did not within
+  // `timeout`); while paused, save_vcpus() / save_devices() (device node:
+  // board and fw_cfg) and ram() are a consistent picture of this node.
+  bool pause_vcpus(std::chrono::milliseconds timeout);
+  void resume_vcpus();
+  Result<std::vector<std::pair<std::uint32_t, vcpu::CpuState>>> save_vcpus();
+  Result<std::vector<std::uint8_t>> save_devices();
+  // Before run(), instead of load(): vCPU `index` (one of this node's)
+  // continues from `state`; the devices from save_devices()' bytes.
+  Result<void> restore_vcpu(std::uint32_t index, const vcpu::CpuState& state);
+  Result<void> restore_devices(std::span<const std::uint8_t> bytes);
+  std::span<std::uint8_t> ram();
 
  private:
   struct Impl;

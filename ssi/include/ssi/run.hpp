@@ -26,6 +26,14 @@ struct RunOptions {
   // Node processes and a coordinator even for one node: live metrics and
   // resource limits live there.
   bool via_nodes = false;
+  // Checkpoints (docs/checkpoint.md): continue the machine saved in this
+  // directory instead of booting --kernel (its config replaces --vcpus/--mem)...
+  std::string restore_dir;
+  // ... and/or save it to checkpoint_dir when checkpoint_after_s seconds
+  // passed or a console line contains checkpoint_on, then stop.
+  std::string checkpoint_dir;
+  double checkpoint_after_s = 0;
+  std::string checkpoint_on;
 };
 
 // Checks everything that can be checked without KVM, then opens the KVM

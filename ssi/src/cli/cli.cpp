@@ -26,6 +26,7 @@
 #include "cluster/outcome_json.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
+#include "checkpoint_opts.hpp"
 #include "cpuid_cmd.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
@@ -204,6 +205,7 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   static coord::MachineConfig controls;
   static std::string metrics;
   add_machine_controls(run, controls, metrics);
+  add_checkpoint_options(run, opts);
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {

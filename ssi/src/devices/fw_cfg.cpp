@@ -56,3 +56,20 @@ void FwCfg::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
 }
 
 }  // namespace ssi::machine
+
+namespace ssi::machine {
+
+void FwCfg::save(StateWriter& w) {
+  std::lock_guard lock(mu_);
+  w.pod(selector_);
+  w.pod(static_cast<std::uint64_t>(pos_));
+}
+
+bool FwCfg::restore(StateReader& r) {
+  std::lock_guard lock(mu_);
+  selector_ = r.pod<std::uint16_t>();
+  pos_ = static_cast<std::size_t>(r.pod<std::uint64_t>());
+  return !r.failed();
+}
+
+}  // namespace ssi::machine

@@ -128,3 +128,30 @@ void Ioapic::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
 }
 
 }  // namespace ssi::machine
+
+namespace ssi::machine {
+
+void Ioapic::save(StateWriter& w) {
+  std::lock_guard lock(mu_);
+  w.pod(id_);
+  w.pod(select_);
+  for (unsigned i = 0; i < kPins; ++i) {
+    w.pod(redir_[i]);  // remote IRR and delivery status included
+    w.pod(static_cast<std::uint8_t>(edge_pending_[i]));
+    w.pod(static_cast<std::uint8_t>(line_[i]));
+  }
+}
+
+bool Ioapic::restore(StateReader& r) {
+  std::lock_guard lock(mu_);
+  id_ = r.pod<std::uint8_t>();
+  select_ = r.pod<std::uint32_t>();
+  for (unsigned i = 0; i < kPins; ++i) {
+    redir_[i] = r.pod<std::uint64_t>();
+    edge_pending_[i] = r.pod<std::uint8_t>() != 0;
+    line_[i] = r.pod<std::uint8_t>() != 0;
+  }
+  return !r.failed();
+}
+
+}  // namespace ssi::machine

@@ -32,3 +32,26 @@ void Pic8259::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
 }
 
 }  // namespace ssi::machine
+
+namespace ssi::machine {
+
+void Pic8259::save(StateWriter& w) {
+  std::lock_guard lock(mu_);
+  w.pod(imr_);
+  w.pod(vector_base_);
+  w.pod(static_cast<std::uint32_t>(icw_step_));
+  w.pod(static_cast<std::uint8_t>(icw4_needed_));
+  w.pod(static_cast<std::uint8_t>(read_isr_));
+}
+
+bool Pic8259::restore(StateReader& r) {
+  std::lock_guard lock(mu_);
+  imr_ = r.pod<std::uint8_t>();
+  vector_base_ = r.pod<std::uint8_t>();
+  icw_step_ = r.pod<std::uint32_t>();
+  icw4_needed_ = r.pod<std::uint8_t>() != 0;
+  read_isr_ = r.pod<std::uint8_t>() != 0;
+  return !r.failed() && icw_step_ <= 4;
+}
+
+}  // namespace ssi::machine

@@ -107,6 +107,7 @@ void LineWriter::flush() {
 }
 
 void LineWriter::flush_locked() {
+  if (observer_ && !line_.empty()) observer_(line_);
   std::size_t done = 0;
   while (done < line_.size()) {
     ssize_t n = ::write(fd_, line_.data() + done, line_.size() - done);
@@ -115,6 +116,26 @@ void LineWriter::flush_locked() {
     done += static_cast<std::size_t>(n);
   }
   line_.clear();
+}
+
+}  // namespace ssi::machine
+
+namespace ssi::machine {
+
+void Serial16550::save(StateWriter& w) {
+  std::lock_guard lock(mu_);
+  for (std::uint8_t v : {ier_, lcr_, mcr_, scr_, fcr_, dll_, dlm_}) w.pod(v);
+  w.pod(static_cast<std::uint8_t>(thre_pending_));
+  w.pod(static_cast<std::uint8_t>(line_));
+}
+
+bool Serial16550::restore(StateReader& r) {
+  std::lock_guard lock(mu_);
+  for (std::uint8_t* v : {&ier_, &lcr_, &mcr_, &scr_, &fcr_, &dll_, &dlm_}) *v = r.pod<std::uint8_t>();
+  thre_pending_ = r.pod<std::uint8_t>() != 0;
+  // The IRQ line as it was; the IOAPIC restores its side of it (no new edge).
+  line_ = r.pod<std::uint8_t>() != 0;
+  return !r.failed();
 }
 
 }  // namespace ssi::machine

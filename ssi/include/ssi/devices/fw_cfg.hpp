@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/state_bytes.hpp"
 
 namespace ssi::machine {
 
@@ -41,6 +42,12 @@ class FwCfg : public IoDevice {
 
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
+
+  // Checkpoint (docs/checkpoint.md): the guest-visible state, appended /
+  // read back in a fixed order. restore() is false on short input.
+  void save(StateWriter& w);
+  bool restore(StateReader& r);
+  // (Only the selector and read position: the items follow from the config.)
 
   // The bytes of one item (empty if unknown), for tests.
   std::vector<std::uint8_t> item(std::uint16_t key) const;

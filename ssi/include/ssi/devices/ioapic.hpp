@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/state_bytes.hpp"
 #include "vcpu/lapic.hpp"
 
 namespace ssi::machine {
@@ -39,6 +40,13 @@ class Ioapic final : public IoDevice {
 
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
+
+  // Checkpoint (docs/checkpoint.md): the guest-visible state, appended /
+  // read back in a fixed order. restore() is false on short input.
+  void save(StateWriter& w);
+  bool restore(StateReader& r);
+  // Line levels are saved here too (a device's restore sets its own side
+  // without a new edge).
 
   // Redirection-entry bits (also for tests).
   static constexpr std::uint64_t kMasked = 1u << 16, kLevel = 1u << 15, kRemoteIrr = 1u << 14,

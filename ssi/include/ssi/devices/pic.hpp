@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/state_bytes.hpp"
 
 namespace ssi::machine {
 
@@ -19,6 +20,10 @@ class Pic8259 final : public IoDevice {
  public:
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
+  // Checkpoint (docs/checkpoint.md): the guest-visible state, appended /
+  // read back in a fixed order. restore() is false on short input.
+  void save(StateWriter& w);
+  bool restore(StateReader& r);
 
  private:
   std::mutex mu_;

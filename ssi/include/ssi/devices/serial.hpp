@@ -11,8 +11,10 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "ssi/devices/io_bus.hpp"
+#include "ssi/devices/state_bytes.hpp"
 
 namespace ssi::machine {
 
@@ -30,6 +32,11 @@ class Serial16550 : public IoDevice {
 
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
+
+  // Checkpoint (docs/checkpoint.md): the guest-visible state, appended /
+  // read back in a fixed order. restore() is false on short input.
+  void save(StateWriter& w);
+  bool restore(StateReader& r);
 
   // Register offsets and bits a driver polls (also used by the tests).
   static constexpr std::uint8_t kLsrThre = 0x20, kLsrTemt = 0x40, kLsrDr = 0x01;
@@ -60,12 +67,15 @@ class LineWriter {
 
   void put(char c);
   void flush();
+  // Sees every line written (under the writer's lock); set before use.
+  void set_observer(std::function<void(std::string_view)> f) { observer_ = std::move(f); }
 
  private:
   void flush_locked();
   int fd_;
   std::mutex mu_;
   std::string line_;
+  std::function<void(std::string_view)> observer_;
 };
 
 }  // namespace ssi::machine
