@@ -119,6 +119,18 @@ class MachineWorkload final : public Workload {
     return r;
   }
 
+  Result<std::vector<std::uint8_t>> emigrate(std::uint32_t vcpu) override {
+    if (!machine_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return machine_->emigrate(vcpu);
+  }
+  Result<void> immigrate(std::uint32_t vcpu, std::span<const std::uint8_t> state) override {
+    if (!machine_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return machine_->immigrate(vcpu, state);
+  }
+  void placed(std::uint32_t vcpu, NodeId node) override {
+    if (machine_) machine_->placed(vcpu, node);
+  }
+
   coord::Counters sample() const override {
     if (!machine_ || !dsm_) return {};
     coord::Counters c = machine_->stats();

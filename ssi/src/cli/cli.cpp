@@ -27,6 +27,7 @@
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
 #include "cpuid_cmd.hpp"
+#include "move_cmd.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
 #include "ssi/boot_info.h"
@@ -368,6 +369,8 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   stats->add_option("address", stats_address, "The machine's --metrics SOCKET or HOST:PORT")->required();
   stats->add_flag("--json", stats_json, "Print the QMP-style JSON reply instead of tables");
   stats->callback([&rc] { rc = cluster::run_stats_command(stats_address, stats_json); });
+  auto* move = app.add_subcommand("move", "Move a running machine's vCPU: ssi move ADDR --vcpu K --to NODE")->prefix_command();
+  move->callback([&rc, move] { rc = run_move_command(move->remaining()); });
 }
 
 }  // namespace
