@@ -32,6 +32,9 @@ struct MachineConfig {
   std::string transport = "tcp";
   std::vector<NodeInfo> peers;          // index = node id (filled by the coordinator)
   std::vector<std::uint32_t> vcpu_node;  // node of each vCPU
+  // `--placement auto`: the launcher moves vCPUs to the node serving most
+  // of their DSM requests (cluster/placement_policy.hpp); not sent to nodes.
+  bool placement_auto = false;
   std::string workload;
   std::uint64_t workload_arg = 0;
   std::uint32_t phases = 1;

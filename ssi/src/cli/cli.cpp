@@ -293,6 +293,7 @@ void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
       "--placement",
       [&config](const std::string& v) {
         config.vcpu_node.clear();
+        if ((config.placement_auto = v == "auto")) return;  // round robin, then moves (docs/mobility.md)
         for (std::size_t at = 0; at <= v.size();) {
           auto comma = std::min(v.find(',', at), v.size());
           std::string part = v.substr(at, comma - at);
@@ -302,7 +303,8 @@ void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
           at = comma + 1;
         }
       },
-      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0)");
+      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0), "
+      "or auto: round robin, then each vCPU moves to the node serving most of its memory");
   cmd->add_option("--transport", config.transport, "Data path the nodes use (informational: "
                                                     "each `ssi node --transport` must match)")
       ->check(one_of(kNodeTransports, "transport"));
