@@ -127,6 +127,7 @@ struct Machine::Impl {
     auto cpu = std::make_unique<Cpu>();
     cpu->index = i;
     SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm.create_vcpu(VcpuId{i}));
+    if (auto khz = cpu->vcpu->get_tsc_khz(); khz.ok() && tsc_khz.load() == 0) tsc_khz.store(*khz);
     if (!config.cpuid.empty())
       SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(config.cpuid, i)));
     vcpu::LapicConfig lc;
@@ -256,9 +257,10 @@ struct Machine::Impl {
                     {"vcpu_exits", s.exits},
                     {"interrupts_injected", s.injected},
                     {"halts", s.halts}};
-    // The guest's TSC rate: turns cycles a guest measured into time.
-    if (!cpus.empty())
-      if (auto khz = cpus[0]->vcpu->get_tsc_khz(); khz.ok()) out.emplace_back("guest_tsc_khz", *khz);
+    // The guest's TSC rate: turns cycles a guest measured into time. Read
+    // when the vCPU was made: a vCPU ioctl waits for KVM_RUN to return, and
+    // cpus_mu (held here) must never wait on a guest.
+    if (auto khz = tsc_khz.load(); khz != 0) out.emplace_back("guest_tsc_khz", khz);
     // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
@@ -304,6 +306,7 @@ struct Machine::Impl {
   std::mutex first_error_mu;
   std::optional<Error> first_error;
   std::atomic<std::uint64_t> run_ns{0};
+  std::atomic<std::uint64_t> tsc_khz{0};  // of this node's first vCPU (stats)
   vcpu::TimerThread timers;  // last: its thread calls notify() until it is destroyed
 };
 
@@ -363,11 +366,20 @@ Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& sta
       parked.erase(it);
     }
   }
+  const vcpu::CpuState* from = &state;
+  vcpu::CpuState own_cpuid;
   if (!c) {
     SSI_ASSIGN_OR_RETURN(c, make_cpu(*vm, i));
+  } else {
+    // A KVM vCPU that has run refuses a new CPUID (KVM_SET_CPUID2 after
+    // KVM_RUN); it keeps the one it has: the same policy for this APIC id,
+    // set at creation (an empty CPUID is not restored).
+    own_cpuid = state;
+    own_cpuid.cpuid.clear();
+    from = &own_cpuid;
   }
   make_runner(*c);
-  if (auto r = c->runner->restore_state(state); !r.ok()) {
+  if (auto r = c->runner->restore_state(*from); !r.ok()) {
     std::lock_guard lock(cpus_mu);
     parked.push_back(std::move(c));
     return r;

@@ -205,6 +205,9 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   static coord::MachineConfig controls;
   static std::string metrics;
   add_machine_controls(run, controls, metrics);
+  run->add_option_function<std::string>("--placement", [](const std::string& v) {
+    if (!(controls.placement_auto = v == "auto")) throw CLI::ValidationError("--placement", "ssi run takes auto");
+  }, "auto: each vCPU moves to the node serving most of its memory (--nodes > 1, docs/mobility.md)");
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
@@ -223,12 +226,13 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.vcpu_shares = controls.vcpu_shares;
     lo.config.vcpu_quota_percent = controls.vcpu_quota_percent;
     lo.config.node_mem_limit = controls.node_mem_limit;
+    lo.config.placement_auto = controls.placement_auto;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
-    opts.via_nodes = !metrics.empty() || !controls.vcpu_shares.empty() ||
+    opts.via_nodes = !metrics.empty() || controls.placement_auto || !controls.vcpu_shares.empty() ||
                      controls.vcpu_quota_percent != 0 || controls.node_mem_limit != 0;
     auto started = std::chrono::steady_clock::now();
     auto result = machine::run(opts);
