@@ -51,7 +51,13 @@ interface Node {
   runPhase @1 (phase :UInt32) -> ();          # returns at once; node reports with finished()
   stop @2 (reason :Text, failed :Bool) -> ();
   ping @3 () -> ();
-  moveVcpu @4 (vcpu :UInt32, toNode :UInt32) -> (ok :Bool, error :Text);
+  moveVcpu @4 (vcpu :UInt32, toNode :UInt32) -> (ok :Bool, error :Text);  # unused: see emigrate
+  # One vCPU move, ordered by the coordinator: the node the vCPU leaves
+  # pauses it and returns its state (empty + error on failure), the node it
+  # goes to continues it, then every node learns where it runs.
+  emigrate @6 (vcpu :UInt32) -> (state :Data, error :Text);
+  immigrate @7 (vcpu :UInt32, state :Data) -> (ok :Bool, error :Text);
+  placed @8 (vcpu :UInt32, node :UInt32) -> ();
   sample @5 () -> (stats :List(Counter));    # live counters while a phase runs (metrics)
 }
 

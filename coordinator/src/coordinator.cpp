@@ -148,6 +148,7 @@ class Driver {
       }
       heartbeat();
       sample();
+      moves();
       timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
     }
     return true;
@@ -181,6 +182,7 @@ class Driver {
   }
 
   void run_phase(std::uint32_t phase) {
+    running_phase_ = static_cast<int>(phase);
     for (auto& m : s_.members) {
       auto req = m.client->runPhaseRequest();
       req.setPhase(phase);
@@ -241,6 +243,88 @@ class Driver {
     }
   }
 
+  // vCPU moves (docs/mobility.md): emigrate on the node it leaves,
+  // immigrate with that state on the node it goes to, then placed on every
+  // node; the order's callback runs once every node has the new placement.
+  void moves() {
+    if (!s_.opt.next_move || move_busy_ || running_phase_ < 1 || s_.failure) return;
+    auto next = s_.opt.next_move();
+    if (!next) return;
+    auto order = std::make_shared<MoveOrder>(std::move(*next));
+    if (placement_.empty()) {
+      placement_ = s_.opt.config.vcpu_node;
+      for (std::uint32_t i = static_cast<std::uint32_t>(placement_.size()); i < s_.opt.config.vcpus; ++i)
+        placement_.push_back(i % s_.opt.config.nodes);
+    }
+    if (order->vcpu >= placement_.size() || order->to >= s_.members.size())
+      return order->done(make_error(Errc::kInvalidArgument,
+                                    fmt::format("no vCPU {} or node {}: the machine has {} vCPUs on {} nodes",
+                                                order->vcpu, order->to, placement_.size(), s_.members.size())));
+    auto res = std::make_shared<MoveResult>(MoveResult{order->vcpu, placement_[order->vcpu], order->to});
+    if (res->from == res->to)
+      return order->done(make_error(Errc::kInvalidArgument,
+                                    fmt::format("vCPU {} already runs on node {}", res->vcpu, res->to)));
+    Member& from = s_.members[res->from];
+    Member& to = s_.members[res->to];
+    if (!from.client || !to.client || from.dead || to.dead)
+      return order->done(make_error(Errc::kInvalidArgument, "a node of that move is gone"));
+    move_busy_ = true;
+    auto t0 = now();
+    auto fail_move = [this, order](Error e) {
+      move_busy_ = false;
+      order->done(std::move(e));
+    };
+    auto em = from.client->emigrateRequest();
+    em.setVcpu(res->vcpu);
+    tasks_.add(em.send().then(
+        [this, &to, order, res, t0, fail_move](capnp::Response<Node::EmigrateResults>&& r) -> kj::Promise<void> {
+          if (r.getError().size() != 0) {
+            fail_move(make_error(Errc::kDisconnected, fmt::format("node {}: {}", res->from, r.getError().cStr())));
+            return kj::READY_NOW;
+          }
+          res->state_bytes = r.getState().size();
+          auto im = to.client->immigrateRequest();
+          im.setVcpu(res->vcpu);
+          im.setState(r.getState());
+          return im.send().then([this, order, res, t0, fail_move](capnp::Response<Node::ImmigrateResults>&& r2) {
+            if (!r2.getOk()) {
+              std::string why = fmt::format("vCPU {} left node {} but node {} could not take it: {}", res->vcpu,
+                                            res->from, res->to, r2.getError().cStr());
+              s_.fail(1, why);
+              fail_move(make_error(Errc::kDisconnected, why));
+              return;
+            }
+            res->pause_us = us_since(t0);
+            placement_[res->vcpu] = res->to;
+            auto left = std::make_shared<std::size_t>(0);
+            for (auto& m : s_.members)
+              if (m.client && !m.dead) ++*left;
+            auto one_done = [this, order, res, t0, left] {
+              if (--*left != 0) return;
+              res->total_us = us_since(t0);
+              move_busy_ = false;
+              order->done(*res);
+            };
+            for (auto& m : s_.members) {
+              if (!m.client || m.dead) continue;
+              auto pl = m.client->placedRequest();
+              pl.setVcpu(res->vcpu);
+              pl.setNode(res->to);
+              tasks_.add(pl.send().then([one_done](auto&&) { one_done(); },
+                                        [one_done](kj::Exception&&) { one_done(); }));
+            }
+          });
+        },
+        [fail_move](kj::Exception&& e) {
+          fail_move(make_error(Errc::kDisconnected, e.getDescription().cStr()));
+        }));
+  }
+
+  static std::uint64_t us_since(SteadyTime t0) {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now() - t0).count());
+  }
+
   void publish() {
     std::vector<NodeReport> nodes;
     for (auto& m : s_.members) nodes.push_back({m.info, PhaseResult{0, "", m.live}});
@@ -275,6 +359,9 @@ class Driver {
   ErrorSink sink_;
   kj::TaskSet tasks_;
   SteadyTime last_sample_{};
+  int running_phase_ = -1;
+  bool move_busy_ = false;
+  std::vector<std::uint32_t> placement_;  // where each vCPU runs (after moves)
 };
 
 }  // namespace

@@ -75,10 +75,35 @@ class NodeImpl final : public Node::Server {
   }
 
   kj::Promise<void> moveVcpu(MoveVcpuContext context) override {
+    context.getResults().setOk(false);
+    context.getResults().setError("a move is ordered as emigrate, immigrate, placed");
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> emigrate(EmigrateContext context) override {
+    s_.heard();
+    auto r = s_.runtime.emigrate(VcpuId{context.getParams().getVcpu()});
+    if (!r.ok()) {
+      context.getResults().setError(r.error().to_string());
+      return kj::READY_NOW;
+    }
+    context.getResults().setState(kj::arrayPtr(r->data(), r->size()));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> immigrate(ImmigrateContext context) override {
+    s_.heard();
     auto p = context.getParams();
-    auto r = s_.runtime.move_vcpu(VcpuId{p.getVcpu()}, NodeId{p.getToNode()});
+    auto bytes = p.getState();
+    auto r = s_.runtime.immigrate(VcpuId{p.getVcpu()}, std::span<const std::uint8_t>(bytes.begin(), bytes.size()));
     context.getResults().setOk(r.ok());
     if (!r.ok()) context.getResults().setError(r.error().to_string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> placed(PlacedContext context) override {
+    auto p = context.getParams();
+    s_.runtime.placed(VcpuId{p.getVcpu()}, NodeId{p.getNode()});
     return kj::READY_NOW;
   }
 

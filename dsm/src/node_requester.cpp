@@ -38,6 +38,7 @@ void Node::on_fault(const FaultEvent& ev) {
       if (auto r = region_.wake(ev.page); !r.ok()) local_error(r.error());
       return;
     default:
+      if (config_.on_request) config_.on_request(ev.page, map_.home_of(ev.page), ev.tid);
       start_request(ev.page, a);
   }
 }

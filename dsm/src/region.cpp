@@ -36,7 +36,7 @@ Result<int> open_uffd() {
 Result<void> handshake_and_register(int uffd, void* base, std::size_t size) {
   uffdio_api api{};
   api.api = UFFD_API;
-  api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+  api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_THREAD_ID;
   if (ioctl(uffd, UFFDIO_API, &api) < 0) return Error::from_errno("UFFDIO_API");
   uffdio_register reg{};
   reg.range.start = reinterpret_cast<std::uint64_t>(base);
@@ -190,7 +190,7 @@ Result<std::size_t> Region::read_events(std::span<FaultEvent> out) {
     const auto& pf = msgs[i].arg.pagefault;
     out[count++] = FaultEvent{PageNo{(pf.address - base) / kPageSize},
                               (pf.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
-                              (pf.flags & UFFD_PAGEFAULT_FLAG_WP) != 0};
+                              (pf.flags & UFFD_PAGEFAULT_FLAG_WP) != 0, pf.feat.ptid};
   }
   return count;
 }

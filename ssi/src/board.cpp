@@ -85,8 +85,28 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
 }
 
 void LocalIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
+  std::shared_lock lock(mu_);
   for (vcpu::Lapic* l : lapics)
     if (l->targeted_by(ipi)) l->deliver(ipi);
+  for (const auto& [l, to] : diverted_)
+    if (l->targeted_by(ipi)) to(ipi);
+}
+
+void LocalIpiRouter::add(vcpu::Lapic* lapic) {
+  std::unique_lock lock(mu_);
+  lapics.push_back(lapic);
+}
+
+void LocalIpiRouter::divert(vcpu::Lapic* lapic, Divert to) {
+  std::unique_lock lock(mu_);
+  std::erase(lapics, lapic);
+  diverted_.emplace_back(lapic, std::move(to));
+}
+
+void LocalIpiRouter::end_divert(vcpu::Lapic* lapic, const std::function<void()>& then) {
+  std::unique_lock lock(mu_);
+  std::erase_if(diverted_, [lapic](const auto& d) { return d.first == lapic; });
+  if (then) then();
 }
 
 }  // namespace ssi::machine

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "ssi/guest_ram.hpp"
 #include "ssi/insn_fallback.hpp"
 #include "ssi/kvm_entry.hpp"
+#include "ssi/node_port.hpp"
 #include "vcpu/lapic.hpp"
 #include "vcpu/runner.hpp"
 #include "vcpu/timer.hpp"
@@ -59,6 +61,7 @@ struct Machine::Impl {
     std::unique_ptr<vcpu::Vcpu> vcpu;
     std::unique_ptr<vcpu::Lapic> lapic;
     std::unique_ptr<vcpu::VcpuRunner> runner;
+    std::thread thread;  // while run() runs it here
   };
 
   Impl(const MachineConfig& c, const MachineFabric& f)
@@ -74,6 +77,7 @@ struct Machine::Impl {
       board = std::make_unique<Board>(c.console_fd, exit);
       io = &board->io();
     }
+    node_io = std::make_unique<NodePortIo>(*io, c.self.value());
   }
 
   Result<void> init(vcpu::Vm& vm) {
@@ -86,6 +90,7 @@ struct Machine::Impl {
     SSI_ASSIGN_OR_RETURN(guest_ram, GuestRam::make(config.map, ram));
     if (board) SSI_TRY(attach_board());
     SSI_TRY(map_guest_ram(vm, config.map, ram));
+    this->vm = &vm;
     by_vcpu.assign(config.vcpus, nullptr);
     for (std::uint32_t i = 0; i < config.vcpus; ++i)
       if (node_of(config, i) == config.self.value()) SSI_TRY(add_vcpu(vm, i));
@@ -109,9 +114,20 @@ struct Machine::Impl {
   }
 
   Result<void> add_vcpu(vcpu::Vm& vm, std::uint32_t i) {
+    SSI_ASSIGN_OR_RETURN(auto cpu, make_cpu(vm, i));
+    local_ipis.lapics.push_back(cpu->lapic.get());
+    make_runner(*cpu);
+    by_vcpu[i] = cpu.get();
+    cpus.push_back(std::move(cpu));
+    return ok();
+  }
+
+  // A KVM vCPU and its LAPIC (not yet reachable by IPIs) for vCPU `i`.
+  Result<std::unique_ptr<Cpu>> make_cpu(vcpu::Vm& vm, std::uint32_t i) {
     auto cpu = std::make_unique<Cpu>();
     cpu->index = i;
     SSI_ASSIGN_OR_RETURN(cpu->vcpu, vm.create_vcpu(VcpuId{i}));
+    if (auto khz = cpu->vcpu->get_tsc_khz(); khz.ok() && tsc_khz.load() == 0) tsc_khz.store(*khz);
     if (!config.cpuid.empty())
       SSI_TRY(cpu->vcpu->set_cpuid(vcpu::set_cpuid_apic_id(config.cpuid, i)));
     if (config.tsc_epoch_ns != 0) SSI_TRY(vcpu::set_tsc_from_epoch(*cpu->vcpu, config.tsc_epoch_ns));
@@ -120,12 +136,16 @@ struct Machine::Impl {
     lc.apic_id = i;
     lc.bsp = i == 0;
     cpu->lapic = std::make_unique<vcpu::Lapic>(lc, SteadyClock::instance(), ipis, &timers);
-    local_ipis.lapics.push_back(cpu->lapic.get());
     // Level-triggered EOIs reach the IOAPIC: here, or on the device node.
     if (board)
       cpu->lapic->set_level_eoi([this](std::uint8_t v) { board->ioapic().eoi(v); });
     else if (remote_eoi)
       cpu->lapic->set_level_eoi(remote_eoi);
+    return cpu;
+  }
+
+  void make_runner(Cpu& c) {
+    const std::uint32_t i = c.index;
     vcpu::RunnerOptions ro;
     ro.on_internal_error = handle_internal_error;
     if (config.kernel == KernelKind::kSsiElf) {
@@ -138,12 +158,14 @@ struct Machine::Impl {
         return enter(v, st);
       };
     }
-    cpu->runner = std::make_unique<vcpu::VcpuRunner>(*cpu->vcpu, *cpu->lapic, *io, exit,
-                                                     SteadyClock::instance(), std::move(ro));
-    by_vcpu[i] = cpu.get();
-    cpus.push_back(std::move(cpu));
-    return ok();
+    c.runner = std::make_unique<vcpu::VcpuRunner>(*c.vcpu, *c.lapic, *node_io, exit,
+                                                  SteadyClock::instance(), std::move(ro));
   }
+
+  // vCPU mobility: below.
+  Result<vcpu::CpuState> emigrate(std::uint32_t i, LocalIpiRouter::Divert divert,
+                                  std::chrono::milliseconds timeout);
+  Result<void> immigrate(std::uint32_t i, const vcpu::CpuState& state);
 
   Result<void> load(const KernelImage* k) {
     if (!board) return make_error(Errc::kInvalidArgument, "only the device node loads the kernel");
@@ -175,41 +197,55 @@ struct Machine::Impl {
 
   Result<int> run() {
     auto t0 = SteadyClock::instance().now();
-    std::vector<std::thread> threads;
-    std::mutex mu;
-    std::optional<Error> first_error;
-    for (auto& cpu : cpus) {
-      threads.emplace_back([this, c = cpu.get(), &mu, &first_error] {
-        if (config.on_vcpu_thread) config.on_vcpu_thread(c->index);
-        auto r = c->runner->run();
-        if (r.ok()) return;
-        {
-          std::lock_guard lock(mu);
-          if (!first_error) {
-            first_error = std::move(r).error();
-            first_error->message = fmt::format("vcpu {}: {}", c->index, first_error->message);
-          }
-        }
-        exit.request(kVcpuFailed);
-      });
+    {
+      std::lock_guard lock(cpus_mu);
+      running = true;
+      for (auto& cpu : cpus) start(*cpu);
     }
-    // A node may run no vCPU at all (a placement can leave one empty): it
-    // serves the others until the exit.
-    while (threads.empty() && !exit.requested())
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // vCPUs may leave and arrive while it runs (machine_move.cpp); a node
+    // may also run none (a placement can leave one empty) and serve the
+    // others until the exit.
+    while (!exit.requested()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(cpus_mu);
+      running = false;
+      for (auto& cpu : cpus)
+        if (cpu->thread.joinable()) threads.push_back(std::move(cpu->thread));
+    }
     for (auto& t : threads) t.join();
     run_ns.store(static_cast<std::uint64_t>(
         std::chrono::nanoseconds(SteadyClock::instance().now() - t0).count()));
     if (board) board->flush_console();
+    std::lock_guard lock(first_error_mu);
     if (first_error) return std::move(*first_error);
     return exit.exit_code().value_or(0);
   }
 
+  // With cpus_mu held: vCPU `c`'s run loop on a thread of its own.
+  void start(Cpu& c) {
+    c.thread = std::thread([this, &c] {
+      if (config.on_vcpu_thread) config.on_vcpu_thread(c.index);
+      auto r = c.runner->run();
+      if (r.ok()) return;
+      {
+        std::lock_guard lock(first_error_mu);
+        if (!first_error) {
+          first_error = std::move(r).error();
+          first_error->message = fmt::format("vcpu {}: {}", c.index, first_error->message);
+        }
+      }
+      exit.request(kVcpuFailed);
+    });
+  }
+
   void notify(VcpuId id) {
+    std::lock_guard lock(cpus_mu);
     if (id.value() < by_vcpu.size() && by_vcpu[id.value()]) by_vcpu[id.value()]->runner->notify();
   }
 
   Counters stats() const {
+    std::lock_guard lock(cpus_mu);
     vcpu::VcpuRunner::Stats s;
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
@@ -222,9 +258,10 @@ struct Machine::Impl {
                     {"vcpu_exits", s.exits},
                     {"interrupts_injected", s.injected},
                     {"halts", s.halts}};
-    // The guest's TSC rate: turns cycles a guest measured into time.
-    if (!cpus.empty())
-      if (auto khz = cpus[0]->vcpu->get_tsc_khz(); khz.ok()) out.emplace_back("guest_tsc_khz", *khz);
+    // The guest's TSC rate: turns cycles a guest measured into time. Read
+    // when the vCPU was made: a vCPU ioctl waits for KVM_RUN to return, and
+    // cpus_mu (held here) must never wait on a guest.
+    if (auto khz = tsc_khz.load(); khz != 0) out.emplace_back("guest_tsc_khz", khz);
     // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
     for (const auto& c : cpus) {
       auto r = c->runner->stats();
@@ -258,11 +295,108 @@ struct Machine::Impl {
   std::optional<FwCfg> fw_cfg;
   vcpu::IoHandler* io = nullptr;  // the board's, or the fabric's forwarder
   std::function<void(std::uint8_t)> remote_eoi;  // off the device node
+  std::unique_ptr<NodePortIo> node_io;  // what the runners use: kNodePort, then `io`
+  vcpu::Vm* vm = nullptr;
+  mutable std::mutex cpus_mu;  // cpus, by_vcpu, parked, running, each Cpu's thread
+  bool running = false;
   std::vector<std::unique_ptr<Cpu>> cpus;
   std::vector<Cpu*> by_vcpu;
+  // vCPUs that left this node: their KVM vCPU stays (an id cannot be
+  // created twice in one VM) for when they come back.
+  std::vector<std::unique_ptr<Cpu>> parked;
+  std::mutex first_error_mu;
+  std::optional<Error> first_error;
   std::atomic<std::uint64_t> run_ns{0};
+  std::atomic<std::uint64_t> tsc_khz{0};  // of this node's first vCPU (stats)
   vcpu::TimerThread timers;  // last: its thread calls notify() until it is destroyed
 };
+
+// Mobility. The vCPU is paused at an exit, its LAPIC is taken out of the
+// router (IPIs for it go to `divert`, atomically), then its state is saved:
+// no IPI is both in the state and diverted, none is lost.
+Result<vcpu::CpuState> Machine::Impl::emigrate(std::uint32_t i, LocalIpiRouter::Divert divert,
+                                               std::chrono::milliseconds timeout) {
+  Cpu* c = nullptr;
+  {
+    std::lock_guard lock(cpus_mu);
+    if (i < by_vcpu.size()) c = by_vcpu[i];
+  }
+  if (!c) return make_error(Errc::kNotFound, fmt::format("vCPU {} does not run on node {}", i,
+                                                         config.self.value()));
+  c->runner->pause();
+  if (!c->runner->wait_paused(timeout)) {
+    c->runner->resume();
+    return make_error(Errc::kTimeout, fmt::format("vCPU {} did not pause within {} ms", i,
+                                                  timeout.count()));
+  }
+  local_ipis.divert(c->lapic.get(), std::move(divert));
+  auto state = c->runner->save_state();
+  if (!state.ok()) {
+    local_ipis.end_divert(c->lapic.get(), [&] { local_ipis.lapics.push_back(c->lapic.get()); });
+    c->runner->resume();
+    return state.error();
+  }
+  c->runner->stop();
+  std::unique_ptr<Cpu> gone;
+  std::thread thread;
+  {
+    std::lock_guard lock(cpus_mu);
+    by_vcpu[i] = nullptr;
+    auto it = std::find_if(cpus.begin(), cpus.end(), [c](const auto& p) { return p.get() == c; });
+    gone = std::move(*it);
+    cpus.erase(it);
+    thread = std::move(gone->thread);
+  }
+  if (thread.joinable()) thread.join();
+  gone->runner.reset();
+  std::lock_guard lock(cpus_mu);
+  parked.push_back(std::move(gone));
+  return state;
+}
+
+Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& state) {
+  if (i >= config.vcpus) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", i));
+  std::unique_ptr<Cpu> c;
+  {
+    std::lock_guard lock(cpus_mu);
+    if (by_vcpu[i]) return make_error(Errc::kInvalidArgument,
+                                      fmt::format("vCPU {} already runs here", i));
+    auto it = std::find_if(parked.begin(), parked.end(), [i](const auto& p) { return p->index == i; });
+    if (it != parked.end()) {
+      c = std::move(*it);
+      parked.erase(it);
+    }
+  }
+  const vcpu::CpuState* from = &state;
+  vcpu::CpuState own_cpuid;
+  if (!c) {
+    SSI_ASSIGN_OR_RETURN(c, make_cpu(*vm, i));
+  } else {
+    // A KVM vCPU that has run refuses a new CPUID (KVM_SET_CPUID2 after
+    // KVM_RUN); it keeps the one it has: the same policy for this APIC id,
+    // set at creation (an empty CPUID is not restored).
+    own_cpuid = state;
+    own_cpuid.cpuid.clear();
+    from = &own_cpuid;
+  }
+  make_runner(*c);
+  auto restored = c->runner->restore_state(*from);
+  // The saved TSC is where the pause began: go on from the machine's epoch
+  // like the vCPUs that did not move, not behind them by the pause.
+  if (restored.ok() && config.tsc_epoch_ns != 0)
+    restored = vcpu::set_tsc_from_epoch(*c->vcpu, config.tsc_epoch_ns);
+  if (!restored.ok()) {
+    std::lock_guard lock(cpus_mu);
+    parked.push_back(std::move(c));
+    return restored;
+  }
+  local_ipis.add(c->lapic.get());
+  std::lock_guard lock(cpus_mu);
+  by_vcpu[i] = c.get();
+  if (running) start(*c);
+  cpus.push_back(std::move(c));
+  return ok();
+}
 
 Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Machine::~Machine() = default;
@@ -294,6 +428,22 @@ Result<std::unique_ptr<Machine>> Machine::create(vcpu::Hypervisor& hv, const Mac
 }
 
 Result<void> Machine::load(const KernelImage* kernel) { return impl_->load(kernel); }
+Result<vcpu::CpuState> Machine::emigrate(std::uint32_t vcpu, LocalIpiRouter::Divert divert,
+                                         std::chrono::milliseconds timeout) {
+  return impl_->emigrate(vcpu, std::move(divert), timeout);
+}
+Result<void> Machine::immigrate(std::uint32_t vcpu, const vcpu::CpuState& state) {
+  return impl_->immigrate(vcpu, state);
+}
+void Machine::emigrated(std::uint32_t vcpu, const std::function<void()>& then) {
+  vcpu::Lapic* lapic = nullptr;
+  {
+    std::lock_guard lock(impl_->cpus_mu);
+    for (const auto& c : impl_->parked)
+      if (c->index == vcpu) lapic = c->lapic.get();
+  }
+  impl_->local_ipis.end_divert(lapic, then);
+}
 Result<int> Machine::run() { return impl_->run(); }
 void Machine::request_exit(int code) { impl_->exit.request(code); }
 Board* Machine::board() { return impl_->board.get(); }

@@ -226,7 +226,7 @@ Result<CpuState> save_cpu_state(Vcpu& v, const Lapic& lapic) {
 
 Result<void> restore_cpu_state(Vcpu& v, Lapic& lapic, const CpuState& s) {
   // CPUID first: KVM checks XSAVE/XCR0 and MSRs against it.
-  SSI_TRY(v.set_cpuid(s.cpuid));
+  if (!s.cpuid.empty()) SSI_TRY(v.set_cpuid(s.cpuid));  // empty: keep the vCPU's (mobility)
   SSI_TRY(v.set_sregs(s.sregs));
   SSI_TRY(v.set_regs(s.regs));
   SSI_TRY(v.set_fpu(s.fpu));

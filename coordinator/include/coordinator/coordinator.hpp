@@ -18,6 +18,19 @@ namespace ssi::coord {
 
 struct NodeReport;
 
+// One vCPU move (docs/mobility.md) and what it took, as the coordinator saw
+// it: `pause_us` from ordering the pause to the new node's answer that the
+// vCPU runs there (an upper bound of the time it ran nowhere).
+struct MoveResult {
+  std::uint32_t vcpu = 0, from = 0, to = 0;
+  std::uint64_t pause_us = 0, total_us = 0, state_bytes = 0;
+};
+struct MoveOrder {
+  std::uint32_t vcpu = 0;
+  std::uint32_t to = 0;
+  std::function<void(Result<MoveResult>)> done;  // called on the coordinator's thread
+};
+
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 = any
   // Or an already listening socket (taken over): lets a launcher fork
@@ -44,6 +57,9 @@ struct CoordinatorOptions {
   // here (NodeReport.last.stats = the counters; exit_code/message empty).
   std::function<void(const std::vector<NodeReport>&)> on_sample;
   std::chrono::milliseconds sample_period{500};
+  // vCPU moves: polled (every few ms) while the guest runs (phases >= 1);
+  // one move at a time.
+  std::function<std::optional<MoveOrder>()> next_move;
 };
 
 struct NodeReport {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,9 @@ struct MachineConfig {
   std::string transport = "tcp";
   std::vector<NodeInfo> peers;          // index = node id (filled by the coordinator)
   std::vector<std::uint32_t> vcpu_node;  // node of each vCPU
+  // `--placement auto`: the launcher moves vCPUs to the node serving most
+  // of their DSM requests (cluster/placement_policy.hpp); not sent to nodes.
+  bool placement_auto = false;
   std::string workload;
   std::uint64_t workload_arg = 0;
   std::uint32_t phases = 1;
@@ -75,9 +79,17 @@ class NodeRuntime {
   // The node's counters right now (the coordinator samples them
   // periodically for live metrics); may run while a phase runs.
   virtual Counters sample() { return {}; }
-  virtual Result<void> move_vcpu(VcpuId, NodeId) {
-    return make_error(Errc::kUnsupported, "vCPU migration is not implemented yet");
+  // vCPU mobility, the three steps of one move the coordinator orders
+  // (docs/mobility.md): the node it leaves pauses it and returns its
+  // serialised state; the node it goes to continues it; then every node
+  // learns where it runs now.
+  virtual Result<std::vector<std::uint8_t>> emigrate(VcpuId) {
+    return make_error(Errc::kUnsupported, "this node cannot move vCPUs");
   }
+  virtual Result<void> immigrate(VcpuId, std::span<const std::uint8_t>) {
+    return make_error(Errc::kUnsupported, "this node cannot move vCPUs");
+  }
+  virtual void placed(VcpuId, NodeId) {}
 };
 
 struct Timing {

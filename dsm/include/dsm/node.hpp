@@ -64,6 +64,10 @@ struct NodeConfig {
   // released, with "page P (home node H): node D lost: why"; the owner stops
   // whatever runs on the memory (a machine stops its vCPUs). Optional.
   std::function<void(PageNo, const Error&)> on_fault_failed;
+  // Reactor thread: a fault of thread `tid` this node sends to page p's
+  // home (read, write or upgrade request), for per-thread accounting (vCPU
+  // placement by fault counters, docs/mobility.md). Optional.
+  std::function<void(PageNo, NodeId home, std::uint32_t tid)> on_request;
 };
 
 class Node {

@@ -18,6 +18,7 @@ struct FaultEvent {
   PageNo page;
   bool write = false;  // the access was a write
   bool wp = false;     // write-protect fault (page present, read-only) vs missing
+  std::uint32_t tid = 0;  // the faulting thread (UFFD_FEATURE_THREAD_ID)
 };
 
 // What an install ioctl found. kAlreadyPresent is EEXIST: someone mapped the

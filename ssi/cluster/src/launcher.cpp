@@ -14,6 +14,8 @@
 #include "base/exit_code.hpp"
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
+#include "cluster/move_queue.hpp"
+#include "cluster/placement_policy.hpp"
 #include "cluster/workload.hpp"
 #include "machine_demo.hpp"
 #include "report.hpp"
@@ -114,9 +116,19 @@ Result<void> prepare_guest(coord::MachineConfig& config) {
 }
 
 // The coordinator's live samples go to the endpoint.
-void feed(coord::CoordinatorOptions& co, MetricsServer* server) {
-  if (server)
-    co.on_sample = [server](const std::vector<coord::NodeReport>& nodes) { server->publish(nodes); };
+// ...and it takes vCPU move orders (`ssi move`, `--placement auto`) to the
+// coordinator; the placement policy sees every sample too.
+void feed(coord::CoordinatorOptions& co, MetricsServer* server, MoveQueue& moves,
+          std::unique_ptr<PlacementPolicy>& policy) {
+  if (co.config.placement_auto)
+    policy = std::make_unique<PlacementPolicy>(co.config.vcpus, co.config.nodes, moves);
+  if (!server && !policy) return;
+  co.on_sample = [server, p = policy.get()](const std::vector<coord::NodeReport>& nodes) {
+    if (server) server->publish(nodes);
+    if (p) p->observe(nodes);
+  };
+  co.next_move = [&moves] { return moves.next(); };
+  if (server) server->serve_moves(&moves);
 }
 
 }  // namespace
@@ -131,6 +143,8 @@ const std::atomic<bool>& install_interrupt_flag() {
 }
 
 int run_local_cluster(const LocalClusterOptions& options) {
+  MoveQueue moves;  // outlives the metrics endpoint that feeds it
+  std::unique_ptr<PlacementPolicy> policy;
   auto sock = coord::listen_socket("127.0.0.1", 0);
   if (!sock.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
@@ -177,7 +191,7 @@ int run_local_cluster(const LocalClusterOptions& options) {
     return std::nullopt;
   };
   co.on_event = options.verbose ? print_event : nullptr;
-  feed(co, metrics->get());
+  feed(co, metrics->get(), moves, policy);
   auto outcome = coord::run_coordinator(co);
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
@@ -206,6 +220,8 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", g.error().message.c_str());
     return exit_status(ExitCode::kError);
   }
+  MoveQueue moves;
+  std::unique_ptr<PlacementPolicy> policy;
   coord::CoordinatorOptions co;
   co.secret = *secret;
   co.listen_fd = sock->first;
@@ -218,7 +234,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: --metrics: %s\n", metrics.error().message.c_str());
     return exit_status(ExitCode::kError);
   }
-  feed(co, metrics->get());
+  feed(co, metrics->get(), moves, policy);
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();

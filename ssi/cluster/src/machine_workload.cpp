@@ -20,6 +20,7 @@
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
+#include "vcpu_faults.hpp"
 #include "multinode/cluster_fabric.hpp"
 #include "multinode/wire.hpp"
 #include "ssi/kernel_image.hpp"
@@ -71,6 +72,7 @@ class MachineWorkload final : public Workload {
     SSI_ASSIGN_OR_RETURN(vcpu::CpuidEntries cpuid, hv_->supported_cpuid());
     cpuid = vcpu::filter_cpuid(std::move(cpuid), vcpu::CpuidPolicy{});
     SSI_ASSIGN_OR_RETURN(vm_, hv_->create_vm({}));
+    faults_ = std::make_unique<VcpuFaults>(placement_.vcpus(), config_.nodes);
     return host_.call([this, cpuid]() -> Result<void> {
       dsm::NodeConfig nc;
       nc.self = host_.self();
@@ -80,6 +82,7 @@ class MachineWorkload final : public Workload {
       // the node-lost code and this fault as its error. The DSM then
       // releases the vCPU thread from the fault (it reads zeros), and the
       // vCPU, whose exit is already requested, leaves KVM_RUN.
+      nc.on_request = [this](PageNo, NodeId home, std::uint32_t tid) { faults_->on_request(home, tid); };
       nc.on_fault_failed = [this](PageNo, const Error& why) {
         {
           std::lock_guard lock(mu_);
@@ -95,7 +98,10 @@ class MachineWorkload final : public Workload {
       mc.map = *map_;
       mc.kernel = kernel_kind_;
       mc.cpuid = cpuid;
-      mc.on_vcpu_thread = [cg = cgroups_.get()](std::uint32_t v) { enter_vcpu_cgroup(cg, v); };
+      mc.on_vcpu_thread = [this, cg = cgroups_.get()](std::uint32_t v) {
+        enter_vcpu_cgroup(cg, v);
+        faults_->on_vcpu_thread(v);
+      };
       mc.tsc_epoch_ns = config_.tsc_epoch_ns;
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
@@ -113,6 +119,7 @@ class MachineWorkload final : public Workload {
   coord::PhaseResult run_phase(std::uint32_t phase) override {
     coord::PhaseResult r = phase == 0 ? load() : run();
     r.stats = machine_->stats();
+    faults_->append_to(r.stats);
     auto dsm_stats = DsmSnapshot::of(dsm_->stats()).counters();
     r.stats.insert(r.stats.end(), dsm_stats.begin(), dsm_stats.end());
     if (cgroups_)
@@ -120,9 +127,22 @@ class MachineWorkload final : public Workload {
     return r;
   }
 
+  Result<std::vector<std::uint8_t>> emigrate(std::uint32_t vcpu) override {
+    if (!machine_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return machine_->emigrate(vcpu);
+  }
+  Result<void> immigrate(std::uint32_t vcpu, std::span<const std::uint8_t> state) override {
+    if (!machine_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return machine_->immigrate(vcpu, state);
+  }
+  void placed(std::uint32_t vcpu, NodeId node) override {
+    if (machine_) machine_->placed(vcpu, node);
+  }
+
   coord::Counters sample() const override {
     if (!machine_ || !dsm_) return {};
     coord::Counters c = machine_->stats();
+    faults_->append_to(c);
     for (auto& kv : live_dsm_counters(dsm_->stats())) c.push_back(std::move(kv));
     if (cgroups_)
       for (auto& kv : cgroups_->counters()) c.push_back(std::move(kv));
@@ -220,6 +240,7 @@ class MachineWorkload final : public Workload {
   std::unique_ptr<vcpu::Hypervisor> hv_;
   std::unique_ptr<vcpu::Vm> vm_;
   std::unique_ptr<NodeCgroups> cgroups_;  // outlives the vCPU threads in its cgroups
+  std::unique_ptr<VcpuFaults> faults_;    // outlives the DSM and the vCPU threads that count
   std::unique_ptr<dsm::Node> dsm_;
   machine::KernelKind kernel_kind_ = machine::KernelKind::kSsiElf;
   std::unique_ptr<multinode::ClusterFabric> machine_;  // uses vm_ and dsm_'s memory

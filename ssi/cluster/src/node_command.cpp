@@ -81,6 +81,17 @@ class ClusterRuntime final : public coord::NodeRuntime {
   }
 
   coord::Counters sample() override { return workload_ ? workload_->sample() : coord::Counters{}; }
+  Result<std::vector<std::uint8_t>> emigrate(VcpuId v) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->emigrate(v.value());
+  }
+  Result<void> immigrate(VcpuId v, std::span<const std::uint8_t> state) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->immigrate(v.value(), state);
+  }
+  void placed(VcpuId v, NodeId node) override {
+    if (workload_) workload_->placed(v.value(), node);
+  }
 
  private:
   // A worker blocked on a DSM page of a lost node is released by the DSM

@@ -53,22 +53,25 @@ Result<int> connect_to(const std::string& address) {
   return make_error(Errc::kSystem, fmt::format("cannot connect to {}: {}", address, std::strerror(err)));
 }
 
-Result<std::string> query(const std::string& address) {
+}  // namespace
+
+Result<std::string> metrics_request(const std::string& address, const std::string& request,
+                                    std::chrono::milliseconds timeout) {
+  const auto limit_ms = timeout.count();
   SSI_ASSIGN_OR_RETURN(int fd, connect_to(address));
-  std::string request = "{\"execute\":\"query-stats\"}\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return make_error(Errc::kSystem, fmt::format("{}: send failed", address));
   }
   std::string reply;
   char buf[4096];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyTimeoutMs);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
       ::close(fd);
-      return make_error(Errc::kTimeout, fmt::format("{}: no complete reply within {} ms", address, kReplyTimeoutMs));
+      return make_error(Errc::kTimeout, fmt::format("{}: no complete reply within {} ms", address, limit_ms));
     }
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;  // the server closes after its reply
@@ -78,6 +81,10 @@ Result<std::string> query(const std::string& address) {
   return reply;
 }
 
+namespace {
+Result<std::string> query(const std::string& address) {
+  return metrics_request(address, "{\"execute\":\"query-stats\"}\n", std::chrono::milliseconds(kReplyTimeoutMs));
+}
 }  // namespace
 
 int run_stats_command(const std::string& address, bool json) {

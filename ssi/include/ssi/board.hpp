@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <shared_mutex>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -89,8 +90,22 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st);
 // Delivers an IPI to every LAPIC of this node that it targets.
 class LocalIpiRouter final : public vcpu::IpiSink {
  public:
+  using Divert = std::function<void(const vcpu::Ipi&)>;
   void send_ipi(const vcpu::Ipi& ipi) override;
-  std::vector<vcpu::Lapic*> lapics;  // fixed before any vCPU runs
+  // Set before any vCPU runs; afterwards only through the calls below.
+  std::vector<vcpu::Lapic*> lapics;
+
+  // vCPU mobility, thread-safe against send_ipi: a LAPIC joins this node;
+  // a leaving LAPIC's IPIs go to `divert` instead (atomically: none is
+  // both delivered and diverted); `end_divert` runs `then` under the same
+  // lock, so whatever it sends is ordered before any later IPI.
+  void add(vcpu::Lapic* lapic);
+  void divert(vcpu::Lapic* lapic, Divert to);
+  void end_divert(vcpu::Lapic* lapic, const std::function<void()>& then);
+
+ private:
+  std::shared_mutex mu_;
+  std::vector<std::pair<vcpu::Lapic*, Divert>> diverted_;
 };
 
 }  // namespace ssi::machine

@@ -1,6 +1,8 @@
 #include "multinode/cluster_fabric.hpp"
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include <fmt/format.h>
@@ -18,8 +20,9 @@ namespace ssi::multinode {
 struct ClusterFabric::Impl {
   Impl(const ClusterNodeConfig& c, rdma::Reactor& reactor, rdma::Transport& transport)
       : config(c),
+        table(c.placement),
         data(reactor, transport, exit, c.forward_timeout),
-        router(c.self, config.placement, data, local_ipis, [this](const Error& e) { fail(e); }) {
+        router(c.self, table, data, local_ipis, [this](const Error& e) { fail(e); }) {
     if (c.self != kDeviceNode) forwarding = std::make_unique<ForwardingIo>(kDeviceNode, data);
     // The first exit request on this node stops every other node too,
     // unless it came from a peer (that peer told everyone already).
@@ -164,11 +167,89 @@ struct ClusterFabric::Impl {
                            {"eois_from_peers", eois.load()},
                            {"ipis_sent_remote", router.sent_remote()},
                            {"ipis_merged", data.outbox().merged()},
-                           {"ipis_received_remote", router.received()}});
+                           {"ipis_received_remote", router.received()},
+                           {"ipis_followed", router.followed()},
+                           {"ipis_held_in_move", ipis_held.load()},
+                           {"vcpus_moved_in", moved_in.load()},
+                           {"vcpus_moved_out", moved_out.load()}});
     return out;
   }
 
+  // vCPU mobility (docs/mobility.md), on the control thread.
+  Result<std::vector<std::uint8_t>> emigrate(std::uint32_t k) {
+    if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
+    auto held = std::make_shared<Held>();
+    SSI_ASSIGN_OR_RETURN(
+        vcpu::CpuState st,
+        machine->emigrate(
+            k,
+            [held, k](const vcpu::Ipi& ipi) {
+              // For vCPU k alone, wherever it lands.
+              vcpu::Ipi only = ipi;
+              only.shorthand = vcpu::DestShorthand::kNone;
+              only.logical = false;
+              only.destination = k;
+              std::lock_guard lock(held->mu);
+              held->ipis.push_back(only);
+            },
+            kPauseTimeout));
+    {
+      std::lock_guard lock(moving_mu);
+      moving[k] = held;
+    }
+    moved_out.fetch_add(1, std::memory_order_relaxed);
+    return vcpu::serialize(st);
+  }
+
+  Result<void> immigrate(std::uint32_t k, std::span<const std::uint8_t> bytes) {
+    if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuState st, vcpu::deserialize(bytes));
+    NodeId was = table.node_of(k);
+    // Before it runs: IPIs that reach this node for it are delivered here.
+    table.set(k, config.self);
+    if (auto r = machine->immigrate(k, st); !r.ok()) {
+      table.set(k, was);
+      return r;
+    }
+    moved_in.fetch_add(1, std::memory_order_relaxed);
+    return ok();
+  }
+
+  // Every node: vCPU k now runs on `node`. The node it left sends what it
+  // held for it there, ahead of any later IPI.
+  void placed(std::uint32_t k, NodeId node) {
+    if (k >= table.vcpus()) return;
+    std::shared_ptr<Held> held;
+    {
+      std::lock_guard lock(moving_mu);
+      if (auto it = moving.find(k); it != moving.end()) {
+        held = it->second;
+        moving.erase(it);
+      }
+    }
+    if (!held) {
+      table.set(k, node);
+      return;
+    }
+    machine->emigrated(k, [&] {
+      table.set(k, node);
+      std::lock_guard lock(held->mu);
+      for (const auto& ipi : held->ipis) router.send_to(node, ipi);
+      ipis_held.fetch_add(held->ipis.size(), std::memory_order_relaxed);
+    });
+  }
+
+  struct Held {
+    std::mutex mu;
+    std::vector<vcpu::Ipi> ipis;
+  };
+  static constexpr std::chrono::milliseconds kPauseTimeout{2000};
+
   ClusterNodeConfig config;
+  PlacementTable table;  // what IPIs route by; vCPU moves change it
+  std::mutex moving_mu;
+  std::map<std::uint32_t, std::shared_ptr<Held>> moving;  // emigrated, not yet placed
+  std::atomic<std::uint64_t> moved_in{0}, moved_out{0}, ipis_held{0};
   vcpu::ExitRequest exit;
   std::atomic<bool> exit_from_peer{false};
   DataPath data;
@@ -208,5 +289,14 @@ Result<void> ClusterFabric::start_receiving() {
 
 void ClusterFabric::stop_receiving() { impl_->data.transport().unroute(kMachineFrames); }
 coord::Counters ClusterFabric::stats() const { return impl_->stats(); }
+
+Result<std::vector<std::uint8_t>> ClusterFabric::emigrate(std::uint32_t vcpu) {
+  return impl_->emigrate(vcpu);
+}
+Result<void> ClusterFabric::immigrate(std::uint32_t vcpu, std::span<const std::uint8_t> state) {
+  return impl_->immigrate(vcpu, state);
+}
+void ClusterFabric::placed(std::uint32_t vcpu, NodeId node) { impl_->placed(vcpu, node); }
+Placement ClusterFabric::placement() const { return impl_->table.snapshot(); }
 
 }  // namespace ssi::multinode

@@ -19,8 +19,9 @@ std::int64_t now_us() {
 }
 }  // namespace
 
-std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId self,
-                                                   const Placement& placement) {
+namespace {
+template <class P>
+std::vector<NodeId> remote_nodes_of(const vcpu::Ipi& ipi, NodeId self, const P& placement) {
   using vcpu::DestShorthand;
   if (ipi.shorthand == DestShorthand::kSelf) return {};
   // A physical destination that names a vCPU (APIC id == vCPU index) lives
@@ -37,6 +38,17 @@ std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId 
     if (n != self.value()) all.push_back(NodeId{n});
   return all;
 }
+}  // namespace
+
+std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId self,
+                                                   const Placement& placement) {
+  return remote_nodes_of(ipi, self, placement);
+}
+
+std::vector<NodeId> ClusterIpiRouter::remote_nodes(const vcpu::Ipi& ipi, NodeId self,
+                                                   const PlacementTable& placement) {
+  return remote_nodes_of(ipi, self, placement);
+}
 
 std::uint64_t ClusterIpiRouter::merge_key(const vcpu::Ipi& ipi) {
   if (ipi.mode != vcpu::DeliveryMode::kNmi) return 0;
@@ -50,7 +62,11 @@ std::uint64_t ClusterIpiRouter::merge_key(const vcpu::Ipi& ipi) {
 
 void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   local_.send_ipi(ipi);
-  for (NodeId peer : remote_nodes(ipi, self_, placement_)) {
+  for (NodeId peer : remote_nodes(ipi, self_, placement_)) send_to(peer, ipi);
+}
+
+void ClusterIpiRouter::send_to(NodeId peer, const vcpu::Ipi& ipi) {
+  {
     log::get("machine")->trace("ipi {:#x} vcpu {} -> node {}: queued at {} us", ipi.vector,
                                ipi.source.value(), peer.value(), now_us());
     const std::uint32_t source = ipi.source.value();
@@ -68,6 +84,16 @@ void ClusterIpiRouter::receive(const vcpu::Ipi& ipi) {
   log::get("machine")->trace("ipi {:#x} from vcpu {}: received at {} us", ipi.vector,
                              ipi.source.value(), now_us());
   received_.fetch_add(1, std::memory_order_relaxed);
+  // Sent by a node that did not know yet that its target moved on.
+  if (ipi.shorthand == vcpu::DestShorthand::kNone && !ipi.logical &&
+      ipi.destination < placement_.vcpus()) {
+    NodeId n = placement_.node_of(ipi.destination);
+    if (n != self_) {
+      followed_.fetch_add(1, std::memory_order_relaxed);
+      send_to(n, ipi);
+      return;
+    }
+  }
   local_.send_ipi(ipi);
 }
 

@@ -28,6 +28,7 @@
 #include "cluster/workload.hpp"
 #include "checkpoint_opts.hpp"
 #include "cpuid_cmd.hpp"
+#include "move_cmd.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
 #include "ssi/boot_info.h"
@@ -206,6 +207,9 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   static std::string metrics;
   add_machine_controls(run, controls, metrics);
   add_checkpoint_options(run, opts);
+  run->add_option_function<std::string>("--placement", [](const std::string& v) {
+    if (!(controls.placement_auto = v == "auto")) throw CLI::ValidationError("--placement", "ssi run takes auto");
+  }, "auto: each vCPU moves to the node serving most of its memory (--nodes > 1, docs/mobility.md)");
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
@@ -224,12 +228,13 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.vcpu_shares = controls.vcpu_shares;
     lo.config.vcpu_quota_percent = controls.vcpu_quota_percent;
     lo.config.node_mem_limit = controls.node_mem_limit;
+    lo.config.placement_auto = controls.placement_auto;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
-    opts.via_nodes = !metrics.empty() || !controls.vcpu_shares.empty() ||
+    opts.via_nodes = !metrics.empty() || controls.placement_auto || !controls.vcpu_shares.empty() ||
                      controls.vcpu_quota_percent != 0 || controls.node_mem_limit != 0;
     auto started = std::chrono::steady_clock::now();
     auto result = machine::run(opts);
@@ -294,6 +299,7 @@ void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
       "--placement",
       [&config](const std::string& v) {
         config.vcpu_node.clear();
+        if ((config.placement_auto = v == "auto")) return;  // round robin, then moves (docs/mobility.md)
         for (std::size_t at = 0; at <= v.size();) {
           auto comma = std::min(v.find(',', at), v.size());
           std::string part = v.substr(at, comma - at);
@@ -303,7 +309,8 @@ void add_guest_options(CLI::App* cmd, coord::MachineConfig& config) {
           at = comma + 1;
         }
       },
-      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0)");
+      "Node of each vCPU, e.g. 0,0,1,1 (default round robin; the BSP, vCPU 0, needs node 0), "
+      "or auto: round robin, then each vCPU moves to the node serving most of its memory");
   cmd->add_option("--transport", config.transport, "Data path the nodes use (informational: "
                                                     "each `ssi node --transport` must match)")
       ->check(one_of(kNodeTransports, "transport"));
@@ -370,6 +377,8 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   stats->add_option("address", stats_address, "The machine's --metrics SOCKET or HOST:PORT")->required();
   stats->add_flag("--json", stats_json, "Print the QMP-style JSON reply instead of tables");
   stats->callback([&rc] { rc = cluster::run_stats_command(stats_address, stats_json); });
+  auto* move = app.add_subcommand("move", "Move a running machine's vCPU: ssi move ADDR --vcpu K --to NODE")->prefix_command();
+  move->callback([&rc, move] { rc = run_move_command(move->remaining()); });
 }
 
 }  // namespace

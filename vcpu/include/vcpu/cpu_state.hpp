@@ -51,6 +51,8 @@ Result<void> complete_pending_io(Vcpu& vcpu);
 Result<CpuState> save_cpu_state(Vcpu& vcpu, const Lapic& lapic);
 // KVM is always given mp_state RUNNABLE: without an in-kernel LAPIC it
 // refuses anything else; the runner keeps HALTED / wait-for-SIPI itself.
+// An empty `state.cpuid` leaves the vCPU's CPUID as it is (a KVM vCPU that
+// has run refuses KVM_SET_CPUID2: vCPU mobility reuses such vCPUs).
 Result<void> restore_cpu_state(Vcpu& vcpu, Lapic& lapic, const CpuState& state);
 
 }  // namespace ssi::vcpu

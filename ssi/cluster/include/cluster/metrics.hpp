@@ -7,6 +7,8 @@
 // The endpoint is a Unix socket (ADDR contains a '/') or TCP HOST:PORT.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,8 @@
 #include "coordinator/coordinator.hpp"
 
 namespace ssi::cluster {
+
+class MoveQueue;  // move_queue.hpp
 
 // Everything the endpoint serves: the latest counters of every node.
 struct MetricsSnapshot {
@@ -43,6 +47,8 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   void publish(const std::vector<coord::NodeReport>& nodes);
+  // Serve `move-vcpu` requests through `queue` (outliving the server).
+  void serve_moves(MoveQueue* queue) { moves_.store(queue); }
   // Where clients connect: the socket path, or HOST:PORT with the real port.
   const std::string& address() const { return address_; }
 
@@ -58,11 +64,17 @@ class MetricsServer {
   std::uint64_t opened_ns_;
   mutable std::mutex mu_;
   MetricsSnapshot latest_;
+  std::atomic<MoveQueue*> moves_{nullptr};
   std::thread thread_;
 };
 
 // `ssi stats ADDR [--json]`: one query; prints the per-node table and the
 // per-vCPU table (or the JSON reply) on stdout. Exit 0, or 2 with one line.
 int run_stats_command(const std::string& address, bool json);
+
+// One request line to the endpoint at `address`; the whole reply (the
+// server closes after it), within `timeout`.
+Result<std::string> metrics_request(const std::string& address, const std::string& request,
+                                    std::chrono::milliseconds timeout);
 
 }  // namespace ssi::cluster

@@ -30,6 +30,16 @@ class Workload {
   // Counters right now, for live metrics; called on the control thread
   // while run_phase may be running (read only atomics / locked state).
   virtual coord::Counters sample() const { return {}; }
+  // vCPU mobility (coord::NodeRuntime's, docs/mobility.md); only "guest".
+  virtual Result<std::vector<std::uint8_t>> emigrate(std::uint32_t vcpu) {
+    (void)vcpu;
+    return make_error(Errc::kUnsupported, "this workload has no vCPUs to move");
+  }
+  virtual Result<void> immigrate(std::uint32_t vcpu, std::span<const std::uint8_t> state) {
+    (void)vcpu, (void)state;
+    return make_error(Errc::kUnsupported, "this workload has no vCPUs to move");
+  }
+  virtual void placed(std::uint32_t vcpu, NodeId node) { (void)vcpu, (void)node; }
 };
 
 // Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"

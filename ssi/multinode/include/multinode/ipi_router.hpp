@@ -20,18 +20,23 @@ namespace ssi::multinode {
 class ClusterIpiRouter final : public vcpu::IpiSink {
  public:
   using OnError = std::function<void(const Error&)>;
-  ClusterIpiRouter(NodeId self, const Placement& placement, DataPath& data,
+  ClusterIpiRouter(NodeId self, const PlacementTable& placement, DataPath& data,
                    machine::LocalIpiRouter& local, OnError on_error)
       : self_(self), placement_(placement), data_(data), local_(local),
         on_error_(std::move(on_error)) {}
 
   void send_ipi(const vcpu::Ipi& ipi) override;
-  // An IPI frame from a peer: for this node's LAPICs only.
+  // An IPI frame from a peer: for this node's LAPICs, except a physical
+  // IPI to a vCPU that moved away, which follows it (docs/mobility.md).
   void receive(const vcpu::Ipi& ipi);
+  // Sends `ipi` to `node` only, in order with every other IPI frame to it.
+  void send_to(NodeId node, const vcpu::Ipi& ipi);
 
   // Pure: the other nodes `ipi` must reach.
   static std::vector<NodeId> remote_nodes(const vcpu::Ipi& ipi, NodeId self,
                                           const Placement& placement);
+  static std::vector<NodeId> remote_nodes(const vcpu::Ipi& ipi, NodeId self,
+                                          const PlacementTable& placement);
 
   // Pure: the Outbox merge key of `ipi` (outbox.hpp): NMIs with the same
   // targets share one, so back-to-back unsent NMIs leave as one frame, as
@@ -40,14 +45,15 @@ class ClusterIpiRouter final : public vcpu::IpiSink {
 
   std::uint64_t sent_remote() const { return sent_remote_.load(); }
   std::uint64_t received() const { return received_.load(); }
+  std::uint64_t followed() const { return followed_.load(); }
 
  private:
   NodeId self_;
-  const Placement& placement_;
+  const PlacementTable& placement_;
   DataPath& data_;
   machine::LocalIpiRouter& local_;
   OnError on_error_;
-  std::atomic<std::uint64_t> sent_remote_{0}, received_{0};
+  std::atomic<std::uint64_t> sent_remote_{0}, received_{0}, followed_{0};
 };
 
 }  // namespace ssi::multinode

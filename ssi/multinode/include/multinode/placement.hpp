@@ -2,7 +2,9 @@
 // convention), so IPIs and the boot info know where a CPU lives.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "base/ids.hpp"
@@ -22,6 +24,30 @@ struct Placement {
   std::uint32_t vcpus() const { return static_cast<std::uint32_t>(vcpu_node.size()); }
   NodeId node_of(std::uint32_t vcpu) const { return NodeId{vcpu_node.at(vcpu)}; }
   std::vector<std::uint32_t> vcpus_on(NodeId node) const;
+};
+
+// The placement a running machine routes by: each vCPU's node, changed by
+// vCPU moves (docs/mobility.md) while vCPU threads read it. Lock-free reads.
+class PlacementTable {
+ public:
+  explicit PlacementTable(const Placement& p)
+      : nodes(p.nodes), n_(p.vcpus()), node_(std::make_unique<std::atomic<std::uint32_t>[]>(n_)) {
+    for (std::uint32_t i = 0; i < n_; ++i) node_[i].store(p.vcpu_node[i]);
+  }
+  const std::uint32_t nodes;
+  std::uint32_t vcpus() const { return n_; }
+  NodeId node_of(std::uint32_t vcpu) const { return NodeId{node_[vcpu].load()}; }
+  void set(std::uint32_t vcpu, NodeId node) { node_[vcpu].store(node.value()); }
+  Placement snapshot() const {
+    Placement p;
+    p.nodes = nodes;
+    for (std::uint32_t i = 0; i < n_; ++i) p.vcpu_node.push_back(node_[i].load());
+    return p;
+  }
+
+ private:
+  std::uint32_t n_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> node_;
 };
 
 }  // namespace ssi::multinode
