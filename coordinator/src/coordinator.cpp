@@ -1,13 +1,13 @@
 #include "coordinator/coordinator.hpp"
 
 #include <optional>
-#include <time.h>
 
 #include <kj/async-io.h>
 #include <kj/timer.h>
 #include <fmt/format.h>
 #include <kj/async.h>
 
+#include "base/clock.hpp"
 #include "base/exit_code.hpp"
 #include "base/log.hpp"
 #include "control_server.hpp"
@@ -159,11 +159,7 @@ class Driver {
     MachineConfig config = s_.opt.config;
     config.peers.clear();
     for (auto& m : s_.members) config.peers.push_back(m.info);
-    if (config.tsc_epoch_ns == 0) {
-      timespec now{};
-      ::clock_gettime(CLOCK_REALTIME, &now);
-      config.tsc_epoch_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-    }
+    if (config.tsc_epoch_ns == 0) config.tsc_epoch_ns = realtime_ns();
     auto replies = std::make_shared<std::uint32_t>(0);
     for (auto& m : s_.members) {
       auto req = m.client->configureRequest();

@@ -1,6 +1,4 @@
 // Run loop against scripted exits on the test thread.
-#include <time.h>
-
 #include <cstring>
 #include <optional>
 
@@ -222,9 +220,7 @@ TEST(TscModelTest, ReadFromTheVcpuDrivesTscDeadline) {
 TEST(TscModelTest, EveryNodeStartsItsVcpusFromTheMachinesTscEpoch) {
   FakeVcpu v{VcpuId{3}};
   v.tsc_khz = 1'000'000;  // 1 GHz: one cycle per ns
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  const std::int64_t now_ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  const std::int64_t now_ns = realtime_ns();
   ASSERT_TRUE(set_tsc_from_epoch(v, now_ns - 2'000'000'000).ok());
   EXPECT_GE(v.msrs[0x10], 2'000'000'000u);
   EXPECT_LT(v.msrs[0x10], 3'000'000'000u) << "2 s after the epoch (within a second)";

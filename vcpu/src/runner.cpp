@@ -274,8 +274,9 @@ void VcpuRunner::handle_msr(VcpuExit& exit) {
 }
 
 void VcpuRunner::refresh_tsc_model() {
-  auto model = read_tsc_model(vcpu_, clock_);
+  auto model = read_tsc_model(vcpu_, clock_, tsc_hz_);
   if (model.ok() && model->tsc_hz > 0) {
+    tsc_hz_ = model->tsc_hz;  // the rate stays; only the TSC is read again
     lapic_.set_tsc_model(*model);
     return;
   }

@@ -2,8 +2,6 @@
 // and machines use, kept apart from the loop itself.
 #include "vcpu/runner.hpp"
 
-#include <time.h>
-
 namespace ssi::vcpu {
 
 kvm_sregs sipi_sregs(kvm_sregs s, std::uint8_t vector) {
@@ -43,9 +41,7 @@ kvm_regs sipi_regs() {
 
 Result<void> set_tsc_from_epoch(Vcpu& vcpu, std::int64_t epoch_realtime_ns) {
   SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  std::int64_t ns = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec - epoch_realtime_ns;
+  std::int64_t ns = realtime_ns() - epoch_realtime_ns;
   if (ns < 0) ns = 0;  // this node's clock is behind the epoch's
   kvm_msr_entry tsc{};
   tsc.index = 0x10;
@@ -53,12 +49,15 @@ Result<void> set_tsc_from_epoch(Vcpu& vcpu, std::int64_t epoch_realtime_ns) {
   return vcpu.set_msrs({tsc});
 }
 
-Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock) {
-  SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock, std::uint64_t tsc_hz) {
+  if (tsc_hz == 0) {
+    SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
+    tsc_hz = khz * 1000;
+  }
   auto now = clock.now();
   SSI_ASSIGN_OR_RETURN(auto msrs, vcpu.get_msrs({0x10}));
   if (msrs.empty()) return make_error(Errc::kUnsupported, "KVM did not return the TSC MSR");
-  return TscModel{khz * 1000, now, msrs[0].data};
+  return TscModel{tsc_hz, now, msrs[0].data};
 }
 
 }  // namespace ssi::vcpu

@@ -32,7 +32,8 @@ kvm_regs sipi_regs();
 
 // Samples the guest TSC (MSR 0x10) and its rate (KVM_GET_TSC_KHZ) against
 // `clock`, for Lapic::set_tsc_model. Call on a vCPU that is not running.
-Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock);
+// A non-zero `tsc_hz` (KVM keeps a vCPU's rate) skips KVM_GET_TSC_KHZ.
+Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock, std::uint64_t tsc_hz = 0);
 
 // Sets the vCPU's TSC to the cycles since `epoch_realtime_ns` (CLOCK_REALTIME)
 // at its own rate: vCPUs of one machine on different nodes (different KVM
@@ -140,6 +141,7 @@ class VcpuRunner {
   bool halted_if_flag_ = false;  // IF when the guest halted: cli;hlt sleeps for good
   bool window_requested_ = false;
   bool tsc_model_warned_ = false;
+  std::uint64_t tsc_hz_ = 0;  // KVM_GET_TSC_KHZ, read at the first refresh
   bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
   std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace ssi {
 
@@ -19,5 +20,9 @@ class SteadyClock final : public Clock {
   time_point now() const override { return std::chrono::steady_clock::now(); }
   static SteadyClock& instance();
 };
+
+// CLOCK_REALTIME in ns: wall time, comparable between hosts as far as their
+// clocks agree (the machine-wide guest TSC epoch).
+std::int64_t realtime_ns();
 
 }  // namespace ssi
