@@ -86,10 +86,24 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st) {
 
 void LocalIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
   std::shared_lock lock(mu_);
+  deliver(ipi, 0);
+}
+
+void LocalIpiRouter::deliver(const vcpu::Ipi& ipi, std::uint32_t origin) {
   for (vcpu::Lapic* l : lapics)
     if (l->targeted_by(ipi)) l->deliver(ipi);
   for (const auto& [l, to] : diverted_)
-    if (l->targeted_by(ipi)) to(ipi);
+    if (l->targeted_by(ipi)) to(ipi, origin, *l);
+}
+
+void LocalIpiRouter::shared(const std::function<void()>& f) {
+  std::shared_lock lock(mu_);
+  f();
+}
+
+void LocalIpiRouter::exclusive(const std::function<void()>& f) {
+  std::unique_lock lock(mu_);
+  f();
 }
 
 void LocalIpiRouter::add(vcpu::Lapic* lapic) {
@@ -97,10 +111,12 @@ void LocalIpiRouter::add(vcpu::Lapic* lapic) {
   lapics.push_back(lapic);
 }
 
-void LocalIpiRouter::divert(vcpu::Lapic* lapic, Divert to) {
+void LocalIpiRouter::divert(vcpu::Lapic* lapic, Divert to, const std::function<void()>& then) {
   std::unique_lock lock(mu_);
   std::erase(lapics, lapic);
+  std::erase_if(diverted_, [lapic](const auto& d) { return d.first == lapic; });
   diverted_.emplace_back(lapic, std::move(to));
+  if (then) then();
 }
 
 void LocalIpiRouter::end_divert(vcpu::Lapic* lapic, const std::function<void()>& then) {

@@ -165,7 +165,9 @@ struct Machine::Impl {
   // vCPU mobility: below.
   Result<vcpu::CpuState> emigrate(std::uint32_t i, LocalIpiRouter::Divert divert,
                                   std::chrono::milliseconds timeout);
-  Result<void> immigrate(std::uint32_t i, const vcpu::CpuState& state);
+  Result<void> immigrate(std::uint32_t i, const vcpu::CpuState& state,
+                         LocalIpiRouter::Divert gate,
+                         const std::function<void(vcpu::Lapic&)>& admitted);
 
   Result<void> load(const KernelImage* k) {
     if (!board) return make_error(Errc::kInvalidArgument, "only the device node loads the kernel");
@@ -354,7 +356,9 @@ Result<vcpu::CpuState> Machine::Impl::emigrate(std::uint32_t i, LocalIpiRouter::
   return state;
 }
 
-Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& state) {
+Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& state,
+                                      LocalIpiRouter::Divert gate,
+                                      const std::function<void(vcpu::Lapic&)>& admitted) {
   if (i >= config.vcpus) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", i));
   std::unique_ptr<Cpu> c;
   {
@@ -390,7 +394,10 @@ Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& sta
     parked.push_back(std::move(c));
     return restored;
   }
-  local_ipis.add(c->lapic.get());
+  vcpu::Lapic& lapic = *c->lapic;
+  local_ipis.divert(&lapic, std::move(gate), [&] {
+    if (admitted) admitted(lapic);
+  });
   std::lock_guard lock(cpus_mu);
   by_vcpu[i] = c.get();
   if (running) start(*c);
@@ -432,17 +439,10 @@ Result<vcpu::CpuState> Machine::emigrate(std::uint32_t vcpu, LocalIpiRouter::Div
                                          std::chrono::milliseconds timeout) {
   return impl_->emigrate(vcpu, std::move(divert), timeout);
 }
-Result<void> Machine::immigrate(std::uint32_t vcpu, const vcpu::CpuState& state) {
-  return impl_->immigrate(vcpu, state);
-}
-void Machine::emigrated(std::uint32_t vcpu, const std::function<void()>& then) {
-  vcpu::Lapic* lapic = nullptr;
-  {
-    std::lock_guard lock(impl_->cpus_mu);
-    for (const auto& c : impl_->parked)
-      if (c->index == vcpu) lapic = c->lapic.get();
-  }
-  impl_->local_ipis.end_divert(lapic, then);
+Result<void> Machine::immigrate(std::uint32_t vcpu, const vcpu::CpuState& state,
+                               LocalIpiRouter::Divert gate,
+                               const std::function<void(vcpu::Lapic&)>& admitted) {
+  return impl_->immigrate(vcpu, state, std::move(gate), admitted);
 }
 Result<int> Machine::run() { return impl_->run(); }
 void Machine::request_exit(int code) { impl_->exit.request(code); }

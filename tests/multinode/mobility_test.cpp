@@ -57,7 +57,7 @@ TEST(MobilityTest, LeavingLapicsIpisAreDivertedUntilTheMoveEnds) {
   machine::LocalIpiRouter router;
   router.lapics = {&stays, &leaves};
   std::vector<vcpu::Ipi> held;
-  router.divert(&leaves, [&](const vcpu::Ipi& ipi) { held.push_back(ipi); });
+  router.divert(&leaves, [&](const vcpu::Ipi& ipi, std::uint32_t, vcpu::Lapic&) { held.push_back(ipi); });
   router.send_ipi(fixed_to(1, 0x40));  // to the leaving vCPU: held
   router.send_ipi(fixed_to(0, 0x41));  // to the other: not held
   vcpu::Ipi all = fixed_to(0, 0x42);

@@ -99,6 +99,17 @@ TEST(Wire, IpiRoundTripsEveryField) {
   EXPECT_TRUE(back->level_triggered);
 }
 
+TEST(Wire, MoveMarkerRoundTripsAndBadKindsAreRefused) {
+  MoveMarker m{7, MoveMarker::Kind::kFlushed, NodeId{3}};
+  auto back = decode_marker(encode_marker(m));
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(*back, m);
+  rdma::Frame bad = encode_marker(m);
+  bad.header.arg1 = 9;
+  EXPECT_FALSE(decode_marker(bad).ok());
+  EXPECT_FALSE(decode_marker(encode_eoi(0x30)).ok());
+}
+
 TEST(IpiRouting, PhysicalDestinationGoesToTheNodeOfThatVcpuOnly) {
   Placement p = Placement::round_robin(4, 2);  // 0,2 on node 0; 1,3 on node 1
   vcpu::Ipi ipi;

@@ -169,6 +169,52 @@ TEST_F(RunnerTest, MigratesAHaltedVcpuThatWakesOnTheOtherSide) {
   EXPECT_EQ(v2.injected(), std::vector<std::uint8_t>{0x70});
 }
 
+// An AP paused (to move) while it waits for SIPI, having taken INIT, with a
+// SIPI its LAPIC accepted but the vCPU did not take: the restored vCPU still
+// waits for SIPI and takes the pending one (not Runnable from its reset
+// state, which ignores the SIPI).
+TEST_F(RunnerTest, ApMovedWithAPendingSipiStartsAtThatSipiOnTheOtherSide) {
+  LapicConfig c;
+  c.vcpu = VcpuId{1};
+  c.apic_id = 1;
+  FakeVcpu ap{VcpuId{1}};
+  Lapic ap_lapic(c, clock, router, nullptr);
+  VcpuRunner ap_runner(ap, ap_lapic, io, exit_request, clock);
+  auto ap_done = std::async(std::launch::async, [&] { return ap_runner.run(); });
+  Ipi init;
+  init.mode = DeliveryMode::kInit;
+  init.destination = 1;
+  ap_lapic.deliver(init);  // taken at once: the AP now waits for SIPI
+  for (int i = 0; i < 1000 && ap_lapic.has_nmi_or_startup(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_FALSE(ap_lapic.has_nmi_or_startup());
+  ap_runner.pause();
+  ASSERT_TRUE(ap_runner.wait_paused(2s));
+  Ipi sipi = init;
+  sipi.mode = DeliveryMode::kStartup;
+  sipi.vector = 0x09;
+  ap_lapic.deliver(sipi);  // accepted by the LAPIC, not taken by the paused vCPU
+  auto saved = ap_runner.save_state();
+  ASSERT_TRUE(saved.ok()) << saved.error().to_string();
+  ap_runner.stop();
+  ASSERT_EQ(ap_done.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(ap_done.get().ok());
+
+  FakeVcpu v2{VcpuId{1}};
+  Lapic l2(c, clock, router, nullptr);
+  ExitRequest exit2;
+  TestIo io2{exit2};
+  VcpuRunner r2(v2, l2, io2, exit2, clock);
+  auto got = deserialize(serialize(*saved));
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(r2.restore_state(*got).ok());
+  v2.push_io_out(kExitPort, {0});
+  auto done2 = std::async(std::launch::async, [&] { return r2.run(); });
+  ASSERT_EQ(done2.wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(done2.get().ok());
+  EXPECT_EQ(v2.sregs.cs.selector, 0x0900) << "started at the pending SIPI";
+  EXPECT_EQ(v2.regs.rip, 0u);
+}
+
 TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
   const Clock& steady = SteadyClock::instance();
   std::atomic<VcpuRunner*> target{nullptr};

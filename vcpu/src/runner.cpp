@@ -70,7 +70,8 @@ Result<void> VcpuRunner::run() {
     lapic_.set_features(lapic_features(*cpuid));
   sync_apic_base();
   refresh_tsc_model();  // after restore_state, which may have set the TSC
-  if (!lapic_.waiting_for_sipi()) SSI_TRY(apply(VcpuEvent::kStart));
+  bool waits_for_sipi = std::exchange(resume_waiting_, false) || lapic_.waiting_for_sipi();
+  if (!waits_for_sipi) SSI_TRY(apply(VcpuEvent::kStart));
   if (std::exchange(resume_halted_, false)) {  // the guest is still in its HLT
     SSI_TRY(apply(VcpuEvent::kEnterGuest));
     SSI_TRY(apply(VcpuEvent::kHalt));

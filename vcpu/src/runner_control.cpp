@@ -77,6 +77,7 @@ Result<void> VcpuRunner::restore_state(const CpuState& s) {
   SSI_TRY(restore_cpu_state(vcpu_, lapic_, s));
   std::lock_guard lock(mu_);
   resume_halted_ = s.mp_state.mp_state == KVM_MP_STATE_HALTED;
+  resume_waiting_ = s.mp_state.mp_state == KVM_MP_STATE_INIT_RECEIVED;
   halted_if_flag_ = (s.regs.rflags & 0x200) != 0;  // IF decides what wakes it
   // A guest sitting in HLT with IF=1 can take an interrupt at once, as its
   // HLT exit said on the old node; otherwise wait for the first exit.

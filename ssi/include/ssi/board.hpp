@@ -90,17 +90,28 @@ Result<void> enter(vcpu::Vcpu& v, const EntryState& st);
 // Delivers an IPI to every LAPIC of this node that it targets.
 class LocalIpiRouter final : public vcpu::IpiSink {
  public:
-  using Divert = std::function<void(const vcpu::Ipi&)>;
+  // Takes the IPIs of a diverted LAPIC: `origin` is the node the IPI came
+  // from (deliver's argument), `lapic` the diverted one.
+  using Divert = std::function<void(const vcpu::Ipi&, std::uint32_t origin, vcpu::Lapic& lapic)>;
   void send_ipi(const vcpu::Ipi& ipi) override;
   // Set before any vCPU runs; afterwards only through the calls below.
   std::vector<vcpu::Lapic*> lapics;
 
-  // vCPU mobility, thread-safe against send_ipi: a LAPIC joins this node;
-  // a leaving LAPIC's IPIs go to `divert` instead (atomically: none is
-  // both delivered and diverted); `end_divert` runs `then` under the same
-  // lock, so whatever it sends is ordered before any later IPI.
+  // With shared() held: `ipi` to every LAPIC here it targets; a diverted
+  // LAPIC's Divert gets it instead, with `origin`.
+  void deliver(const vcpu::Ipi& ipi, std::uint32_t origin);
+  // Runs `f` under the router's lock, shared with deliveries (a caller's
+  // routing decision and its delivery are then one step) or exclusive.
+  void shared(const std::function<void()>& f);
+  void exclusive(const std::function<void()>& f);
+
+  // vCPU mobility, thread-safe against deliveries: a LAPIC joins this node;
+  // a LAPIC's IPIs go to `to` instead (replacing an earlier divert of it;
+  // atomically: none is both delivered and diverted); `end_divert` puts it
+  // back. `then` runs under the same exclusive lock, so whatever it sends
+  // is ordered before any later IPI.
   void add(vcpu::Lapic* lapic);
-  void divert(vcpu::Lapic* lapic, Divert to);
+  void divert(vcpu::Lapic* lapic, Divert to, const std::function<void()>& then = {});
   void end_divert(vcpu::Lapic* lapic, const std::function<void()>& then);
 
  private:

@@ -95,17 +95,19 @@ class Machine {
   // (the guest's debug-exit code, kVcpuFailed, or a request_exit code).
   // Errors name the vCPU that failed here.
   Result<int> run();
-  // vCPU mobility (machine_move.cpp, docs/mobility.md), thread-safe, while
-  // run() runs or before. emigrate: this node's `vcpu` stops at its next
-  // exit (within `timeout`), IPIs its LAPIC would take go to `divert` from
-  // then on, and its whole state is returned; its thread ends. immigrate:
-  // `vcpu` (not on this node) continues here from `state`.
+  // vCPU mobility (docs/mobility.md), thread-safe, while run() runs or
+  // before. emigrate: this node's `vcpu` stops at its next exit (within
+  // `timeout`), IPIs its LAPIC would take go to `divert` from then on, and
+  // its whole state is returned; its thread ends (its LAPIC stays diverted
+  // until a later divert replaces that). immigrate: `vcpu` (not on this
+  // node) continues here from `state`; its LAPIC's IPIs go to `gate`, which
+  // is installed (and `admitted` run, with that LAPIC, under the same
+  // router lock) before the vCPU runs.
   Result<vcpu::CpuState> emigrate(std::uint32_t vcpu, LocalIpiRouter::Divert divert,
                                   std::chrono::milliseconds timeout);
-  Result<void> immigrate(std::uint32_t vcpu, const vcpu::CpuState& state);
-  // After an emigrated vCPU runs elsewhere: no more diverting; `then` runs
-  // under the IPI router's lock (what it sends precedes any later IPI).
-  void emigrated(std::uint32_t vcpu, const std::function<void()>& then);
+  Result<void> immigrate(std::uint32_t vcpu, const vcpu::CpuState& state,
+                         LocalIpiRouter::Divert gate,
+                         const std::function<void(vcpu::Lapic&)>& admitted);
 
   // Thread-safe: stop every vCPU; run() returns `code` (first request wins).
   void request_exit(int code);

@@ -13,6 +13,7 @@
 #include "multinode/device_loop.hpp"
 #include "multinode/forwarding_io.hpp"
 #include "multinode/ipi_router.hpp"
+#include "multinode/transit.hpp"
 #include "multinode/wire.hpp"
 
 namespace ssi::multinode {
@@ -85,7 +86,7 @@ struct ClusterFabric::Impl {
         return serve_io(f);
       case kIpi: {
         auto ipi = decode_ipi(f);
-        if (ipi.ok()) return router.receive(*ipi);
+        if (ipi.ok()) return router.receive(*ipi, NodeId{f.header.src});
         log::get("machine")->warn("bad IPI frame from node {}: {}", f.header.src,
                                   ipi.error().to_string());
         return;
@@ -99,6 +100,13 @@ struct ClusterFabric::Impl {
           return;
         }
         log::get("machine")->warn("bad EOI frame from node {}", f.header.src);
+        return;
+      }
+      case kMoveMarker: {
+        auto m = decode_marker(f);
+        if (m.ok()) return on_marker(*m);
+        log::get("machine")->warn("bad move marker from node {}: {}", f.header.src,
+                                  m.error().to_string());
         return;
       }
       case kMachineExit:
@@ -175,27 +183,20 @@ struct ClusterFabric::Impl {
     return out;
   }
 
-  // vCPU mobility (docs/mobility.md), on the control thread.
+  // vCPU mobility (docs/mobility.md, transit.hpp), on the control thread.
   Result<std::vector<std::uint8_t>> emigrate(std::uint32_t k) {
     if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
-    auto held = std::make_shared<Held>();
+    // Its last arrival here is over: nothing for it waits anywhere.
+    if (auto a = arrival_of(k)) a->wait_complete(kPauseTimeout);
+    auto d = std::make_shared<Departure>(k, config.self, router);
     SSI_ASSIGN_OR_RETURN(
         vcpu::CpuState st,
         machine->emigrate(
-            k,
-            [held, k](const vcpu::Ipi& ipi) {
-              // For vCPU k alone, wherever it lands.
-              vcpu::Ipi only = ipi;
-              only.shorthand = vcpu::DestShorthand::kNone;
-              only.logical = false;
-              only.destination = k;
-              std::lock_guard lock(held->mu);
-              held->ipis.push_back(only);
-            },
+            k, [d](const vcpu::Ipi& ipi, std::uint32_t origin, vcpu::Lapic&) { d->on_ipi(ipi, NodeId{origin}); },
             kPauseTimeout));
     {
-      std::lock_guard lock(moving_mu);
-      moving[k] = held;
+      std::lock_guard lock(transits_mu);
+      departures[k] = d;
     }
     moved_out.fetch_add(1, std::memory_order_relaxed);
     return vcpu::serialize(st);
@@ -205,50 +206,82 @@ struct ClusterFabric::Impl {
     if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
     SSI_ASSIGN_OR_RETURN(vcpu::CpuState st, vcpu::deserialize(bytes));
     NodeId was = table.node_of(k);
-    // Before it runs: IPIs that reach this node for it are delivered here.
-    table.set(k, config.self);
-    if (auto r = machine->immigrate(k, st); !r.ok()) {
-      table.set(k, was);
+    if (was == config.self)
+      return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} already runs on node {}", k, was.value()));
+    auto a = std::make_shared<Arrival>(k, was, config.placement.nodes);
+    {
+      std::lock_guard lock(transits_mu);
+      arrivals[k] = a;
+    }
+    // Before it runs, under the router lock: IPIs that reach this node for
+    // it are delivered here (by the gate), and `was` learns it left.
+    auto r = machine->immigrate(
+        k, st,
+        [a](const vcpu::Ipi& ipi, std::uint32_t origin, vcpu::Lapic& l) { a->on_ipi(ipi, NodeId{origin}, l); },
+        [&](vcpu::Lapic& lapic) {
+          table.set(k, config.self);
+          a->admitted(lapic, config.self);
+          router.send_marker(was, {k, MoveMarker::Kind::kLeft, config.self});
+        });
+    if (!r.ok()) {
+      std::lock_guard lock(transits_mu);
+      arrivals.erase(k);
       return r;
     }
     moved_in.fetch_add(1, std::memory_order_relaxed);
     return ok();
   }
 
-  // Every node: vCPU k now runs on `node`. The node it left sends what it
-  // held for it there, ahead of any later IPI.
+  // Every node: vCPU k now runs on `node`.
   void placed(std::uint32_t k, NodeId node) {
-    if (k >= table.vcpus()) return;
-    std::shared_ptr<Held> held;
+    if (k >= table.vcpus() || node == config.self) return;  // the node it went to knows
+    std::shared_ptr<Departure> d;
     {
-      std::lock_guard lock(moving_mu);
-      if (auto it = moving.find(k); it != moving.end()) {
-        held = it->second;
-        moving.erase(it);
+      std::lock_guard lock(transits_mu);
+      if (auto it = departures.find(k); it != departures.end() && !it->second->is_placed()) d = it->second;
+    }
+    local_ipis.exclusive([&] {
+      NodeId was = table.node_of(k);
+      table.set(k, node);
+      if (d) {  // the node it left: what it held goes ahead of anything later
+        ipis_held.fetch_add(d->placed(node), std::memory_order_relaxed);
+      } else if (was != node) {
+        router.send_marker(was, {k, MoveMarker::Kind::kLeft, config.self});
+        router.send_marker(node, {k, MoveMarker::Kind::kSwitched, config.self});
       }
-    }
-    if (!held) {
-      table.set(k, node);
-      return;
-    }
-    machine->emigrated(k, [&] {
-      table.set(k, node);
-      std::lock_guard lock(held->mu);
-      for (const auto& ipi : held->ipis) router.send_to(node, ipi);
-      ipis_held.fetch_add(held->ipis.size(), std::memory_order_relaxed);
     });
   }
 
-  struct Held {
-    std::mutex mu;
-    std::vector<vcpu::Ipi> ipis;
-  };
+  // Reactor thread: a marker from a peer, in order with its IPI frames.
+  void on_marker(const MoveMarker& m) {
+    if (m.vcpu >= table.vcpus()) return;
+    if (m.kind == MoveMarker::Kind::kLeft) {
+      std::shared_ptr<Departure> d;
+      {
+        std::lock_guard lock(transits_mu);
+        if (auto it = departures.find(m.vcpu); it != departures.end()) d = it->second;
+      }
+      if (d) return local_ipis.shared([&] { d->on_left(m.origin); });
+    } else if (auto a = arrival_of(m.vcpu)) {
+      return a->on_marker(m.kind, m.origin);
+    }
+    log::get("machine")->warn("move marker {} for vCPU {} from node {}: no move of it here",
+                              static_cast<int>(m.kind), m.vcpu, m.origin.value());
+  }
+
+  std::shared_ptr<Arrival> arrival_of(std::uint32_t k) {
+    std::lock_guard lock(transits_mu);
+    auto it = arrivals.find(k);
+    return it == arrivals.end() ? nullptr : it->second;
+  }
+
   static constexpr std::chrono::milliseconds kPauseTimeout{2000};
 
   ClusterNodeConfig config;
   PlacementTable table;  // what IPIs route by; vCPU moves change it
-  std::mutex moving_mu;
-  std::map<std::uint32_t, std::shared_ptr<Held>> moving;  // emigrated, not yet placed
+  std::mutex transits_mu;  // the last move of each vCPU that left / reached this node
+  std::map<std::uint32_t, std::shared_ptr<Departure>> departures;
+  std::map<std::uint32_t, std::shared_ptr<Arrival>> arrivals;
   std::atomic<std::uint64_t> moved_in{0}, moved_out{0}, ipis_held{0};
   vcpu::ExitRequest exit;
   std::atomic<bool> exit_from_peer{false};

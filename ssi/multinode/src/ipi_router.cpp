@@ -61,8 +61,19 @@ std::uint64_t ClusterIpiRouter::merge_key(const vcpu::Ipi& ipi) {
 }
 
 void ClusterIpiRouter::send_ipi(const vcpu::Ipi& ipi) {
-  local_.send_ipi(ipi);
-  for (NodeId peer : remote_nodes(ipi, self_, placement_)) send_to(peer, ipi);
+  local_.shared([&] {
+    local_.deliver(ipi, self_.value());
+    for (NodeId peer : remote_nodes(ipi, self_, placement_)) send_to(peer, ipi);
+  });
+}
+
+void ClusterIpiRouter::send_marker(NodeId peer, const MoveMarker& m) {
+  bool queued = data_.outbox().send(peer, encode_marker(m), [this, m, peer](const Error& err) {
+    Error e = err;
+    e.message = fmt::format("move marker for vCPU {} to node {}: {}", m.vcpu, peer.value(), e.message);
+    on_error_(e);
+  });
+  (void)queued;  // false: the machine is exiting
 }
 
 void ClusterIpiRouter::send_to(NodeId peer, const vcpu::Ipi& ipi) {
@@ -80,21 +91,23 @@ void ClusterIpiRouter::send_to(NodeId peer, const vcpu::Ipi& ipi) {
   }
 }
 
-void ClusterIpiRouter::receive(const vcpu::Ipi& ipi) {
+void ClusterIpiRouter::receive(const vcpu::Ipi& ipi, NodeId from) {
   log::get("machine")->trace("ipi {:#x} from vcpu {}: received at {} us", ipi.vector,
                              ipi.source.value(), now_us());
   received_.fetch_add(1, std::memory_order_relaxed);
-  // Sent by a node that did not know yet that its target moved on.
-  if (ipi.shorthand == vcpu::DestShorthand::kNone && !ipi.logical &&
-      ipi.destination < placement_.vcpus()) {
-    NodeId n = placement_.node_of(ipi.destination);
-    if (n != self_) {
-      followed_.fetch_add(1, std::memory_order_relaxed);
-      send_to(n, ipi);
-      return;
+  local_.shared([&] {
+    // Sent by a node that did not know yet that its target moved on.
+    if (ipi.shorthand == vcpu::DestShorthand::kNone && !ipi.logical &&
+        ipi.destination < placement_.vcpus()) {
+      NodeId n = placement_.node_of(ipi.destination);
+      if (n != self_) {
+        followed_.fetch_add(1, std::memory_order_relaxed);
+        send_to(n, ipi);
+        return;
+      }
     }
-  }
-  local_.send_ipi(ipi);
+    local_.deliver(ipi, from.value());
+  });
 }
 
 }  // namespace ssi::multinode

@@ -87,4 +87,20 @@ Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f) {
   return ipi;
 }
 
+// arg0: vCPU; arg1: bits 0-7 kind, 32-63 origin node.
+rdma::Frame encode_marker(const MoveMarker& m) {
+  return rdma::Frame::make(kMoveMarker, m.vcpu,
+                           std::uint64_t(m.kind) | (std::uint64_t{m.origin.value()} << 32));
+}
+
+Result<MoveMarker> decode_marker(const rdma::Frame& f) {
+  const auto& h = f.header;
+  if (h.type != kMoveMarker) return bad(fmt::format("frame type {:#x} is not a move marker", h.type));
+  auto kind = h.arg1 & 0xFF;
+  if (kind < 1 || kind > 3 || h.arg0 > 0xFFFFFFFFu)
+    return bad(fmt::format("move marker of kind {} for vCPU {}", kind, h.arg0));
+  return MoveMarker{static_cast<std::uint32_t>(h.arg0), static_cast<MoveMarker::Kind>(kind),
+                    NodeId{static_cast<std::uint32_t>(h.arg1 >> 32)}};
+}
+
 }  // namespace ssi::multinode

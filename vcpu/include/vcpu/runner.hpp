@@ -143,6 +143,9 @@ class VcpuRunner {
   bool tsc_model_warned_ = false;
   std::uint64_t tsc_hz_ = 0;  // KVM_GET_TSC_KHZ, read at the first refresh
   bool resume_halted_ = false;  // restored from a halted vCPU: re-enter HLT first
+  // Restored from a vCPU waiting for SIPI: it still waits, even if its LAPIC
+  // already accepted the SIPI (the pending SIPI is what starts it).
+  bool resume_waiting_ = false;
   std::optional<std::uint8_t> seen_vector_;  // pending vector deliver_interrupts() handled
   Stats stats_;
 };

@@ -13,6 +13,7 @@
 
 #include "multinode/data_path.hpp"
 #include "multinode/placement.hpp"
+#include "multinode/wire.hpp"
 #include "ssi/board.hpp"
 
 namespace ssi::multinode {
@@ -25,12 +26,18 @@ class ClusterIpiRouter final : public vcpu::IpiSink {
       : self_(self), placement_(placement), data_(data), local_(local),
         on_error_(std::move(on_error)) {}
 
+  // Where an IPI goes and its delivery here are decided under the local
+  // router's shared lock: a vCPU move (transit.hpp) changes the placement
+  // and the diverts under the exclusive one.
   void send_ipi(const vcpu::Ipi& ipi) override;
-  // An IPI frame from a peer: for this node's LAPICs, except a physical
-  // IPI to a vCPU that moved away, which follows it (docs/mobility.md).
-  void receive(const vcpu::Ipi& ipi);
-  // Sends `ipi` to `node` only, in order with every other IPI frame to it.
+  // An IPI frame from peer `from`: for this node's LAPICs, except a
+  // physical IPI to a vCPU that moved away, which follows it
+  // (docs/mobility.md).
+  void receive(const vcpu::Ipi& ipi, NodeId from);
+  // Sends `ipi` (or a move marker) to `node` only, in order with every
+  // other IPI frame to it.
   void send_to(NodeId node, const vcpu::Ipi& ipi);
+  void send_marker(NodeId node, const MoveMarker& marker);
 
   // Pure: the other nodes `ipi` must reach.
   static std::vector<NodeId> remote_nodes(const vcpu::Ipi& ipi, NodeId self,

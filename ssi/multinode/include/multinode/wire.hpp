@@ -22,6 +22,7 @@ enum MachineFrame : rdma::FrameType {
   kIpi = 0x0202,          // one ICR write, for the LAPICs of the receiving node
   kMachineExit = 0x0203,  // arg0 = exit code: stop every vCPU of the receiving node
   kEoi = 0x0204,          // to node 0: arg0 = vector of a level-triggered EOI (IOAPIC remote IRR)
+  kMoveMarker = 0x0205,   // a vCPU move's IPI marker (MoveMarker, docs/mobility.md)
 };
 
 inline constexpr rdma::FrameRange kMachineFrames{0x0200, 0x02ff};
@@ -48,5 +49,21 @@ Result<std::uint8_t> decode_eoi(const rdma::Frame& f);
 
 rdma::Frame encode_ipi(const vcpu::Ipi& ipi);
 Result<vcpu::Ipi> decode_ipi(const rdma::Frame& f);
+
+// Where a node stands in vCPU `vcpu`'s move from node A to node B, sent in
+// order with its IPI frames (ssi/multinode/include/multinode/transit.hpp).
+struct MoveMarker {
+  enum class Kind : std::uint8_t {
+    kLeft = 1,      // origin -> A: from here on origin sends k's IPIs to B
+    kFlushed = 2,   // A -> B: every IPI origin sent for k through A is ahead
+    kSwitched = 3,  // origin -> B: from here on origin's IPIs to B count for k
+  };
+  std::uint32_t vcpu = 0;
+  Kind kind = Kind::kLeft;
+  NodeId origin;
+  bool operator==(const MoveMarker&) const = default;
+};
+rdma::Frame encode_marker(const MoveMarker& m);
+Result<MoveMarker> decode_marker(const rdma::Frame& f);
 
 }  // namespace ssi::multinode

@@ -1,0 +1,113 @@
+// vCPU moves racing IPIs, in process (FakeVcpus, real DSM, loopback): the
+// test drives emigrate / immigrate / placed itself, so each interleaving is
+// reproduced exactly (docs/mobility.md, transit.hpp).
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "in_process_machine.hpp"
+
+namespace ssi::multinode::testing {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::uint64_t kMem = 8ull << 20;
+
+// A one-shot latch a scripted vCPU waits on (bounded) until the test opens it.
+class Latch {
+ public:
+  void open() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 10s, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// Polls `done` every ms for up to `limit`.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
+  for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return done();
+}
+
+std::uint64_t counter(ClusterFabric& f, const std::string& name) {
+  for (const auto& [n, v] : f.stats())
+    if (n == name) return v;
+  return 0;
+}
+
+// The last CI failure: cpu 0 (node 0) sends INIT + SIPI to cpu 1 while cpu 1
+// (waiting for SIPI) moves from node 1 to node 0. The INIT reaches node 1
+// and is held there; the SIPI is sent after node 0 took cpu 1, so it is
+// delivered on node 0 at once. It must not overtake the held INIT (which
+// would reset the LAPIC after the SIPI and lose the AP).
+TEST(MobilityRaceTest, InitHeldOnTheOldNodeStaysAheadOfASipiSentOnTheNewOne) {
+  Latch go_init, go_sipi;
+  std::atomic<bool> at_sipi{false}, sipi_sent{false}, ap_done{false};
+  std::atomic<int> ap_started{0};
+  InProcessMachine m(2, 2, kMem, [&](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+    using vcpu::ExitKind;
+    if (v.id().value() == 0) {
+      v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
+          .then([&] { go_init.wait(); })
+          .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)  // INIT to cpu 1
+          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)  // SIPI 0x08 to cpu 1
+          .then([&] {
+            at_sipi = true;
+            go_sipi.wait();
+          })
+          .push_simple(ExitKind::kHlt, false)
+          .then([&] { sipi_sent = true; });
+    } else {  // cpu 1, on whichever node it runs
+      v.push_simple(ExitKind::kIrqWindowOpen, false)
+          .then([&] { ++ap_started; })
+          .push_simple(ExitKind::kHlt, false)
+          .then([&] { ap_done = true; });
+    }
+  });
+  ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
+  m.start();
+
+  auto state = m.machine(1).emigrate(1);  // waiting for SIPI on node 1
+  ASSERT_TRUE(state.ok()) << state.error().to_string();
+  go_init.open();
+  ASSERT_TRUE(eventually([&] { return at_sipi.load(); }));
+  ASSERT_TRUE(eventually([&] { return counter(m.machine(1), "ipis_received_remote") >= 1; }))
+      << "the INIT reaches node 1, where cpu 1 is leaving";
+  ASSERT_TRUE(m.machine(0).immigrate(1, *state).ok());
+  go_sipi.open();
+  ASSERT_TRUE(eventually([&] { return sipi_sent.load(); }));
+  m.machine(1).placed(1, NodeId{0});
+  m.machine(0).placed(1, NodeId{0});
+
+  EXPECT_TRUE(eventually([&] { return ap_done.load(); })) << "cpu 1 never started on node 0";
+  EXPECT_EQ(ap_started.load(), 1);
+  EXPECT_EQ(counter(m.machine(1), "ipis_held_in_move"), 1u);
+  EXPECT_EQ(m.machine(0).placement().vcpu_node, (std::vector<std::uint32_t>{0, 0}));
+  EXPECT_EQ(m.machine(1).placement().vcpu_node, (std::vector<std::uint32_t>{0, 0}));
+  for (auto* v : m.vm(0).vcpus())
+    if (v->id().value() == 1) {
+      EXPECT_EQ(v->regs.rip, 0x8000u) << "SIPI entry";
+    }
+  m.machine(0).machine().request_exit(0);
+  for (auto& r : m.wait(10s)) EXPECT_TRUE(r.ok()) << r.error().to_string();
+}
+
+}  // namespace
+}  // namespace ssi::multinode::testing
