@@ -273,7 +273,7 @@ class Driver {
     auto em = from.client->emigrateRequest();
     em.setVcpu(res->vcpu);
     tasks_.add(em.send().then(
-        [this, &to, order, res, t0, fail_move](capnp::Response<Node::EmigrateResults>&& r) -> kj::Promise<void> {
+        [this, &from, &to, order, res, t0, fail_move](capnp::Response<Node::EmigrateResults>&& r) -> kj::Promise<void> {
           if (r.getError().size() != 0) {
             fail_move(make_error(Errc::kDisconnected, fmt::format("node {}: {}", res->from, r.getError().cStr())));
             return kj::READY_NOW;
@@ -282,14 +282,12 @@ class Driver {
           auto im = to.client->immigrateRequest();
           im.setVcpu(res->vcpu);
           im.setState(r.getState());
-          return im.send().then([this, order, res, t0, fail_move](capnp::Response<Node::ImmigrateResults>&& r2) {
-            if (!r2.getOk()) {
-              std::string why = fmt::format("vCPU {} left node {} but node {} could not take it: {}", res->vcpu,
-                                            res->from, res->to, r2.getError().cStr());
-              s_.fail(1, why);
-              fail_move(make_error(Errc::kDisconnected, why));
-              return;
-            }
+          auto back = from.client->immigrateRequest();  // if `to` cannot take it
+          back.setVcpu(res->vcpu);
+          back.setState(r.getState());
+          return im.send().then([this, order, res, t0, fail_move, back = kj::mv(back)](
+                                    capnp::Response<Node::ImmigrateResults>&& r2) mutable -> kj::Promise<void> {
+            if (!r2.getOk()) return undo_move(kj::mv(back), res, r2.getError().cStr(), fail_move);
             res->pause_us = us_since(t0);
             placement_[res->vcpu] = res->to;
             auto left = std::make_shared<std::size_t>(0);
@@ -309,11 +307,28 @@ class Driver {
               tasks_.add(pl.send().then([one_done](auto&&) { one_done(); },
                                         [one_done](kj::Exception&&) { one_done(); }));
             }
+            return kj::READY_NOW;
           });
         },
         [fail_move](kj::Exception&& e) {
           fail_move(make_error(Errc::kDisconnected, e.getDescription().cStr()));
         }));
+  }
+
+  // The node a vCPU left takes it back when the node it went to could not:
+  // the move fails, the machine goes on; only if that fails too it stops.
+  template <class Request, class Fail>
+  kj::Promise<void> undo_move(Request back, std::shared_ptr<MoveResult> res, std::string why, Fail fail_move) {
+    why = fmt::format("node {} could not take vCPU {}: {}", res->to, res->vcpu, why);
+    return back.send().then(
+        [this, res, why, fail_move](capnp::Response<Node::ImmigrateResults>&& r) {
+          if (r.getOk())
+            return fail_move(make_error(Errc::kDisconnected,
+                                        fmt::format("{}; it continues on node {}", why, res->from)));
+          std::string all = fmt::format("{}, nor node {} again: {}", why, res->from, r.getError().cStr());
+          s_.fail(1, all);
+          fail_move(make_error(Errc::kDisconnected, all));
+        });
   }
 
   static std::uint64_t us_since(SteadyTime t0) {

@@ -109,5 +109,63 @@ TEST(MobilityRaceTest, InitHeldOnTheOldNodeStaysAheadOfASipiSentOnTheNewOne) {
   for (auto& r : m.wait(10s)) EXPECT_TRUE(r.ok()) << r.error().to_string();
 }
 
+// A move whose target cannot take the vCPU (its state does not parse
+// there: the injected failure) is undone: the node it left takes it back
+// with the IPIs held for it, and the machine goes on.
+TEST(MobilityRaceTest, AFailedImmigrateLeavesTheVcpuOnItsNodeWithItsHeldIpis) {
+  Latch go_ipi;
+  std::atomic<bool> ipi_sent{false};
+  InProcessMachine m(2, 2, kMem, [&](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+    using vcpu::ExitKind;
+    if (v.id().value() == 0) {
+      v.push_mmio_write(0xFEE00310, {0, 0, 0, 1}, false)
+          .push_mmio_write(0xFEE00300, {0x00, 0x45, 0, 0}, false)  // INIT to cpu 1
+          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0, 0}, false)  // SIPI
+          .push_mmio_write(0xFEE00300, {0x43, 0x00, 0, 0}, false)  // fixed 0x43 to cpu 1
+          .then([&] { go_ipi.wait(); })
+          .push_simple(ExitKind::kHlt, false)
+          .then([&] { ipi_sent = true; });
+      return;
+    }
+    v.push_mmio_write(0xFEE000F0, {0xFF, 0x01, 0, 0}, true).then([&v] { v.regs.rflags |= 0x200; });
+    for (int i = 0; i < 8; ++i) v.push_simple(ExitKind::kHlt, true);
+  });
+  ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
+  m.start();
+  ASSERT_TRUE(eventually([&] { return counter(m.machine(1), "vcpu1.halts") >= 1; }));
+
+  auto state = m.machine(1).emigrate(1);
+  ASSERT_TRUE(state.ok()) << state.error().to_string();
+  go_ipi.open();
+  ASSERT_TRUE(eventually([&] { return ipi_sent.load(); }));
+  ASSERT_TRUE(eventually([&] { return counter(m.machine(1), "ipis_received_remote") >= 3; }));
+  EXPECT_EQ(counter(m.machine(1), "vcpu1.interrupts_injected"), 0u) << "held, not delivered";
+  std::vector<std::uint8_t> junk(64, 0xAB);
+  EXPECT_FALSE(m.machine(0).immigrate(1, junk).ok());
+  auto back = m.machine(1).immigrate(1, *state);  // what the coordinator does then
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+
+  EXPECT_TRUE(eventually([&] { return counter(m.machine(1), "vcpu1.interrupts_injected") >= 1; }))
+      << "the IPI held during the failed move reaches cpu 1 on node 1";
+  EXPECT_EQ(counter(m.machine(1), "vcpu_moves_undone"), 1u);
+  EXPECT_EQ(counter(m.machine(1), "ipis_held_in_move"), 1u);
+  EXPECT_EQ(counter(m.machine(0), "vcpus"), 1u);
+  EXPECT_EQ(counter(m.machine(1), "vcpus"), 1u);
+  EXPECT_EQ(m.machine(0).placement().vcpu_node, (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_EQ(m.machine(1).placement().vcpu_node, (std::vector<std::uint32_t>{0, 1}));
+  // It can still move afterwards.
+  auto again = m.machine(1).emigrate(1);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  ASSERT_TRUE(m.machine(0).immigrate(1, *again).ok());
+  m.machine(1).placed(1, NodeId{0});
+  m.machine(0).placed(1, NodeId{0});
+  EXPECT_EQ(counter(m.machine(0), "vcpus"), 2u);
+  m.machine(0).machine().request_exit(0);
+  for (auto& r : m.wait(10s)) {
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(*r, 0);
+  }
+}
+
 }  // namespace
 }  // namespace ssi::multinode::testing

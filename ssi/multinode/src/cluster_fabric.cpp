@@ -179,7 +179,8 @@ struct ClusterFabric::Impl {
                            {"ipis_followed", router.followed()},
                            {"ipis_held_in_move", ipis_held.load()},
                            {"vcpus_moved_in", moved_in.load()},
-                           {"vcpus_moved_out", moved_out.load()}});
+                           {"vcpus_moved_out", moved_out.load()},
+                           {"vcpu_moves_undone", moves_undone.load()}});
     return out;
   }
 
@@ -206,8 +207,7 @@ struct ClusterFabric::Impl {
     if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
     SSI_ASSIGN_OR_RETURN(vcpu::CpuState st, vcpu::deserialize(bytes));
     NodeId was = table.node_of(k);
-    if (was == config.self)
-      return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} already runs on node {}", k, was.value()));
+    if (was == config.self) return come_back(k, st);
     auto a = std::make_shared<Arrival>(k, was, config.placement.nodes);
     {
       std::lock_guard lock(transits_mu);
@@ -229,6 +229,22 @@ struct ClusterFabric::Impl {
       return r;
     }
     moved_in.fetch_add(1, std::memory_order_relaxed);
+    return ok();
+  }
+
+  // The node k left takes it back (its move failed, so no other node
+  // switched): it continues here with the IPIs held for it, in order.
+  Result<void> come_back(std::uint32_t k, const vcpu::CpuState& st) {
+    std::shared_ptr<Departure> d;
+    {
+      std::lock_guard lock(transits_mu);
+      if (auto it = departures.find(k); it != departures.end() && !it->second->is_placed()) d = it->second;
+    }
+    if (!d) return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} already runs on node {}", k, config.self.value()));
+    SSI_TRY(machine->immigrate(
+        k, st, [](const vcpu::Ipi& ipi, std::uint32_t, vcpu::Lapic& l) { l.deliver(ipi); },
+        [&](vcpu::Lapic& lapic) { ipis_held.fetch_add(d->cancel(lapic), std::memory_order_relaxed); }));
+    moves_undone.fetch_add(1, std::memory_order_relaxed);
     return ok();
   }
 
@@ -282,7 +298,7 @@ struct ClusterFabric::Impl {
   std::mutex transits_mu;  // the last move of each vCPU that left / reached this node
   std::map<std::uint32_t, std::shared_ptr<Departure>> departures;
   std::map<std::uint32_t, std::shared_ptr<Arrival>> arrivals;
-  std::atomic<std::uint64_t> moved_in{0}, moved_out{0}, ipis_held{0};
+  std::atomic<std::uint64_t> moved_in{0}, moved_out{0}, ipis_held{0}, moves_undone{0};
   vcpu::ExitRequest exit;
   std::atomic<bool> exit_from_peer{false};
   DataPath data;

@@ -48,6 +48,20 @@ std::size_t Departure::placed(NodeId to) {
   return ipis;
 }
 
+std::size_t Departure::cancel(vcpu::Lapic& lapic) {
+  std::lock_guard lock(mu_);
+  to_ = self_;
+  std::size_t ipis = 0;
+  for (const auto& item : held_) {
+    if (const auto* ipi = std::get_if<vcpu::Ipi>(&item)) {
+      lapic.deliver(*ipi);
+      ++ipis;
+    }
+  }
+  held_.clear();
+  return ipis;
+}
+
 bool Departure::is_placed() const {
   std::lock_guard lock(mu_);
   return to_.has_value();

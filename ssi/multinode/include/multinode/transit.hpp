@@ -50,6 +50,10 @@ class Departure {
   // number of IPIs held.
   std::size_t placed(NodeId to);
   bool is_placed() const;
+  // The move failed and k stays here (no node switched, so everything for
+  // k was held here): the held IPIs go to its LAPIC, in order. Under the
+  // exclusive lock. Returns the number of IPIs held.
+  std::size_t cancel(vcpu::Lapic& lapic);
 
  private:
   // Rewritten as a physical IPI to k alone, wherever it lands.
