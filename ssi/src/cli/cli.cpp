@@ -229,6 +229,8 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.vcpu_quota_percent = controls.vcpu_quota_percent;
     lo.config.node_mem_limit = controls.node_mem_limit;
     lo.config.placement_auto = controls.placement_auto;
+    lo.checkpoint = {o.checkpoint_dir, o.checkpoint_after_s, o.checkpoint_on};
+    lo.config.restore_dir = o.restore_dir;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
