@@ -67,14 +67,14 @@ Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) 
   if (c.config.vcpus > kMaxVcpus)
     return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} vCPUs, the limit is {}",
                                                    o.restore_dir, c.config.vcpus, kMaxVcpus));
+  if (o.nodes > c.config.vcpus)
+    return bad(fmt::format("--nodes {} is more than the checkpoint's {} vCPUs (each node runs a vCPU)", o.nodes,
+                           c.config.vcpus));
   auto map = MemoryMap::pc(c.config.mem_bytes);
   if (!map.ok()) return with_prefix("checkpoint " + o.restore_dir, std::move(map).error());
   if (map->ram_bytes() != c.ram_bytes)
     return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} bytes of RAM for --mem {}",
                                                    o.restore_dir, c.ram_bytes, c.config.mem_bytes));
-  if (o.nodes > c.config.vcpus)
-    return bad(fmt::format("--nodes {} is more than the checkpoint's {} vCPUs (each node runs a vCPU)", o.nodes,
-                           c.config.vcpus));
   SSI_TRY(check_kvm(o.kvm_device));
   if (o.nodes > 1 || o.via_nodes) {
     // Every node process restores its share (the launcher's prepare_restore).
