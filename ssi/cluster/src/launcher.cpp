@@ -163,6 +163,7 @@ const std::atomic<bool>& install_interrupt_flag() {
 
 int run_local_cluster(const LocalClusterOptions& options) {
   MoveQueue moves;  // outlives the metrics endpoint that feeds it
+  CheckpointOrders checkpoints(options.checkpoint);  // this one too
   std::unique_ptr<PlacementPolicy> policy;
   auto sock = coord::listen_socket("127.0.0.1", 0);
   if (!sock.ok()) {
@@ -211,9 +212,10 @@ int run_local_cluster(const LocalClusterOptions& options) {
   };
   co.on_event = options.verbose ? print_event : nullptr;
   feed(co, metrics->get(), moves, policy);
-  CheckpointOrders checkpoints(options.checkpoint);
   checkpoints.feed(co);
+  if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
   auto outcome = coord::run_coordinator(co);
+  checkpoints.close();
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "base/result.hpp"
 #include "coordinator/coordinator.hpp"
 
 namespace ssi::cluster {
@@ -31,6 +32,12 @@ class CheckpointOrders {
   void feed(coord::CoordinatorOptions& co);
   // Any thread: an order from the control endpoint.
   void push(coord::CheckpointOrder order);
+  // Any thread: orders it and waits for the answer (or `timeout`; an order
+  // the coordinator has not taken by then is withdrawn).
+  Result<coord::CheckpointResult> checkpoint(const std::string& dir, bool resume,
+                                             std::chrono::milliseconds timeout);
+  // The machine ended: queued orders fail, new ones are refused.
+  void close();
 
  private:
   std::optional<coord::CheckpointOrder> next();
@@ -40,6 +47,15 @@ class CheckpointOrders {
   bool matched_ = false;  // coordinator thread (on_sample, next)
   std::mutex mu_;
   std::deque<coord::CheckpointOrder> queue_;  // under mu_
+  bool closed_ = false;                       // under mu_
 };
+
+// `{"execute":"checkpoint","dir":"/abs/dir","continue":true|false}` on the
+// control endpoint: the one-line JSON reply.
+std::string answer_checkpoint_request(CheckpointOrders& orders, const std::string& request);
+
+// `ssi checkpoint ADDR --dir DIR [--continue] [--json]`: exit 0 and one
+// line, or 2 and one error line.
+int run_checkpoint_command(const std::string& address, const std::string& dir, bool resume, bool json);
 
 }  // namespace ssi::cluster
