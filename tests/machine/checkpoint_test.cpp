@@ -216,6 +216,17 @@ TEST_F(CheckpointTest, CliRefusesOptionMisuse) {
   expect_one_line(run({"--restore", dir_, "--kernel", "/bin/true"}), "no --kernel with it");
   expect_one_line(run({"--restore", dir_, "--nodes", "3"}), "more than the checkpoint's 2 vCPUs");
   expect_one_line(run({}), "--kernel is required (or --restore DIR)");
+  // `ssi checkpoint ADDR --dir DIR`: its own misuse, and no machine there.
+  auto ckpt = [](const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"checkpoint"};
+    a.insert(a.end(), args.begin(), args.end());
+    return testing::run_process(SSI_BINARY, a);
+  };
+  expect_one_line(ckpt({}), "ADDR and --dir are required");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir"}), "a directory must follow --dir");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", "/tmp/x", "--bogus"}), "unknown argument --bogus");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", "/tmp/a\"b"}), "may not contain");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", dir_ + "/c"}), "ssi: error: checkpoint: cannot connect");
 }
 
 // Devices: every one's registers survive save -> restore into a fresh board.
