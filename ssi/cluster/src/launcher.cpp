@@ -244,6 +244,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return exit_status(ExitCode::kError);
   }
   MoveQueue moves;
+  CheckpointOrders checkpoints({});  // `ssi checkpoint` through --metrics
   std::unique_ptr<PlacementPolicy> policy;
   coord::CoordinatorOptions co;
   co.secret = *secret;
@@ -258,10 +259,13 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return exit_status(ExitCode::kError);
   }
   feed(co, metrics->get(), moves, policy);
+  checkpoints.feed(co);
+  if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();
   auto outcome = coord::run_coordinator(co);
+  checkpoints.close();
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});
 }
