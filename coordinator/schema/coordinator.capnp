@@ -32,6 +32,13 @@ struct MachineConfig {
   append @15 :Text;              # kernel command line (Linux, multiboot)
   initrdSha256 @16 :Text;        # node 0 checks its copy of `initrd` against this
   tscEpochNs @17 :Int64;         # guest TSC zero, CLOCK_REALTIME ns, the same on every node
+  restoreDir @18 :Text;          # non-empty: continue the checkpoint there instead of booting `kernel`
+  checkpointOn @19 :Text;        # node 0: report (sample counter checkpoint_console_matched) a console line containing it
+}
+
+struct VcpuState {
+  vcpu @0 :UInt32;
+  state @1 :Data;                # vcpu::serialize
 }
 
 struct Counter {
@@ -59,6 +66,15 @@ interface Node {
   immigrate @7 (vcpu :UInt32, state :Data) -> (ok :Bool, error :Text);
   placed @8 (vcpu :UInt32, node :UInt32) -> ();
   sample @5 () -> (stats :List(Counter));    # live counters while a phase runs (metrics)
+  # A checkpoint of the whole machine (docs/checkpoint.md), ordered by the
+  # coordinator: every node pauses its vCPUs (a barrier), then returns
+  # their states; node 0 writes the checkpoint in the background
+  # (checkpointWritten polls it); then every node resumes or stops.
+  checkpointPause @9 (timeoutMs :UInt32) -> (error :Text);
+  checkpointSave @10 () -> (states :List(VcpuState), error :Text);
+  checkpointWrite @11 (dir :Text, states :List(VcpuState), nodes :UInt32) -> (error :Text);
+  checkpointWritten @12 () -> (done :Bool, summary :Text, error :Text);
+  checkpointResume @13 (stop :Bool) -> ();
 }
 
 # Served by the coordinator.

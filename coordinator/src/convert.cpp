@@ -45,6 +45,8 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setAppend(in.append);
   out.setInitrdSha256(in.initrd_sha256);
   out.setTscEpochNs(in.tsc_epoch_ns);
+  out.setRestoreDir(in.restore_dir);
+  out.setCheckpointOn(in.checkpoint_on);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -67,6 +69,8 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.append = in.getAppend();
   out.initrd_sha256 = in.getInitrdSha256();
   out.tsc_epoch_ns = in.getTscEpochNs();
+  out.restore_dir = in.getRestoreDir();
+  out.checkpoint_on = in.getCheckpointOn();
   return out;
 }
 

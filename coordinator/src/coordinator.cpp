@@ -10,6 +10,7 @@
 #include "base/clock.hpp"
 #include "base/exit_code.hpp"
 #include "base/log.hpp"
+#include "checkpoint_driver.hpp"
 #include "control_server.hpp"
 #include "convert.hpp"
 #include "coordinator/failure_detector.hpp"
@@ -123,7 +124,9 @@ class ErrorSink final : public kj::TaskSet::ErrorHandler {
 // Drives the machine: joins, config, phases, stop. One kj event loop.
 class Driver {
  public:
-  Driver(State& s, kj::WaitScope& ws, kj::Timer& timer) : s_(s), ws_(ws), timer_(timer), tasks_(sink_) {}
+  Driver(State& s, kj::WaitScope& ws, kj::Timer& timer)
+      : s_(s), ws_(ws), timer_(timer), tasks_(sink_),
+        checkpoint_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(2, why); }) {}
 
   // Pumps the event loop (with heartbeats) until pred() or a failure / deadline.
   bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit,
@@ -149,6 +152,7 @@ class Driver {
       heartbeat();
       sample();
       moves();
+      checkpoints();
       timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
     }
     return true;
@@ -243,7 +247,7 @@ class Driver {
   // immigrate with that state on the node it goes to, then placed on every
   // node; the order's callback runs once every node has the new placement.
   void moves() {
-    if (!s_.opt.next_move || move_busy_ || running_phase_ < 1 || s_.failure) return;
+    if (!s_.opt.next_move || move_busy_ || checkpoint_.busy() || running_phase_ < 1 || s_.failure) return;
     auto next = s_.opt.next_move();
     if (!next) return;
     auto order = std::make_shared<MoveOrder>(std::move(*next));
@@ -331,6 +335,18 @@ class Driver {
         });
   }
 
+  // Whole-machine checkpoints (checkpoint_driver.hpp), never beside a move.
+  void checkpoints() {
+    if (checkpoint_.busy()) return checkpoint_.poll();
+    if (!s_.opt.next_checkpoint || move_busy_ || running_phase_ < 1 || s_.failure) return;
+    if (auto order = s_.opt.next_checkpoint()) checkpoint_.start(std::move(*order));
+  }
+  std::vector<Node::Client*> clients() {
+    std::vector<Node::Client*> out;
+    for (auto& m : s_.members) out.push_back(m.client && !m.dead ? &*m.client : nullptr);
+    return out;
+  }
+
   static std::uint64_t us_since(SteadyTime t0) {
     return static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(now() - t0).count());
@@ -373,6 +389,7 @@ class Driver {
   int running_phase_ = -1;
   bool move_busy_ = false;
   std::vector<std::uint32_t> placement_;  // where each vCPU runs (after moves)
+  CheckpointDriver checkpoint_;           // after tasks_, which it adds to
 };
 
 }  // namespace

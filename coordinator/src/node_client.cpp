@@ -107,6 +107,61 @@ class NodeImpl final : public Node::Server {
     return kj::READY_NOW;
   }
 
+  // Checkpoint (docs/checkpoint.md): thin; the runtime does the work.
+  kj::Promise<void> checkpointPause(CheckpointPauseContext context) override {
+    s_.heard();
+    auto r = s_.runtime.checkpoint_pause(std::chrono::milliseconds(context.getParams().getTimeoutMs()));
+    if (!r.ok()) context.getResults().setError(r.error().to_string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> checkpointSave(CheckpointSaveContext context) override {
+    s_.heard();
+    auto r = s_.runtime.checkpoint_save();
+    if (!r.ok()) {
+      context.getResults().setError(r.error().to_string());
+      return kj::READY_NOW;
+    }
+    auto list = context.getResults().initStates(static_cast<unsigned>(r->size()));
+    for (unsigned i = 0; i < r->size(); ++i) {
+      list[i].setVcpu((*r)[i].vcpu);
+      list[i].setState(kj::arrayPtr((*r)[i].state.data(), (*r)[i].state.size()));
+    }
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> checkpointWrite(CheckpointWriteContext context) override {
+    s_.heard();
+    auto p = context.getParams();
+    std::vector<VcpuBytes> states;
+    for (auto v : p.getStates()) {
+      auto d = v.getState();
+      states.push_back({v.getVcpu(), std::vector<std::uint8_t>(d.begin(), d.end())});
+    }
+    auto r = s_.runtime.checkpoint_write(p.getDir(), std::move(states), p.getNodes());
+    if (!r.ok()) context.getResults().setError(r.error().to_string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> checkpointWritten(CheckpointWrittenContext context) override {
+    s_.heard();
+    auto r = s_.runtime.checkpoint_written();
+    if (!r.ok()) {
+      context.getResults().setDone(true);
+      context.getResults().setError(r.error().to_string());
+      return kj::READY_NOW;
+    }
+    context.getResults().setDone(r->done);
+    context.getResults().setSummary(r->summary);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> checkpointResume(CheckpointResumeContext context) override {
+    s_.heard();
+    s_.runtime.checkpoint_resume(context.getParams().getStop());
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> sample(SampleContext context) override {
     s_.heard();
     Counters c = s_.runtime.sample();

@@ -158,9 +158,10 @@ Result<CheckpointStats> write_checkpoint(const std::string& dir, const Checkpoin
     SSI_TRY(add(f, "devices.state"));
   }
   std::string manifest =
-      fmt::format("{} {}\nvcpus {}\nmem_bytes {}\nram_bytes {}\nkernel {}\nnodes {}\n{}end\n", kMagic,
+      fmt::format("{} {}\nvcpus {}\nmem_bytes {}\nram_bytes {}\nkernel {}\nnodes {}\n{}{}end\n", kMagic,
                   kCheckpointVersion, config.vcpus, config.mem_bytes, ram.size(),
-                  kind_word(config.kernel), config.nodes, files);
+                  kind_word(config.kernel), config.nodes,
+                  config.tsc_khz ? fmt::format("tsc_khz {}\n", config.tsc_khz) : "", files);
   {
     SSI_ASSIGN_OR_RETURN(OutFile f, OutFile::create(dir + "/manifest.tmp"));
     SSI_TRY(f.write(manifest.data(), manifest.size()));
@@ -211,7 +212,7 @@ Result<void> check_file(const Checkpoint& c, const std::string& name, const Mani
 
 }  // namespace
 
-Result<Checkpoint> open_checkpoint(const std::string& dir) {
+Result<Checkpoint> open_checkpoint(const std::string& dir, bool check_ram) {
   Checkpoint c;
   c.dir = dir;
   auto text = read_whole(dir + "/manifest", 1 << 20);
@@ -231,7 +232,8 @@ Result<Checkpoint> open_checkpoint(const std::string& dir) {
     if (key == "vcpus") good = have_vcpus = static_cast<bool>(in >> c.config.vcpus);
     else if (key == "mem_bytes") good = have_mem = static_cast<bool>(in >> c.config.mem_bytes);
     else if (key == "ram_bytes") good = have_ram = static_cast<bool>(in >> c.ram_bytes);
-    else if (key == "nodes") good = static_cast<bool>(in >> c.config.nodes);
+    else if (key == "nodes") good = static_cast<bool>(in >> c.config.nodes) && c.config.nodes >= 1;
+    else if (key == "tsc_khz") good = static_cast<bool>(in >> c.config.tsc_khz) && c.config.tsc_khz > 0;
     else if (key == "kernel") {
       std::string name;
       auto k = (in >> name) ? kind_named(name) : std::nullopt;
@@ -276,6 +278,8 @@ Result<Checkpoint> open_checkpoint(const std::string& dir) {
   SSI_TRY(check_file(c, "devices.state", files["devices.state"], whole(c.devices)));
   const ManifestFile& ram = files["ram.pages"];
   if (ram.size % kRecord != 0) return corrupt(dir, "ram.pages is not whole page records");
+  c.ram_pages = ram.size / kRecord;
+  if (!check_ram) return c;
   std::uint64_t last = 0;
   bool first = true;
   SSI_TRY(check_file(c, "ram.pages", ram, [&](std::span<const std::uint8_t> b, std::uint64_t at) -> Result<void> {
@@ -290,8 +294,19 @@ Result<Checkpoint> open_checkpoint(const std::string& dir) {
     }
     return ok();
   }));
-  c.ram_pages = ram.size / kRecord;
   return c;
+}
+
+std::uint64_t saved_tsc(const vcpu::CpuState& s) {
+  for (const auto& m : s.msrs)
+    if (m.index == 0x10) return m.data;
+  return 0;
+}
+
+std::int64_t tsc_epoch_for(std::uint64_t tsc, std::uint64_t tsc_khz, std::int64_t now_ns) {
+  if (tsc_khz == 0) return now_ns;
+  auto ns = static_cast<std::int64_t>(static_cast<unsigned __int128>(tsc) * 1'000'000 / tsc_khz);
+  return now_ns - ns;
 }
 
 Result<void> load_checkpoint_ram(const Checkpoint& c, std::span<std::uint8_t> ram) {

@@ -30,7 +30,9 @@ Result<void> take_checkpoint(Machine& m, const CheckpointTrigger& t, const Check
   SSI_ASSIGN_OR_RETURN(auto cpus, m.save_vcpus());
   SSI_ASSIGN_OR_RETURN(auto devices, m.save_devices());
   auto t1 = Clock::now();
-  SSI_ASSIGN_OR_RETURN(CheckpointStats s, write_checkpoint(t.dir, config, m.ram(), cpus, devices));
+  CheckpointConfig with_tsc = config;
+  with_tsc.tsc_khz = machine_tsc_khz(m);
+  SSI_ASSIGN_OR_RETURN(CheckpointStats s, write_checkpoint(t.dir, with_tsc, m.ram(), cpus, devices));
   double write_ms = ms_since(t1);
   // One machine-readable line (benchmarks/guest/checkpoint parses it).
   std::fprintf(stderr,
@@ -43,6 +45,12 @@ Result<void> take_checkpoint(Machine& m, const CheckpointTrigger& t, const Check
 }
 
 }  // namespace
+
+std::uint64_t machine_tsc_khz(const Machine& m) {
+  for (const auto& [name, value] : m.stats())
+    if (name == "guest_tsc_khz") return value;
+  return 0;
+}
 
 Result<int> run_with_checkpoint(Machine& machine, const CheckpointTrigger& trigger,
                                 const CheckpointConfig& config) {

@@ -484,7 +484,12 @@ Result<std::vector<std::uint8_t>> Machine::save_devices() {
 Result<void> Machine::restore_vcpu(std::uint32_t index, const vcpu::CpuState& state) {
   if (index >= impl_->by_vcpu.size() || !impl_->by_vcpu[index])
     return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} does not run on this node", index));
-  return impl_->by_vcpu[index]->runner->restore_state(state);
+  SSI_TRY(impl_->by_vcpu[index]->runner->restore_state(state));
+  // On several nodes the TSCs follow the machine's epoch (a restore sets it
+  // from the checkpoint, docs/checkpoint.md), like a vCPU that moved.
+  if (impl_->config.tsc_epoch_ns != 0)
+    return vcpu::set_tsc_from_epoch(*impl_->by_vcpu[index]->vcpu, impl_->config.tsc_epoch_ns);
+  return ok();
 }
 
 Result<void> Machine::restore_devices(std::span<const std::uint8_t> bytes) {

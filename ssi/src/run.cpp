@@ -59,7 +59,6 @@ Result<void> check_kvm(const std::string& device) {
 // --restore DIR: the checked checkpoint's machine, continued.
 Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) {
   if (!o.kernel.empty()) return bad("--restore continues a saved machine: no --kernel with it");
-  if (o.nodes > 1 || o.via_nodes) return make_error(Errc::kUnsupported, "--restore runs on one node (--nodes 1) for now");
   // Every check before KVM is opened: a damaged checkpoint touches nothing.
   auto t_verify = std::chrono::steady_clock::now();
   SSI_ASSIGN_OR_RETURN(Checkpoint c, open_checkpoint(o.restore_dir));
@@ -68,12 +67,25 @@ Result<int> run_restored(const RunOptions& o, const CheckpointTrigger& trigger) 
   if (c.config.vcpus > kMaxVcpus)
     return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} vCPUs, the limit is {}",
                                                    o.restore_dir, c.config.vcpus, kMaxVcpus));
+  if (o.nodes > c.config.vcpus)
+    return bad(fmt::format("--nodes {} is more than the checkpoint's {} vCPUs (each node runs a vCPU)", o.nodes,
+                           c.config.vcpus));
   auto map = MemoryMap::pc(c.config.mem_bytes);
   if (!map.ok()) return with_prefix("checkpoint " + o.restore_dir, std::move(map).error());
   if (map->ram_bytes() != c.ram_bytes)
     return make_error(Errc::kProtocol, fmt::format("checkpoint {} refused: {} bytes of RAM for --mem {}",
                                                    o.restore_dir, c.ram_bytes, c.config.mem_bytes));
   SSI_TRY(check_kvm(o.kvm_device));
+  if (o.nodes > 1 || o.via_nodes) {
+    // Every node process restores its share (the launcher's prepare_restore).
+    if (!o.run_on_nodes) return make_error(Errc::kUnsupported, "no multi-node launcher");
+    std::fprintf(stderr, "ssi: restoring from %s on %u nodes: {\"verify_ms\": %.3f, \"ram_pages\": %llu}\n",
+                 o.restore_dir.c_str(), o.nodes, verify_ms, static_cast<unsigned long long>(c.ram_pages));
+    RunOptions on = o;
+    on.vcpus = c.config.vcpus;
+    SSI_TRY(check_counts(on));
+    return o.run_on_nodes(on, c.config.mem_bytes);
+  }
   SSI_ASSIGN_OR_RETURN(auto hv, vcpu::open_kvm(o.kvm_device));
   StopSignalBlock block;
   SSI_ASSIGN_OR_RETURN(auto machine, Machine::create(*hv, {.vcpus = c.config.vcpus, .map = *map,
@@ -94,8 +106,6 @@ Result<int> run(const RunOptions& o) {
     return bad("--checkpoint-dir needs --checkpoint-after SECONDS or --checkpoint-on TEXT");
   if (o.checkpoint_dir.empty() && (o.checkpoint_after_s > 0 || !o.checkpoint_on.empty()))
     return bad("--checkpoint-after / --checkpoint-on need --checkpoint-dir DIR");
-  if (trigger.enabled() && (o.nodes > 1 || o.via_nodes))
-    return make_error(Errc::kUnsupported, "checkpoints are taken on one node (--nodes 1) for now");
   if (!o.restore_dir.empty()) return run_restored(o, trigger);
   if (o.kernel.empty()) return bad("--kernel is required (or --restore DIR)");
   SSI_TRY(check_counts(o));

@@ -71,6 +71,11 @@ class CheckpointTest : public ::testing::Test {
     EXPECT_EQ(o.exit_code, 2) << o.err;
     EXPECT_EQ(o.err.rfind("ssi: error: checkpoint ", 0), 0u) << o.err;
     EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << o.err;
+    // ... also for a restore on several nodes: before any node process.
+    auto n = testing::run_process(SSI_BINARY, {"run", "--restore", dir_, "--nodes", "2"},
+                                  {"SSI_KVM_DEVICE=/nonexistent"});
+    EXPECT_EQ(n.exit_code, 2) << n.err;
+    EXPECT_EQ(n.err, o.err);
   }
 
   std::string dir_;
@@ -94,6 +99,37 @@ TEST_F(CheckpointTest, ReadsBackExactly) {
   EXPECT_EQ(back, ram_);
   std::vector<std::uint8_t> wrong(kRam / 2);
   EXPECT_FALSE(load_checkpoint_ram(*c, wrong).ok());
+}
+
+// A checkpoint of a machine on several nodes: its node count and TSC rate
+// come back, and the TSC epoch a restore on several nodes starts from.
+TEST_F(CheckpointTest, ReadsBackNodesAndTscRate) {
+  ASSERT_TRUE(write_checkpoint(dir_, {.vcpus = 2, .mem_bytes = kRam, .nodes = 2, .tsc_khz = 1'000'000}, ram_,
+                               cpus_, devices_).ok());
+  EXPECT_NE(read("manifest").find("\nnodes 2\ntsc_khz 1000000\n"), std::string::npos) << read("manifest");
+  auto c = open_checkpoint(dir_);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->config.nodes, 2u);
+  EXPECT_EQ(c->config.tsc_khz, 1'000'000u);
+  EXPECT_EQ(saved_tsc(c->cpus[1]), 12346u);
+  EXPECT_EQ(saved_tsc(vcpu::CpuState{}), 0u);
+  // 2e9 cycles at 1 GHz: the epoch is 2 s before now; no rate: now.
+  EXPECT_EQ(tsc_epoch_for(2'000'000'000, 1'000'000, 10'000'000'000), 8'000'000'000);
+  EXPECT_EQ(tsc_epoch_for(2'000'000'000, 0, 10'000'000'000), 10'000'000'000);
+  // Without the RAM check (a node of a restore): the manifest and states only.
+  std::string r = read("ram.pages");
+  r[r.size() - 1] ^= 1;
+  write("ram.pages", r);
+  EXPECT_TRUE(open_checkpoint(dir_, false).ok());
+  expect_refused("fails its SHA-256");
+}
+TEST_F(CheckpointTest, RefusesBadNodesOrTscRate) {
+  edit_manifest("nodes 1", "nodes 0");
+  expect_refused("bad manifest line 'nodes'");
+  edit_manifest("nodes 0", "nodes 1\ntsc_khz 0");
+  expect_refused("bad manifest line 'tsc_khz'");
+  edit_manifest("tsc_khz 0", "tsc_khz fast");
+  expect_refused("bad manifest line 'tsc_khz'");
 }
 
 TEST_F(CheckpointTest, RefusesMissingManifest) {
@@ -178,8 +214,19 @@ TEST_F(CheckpointTest, CliRefusesOptionMisuse) {
   expect_one_line(run({"--kernel", "/bin/true", "--checkpoint-dir", dir_}), "needs --checkpoint-after");
   expect_one_line(run({"--kernel", "/bin/true", "--checkpoint-after", "1"}), "need --checkpoint-dir");
   expect_one_line(run({"--restore", dir_, "--kernel", "/bin/true"}), "no --kernel with it");
-  expect_one_line(run({"--restore", dir_, "--nodes", "2", "--vcpus", "2"}), "one node");
+  expect_one_line(run({"--restore", dir_, "--nodes", "3"}), "more than the checkpoint's 2 vCPUs");
   expect_one_line(run({}), "--kernel is required (or --restore DIR)");
+  // `ssi checkpoint ADDR --dir DIR`: its own misuse, and no machine there.
+  auto ckpt = [](const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"checkpoint"};
+    a.insert(a.end(), args.begin(), args.end());
+    return testing::run_process(SSI_BINARY, a);
+  };
+  expect_one_line(ckpt({}), "ADDR and --dir are required");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir"}), "a directory must follow --dir");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", "/tmp/x", "--bogus"}), "unknown argument --bogus");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", "/tmp/a\"b"}), "may not contain");
+  expect_one_line(ckpt({"127.0.0.1:1", "--dir", dir_ + "/c"}), "ssi: error: checkpoint: cannot connect");
 }
 
 // Devices: every one's registers survive save -> restore into a fresh board.

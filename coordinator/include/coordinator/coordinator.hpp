@@ -31,6 +31,21 @@ struct MoveOrder {
   std::function<void(Result<MoveResult>)> done;  // called on the coordinator's thread
 };
 
+// A whole-machine checkpoint (docs/checkpoint.md): every vCPU of every node
+// paused at a barrier, saved by node 0 into `dir`; then the machine resumes
+// (`resume`) or stops with exit code 0. `summary` is node 0's JSON line,
+// `pause_us` from the order to the last node parked.
+struct CheckpointResult {
+  std::string dir;
+  std::string summary;
+  std::uint64_t pause_us = 0, total_us = 0;
+};
+struct CheckpointOrder {
+  std::string dir;
+  bool resume = false;
+  std::function<void(Result<CheckpointResult>)> done;  // called on the coordinator's thread
+};
+
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 = any
   // Or an already listening socket (taken over): lets a launcher fork
@@ -60,6 +75,9 @@ struct CoordinatorOptions {
   // vCPU moves: polled (every few ms) while the guest runs (phases >= 1);
   // one move at a time.
   std::function<std::optional<MoveOrder>()> next_move;
+  // Checkpoints: polled like next_move (never during a move, nor a move
+  // during a checkpoint).
+  std::function<std::optional<CheckpointOrder>()> next_checkpoint;
 };
 
 struct NodeReport {

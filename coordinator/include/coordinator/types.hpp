@@ -52,6 +52,25 @@ struct MachineConfig {
   // The guest TSC's zero (CLOCK_REALTIME ns), the same for every node; the
   // coordinator sets it when it configures the nodes if it is 0.
   std::int64_t tsc_epoch_ns = 0;
+  // "guest": continue the checkpoint in this directory (docs/checkpoint.md)
+  // instead of booting `kernel` (then empty).
+  std::string restore_dir;
+  // Node 0: a console line containing this sets its live counter
+  // checkpoint_console_matched (the launcher then orders a checkpoint).
+  std::string checkpoint_on;
+};
+
+// One vCPU's serialised state (vcpu::serialize), as a checkpoint carries it.
+struct VcpuBytes {
+  std::uint32_t vcpu = 0;
+  std::vector<std::uint8_t> state;
+};
+
+// Node 0's answer while it writes a checkpoint: not done yet, or done with
+// a one-line JSON summary (or an error).
+struct CheckpointProgress {
+  bool done = false;
+  std::string summary;
 };
 
 using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
@@ -90,6 +109,24 @@ class NodeRuntime {
     return make_error(Errc::kUnsupported, "this node cannot move vCPUs");
   }
   virtual void placed(VcpuId, NodeId) {}
+  // Whole-machine checkpoint (docs/checkpoint.md), ordered by the
+  // coordinator: pause every vCPU of this node (within `timeout`); the
+  // states of this node's vCPUs; node 0: write the checkpoint (RAM read
+  // through the DSM, devices, `states` of every node) in the background,
+  // checkpoint_written() says when; then resume, or stop the machine.
+  virtual Result<void> checkpoint_pause(std::chrono::milliseconds) {
+    return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
+  }
+  virtual Result<std::vector<VcpuBytes>> checkpoint_save() {
+    return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
+  }
+  virtual Result<void> checkpoint_write(const std::string&, std::vector<VcpuBytes>, std::uint32_t) {
+    return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
+  }
+  virtual Result<CheckpointProgress> checkpoint_written() {
+    return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
+  }
+  virtual void checkpoint_resume(bool stop) { (void)stop; }
 };
 
 struct Timing {

@@ -22,6 +22,8 @@
 #include "cluster/node_command.hpp"
 #include "cluster/outcome_json.hpp"
 #include "sha256.hpp"
+#include "base/clock.hpp"
+#include "ssi/checkpoint.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -92,11 +94,28 @@ Result<std::unique_ptr<MetricsServer>> open_metrics(const std::string& address) 
   return server;
 }
 
+// A restored machine (docs/checkpoint.md): its config is the checkpoint's,
+// and its TSC epoch makes vCPU 0's TSC go on from its saved value.
+Result<void> prepare_restore(coord::MachineConfig& config) {
+  SSI_ASSIGN_OR_RETURN(auto c, machine::open_checkpoint(config.restore_dir, false));
+  config.vcpus = c.config.vcpus;
+  config.mem_bytes = c.config.mem_bytes;
+  config.kernel.clear();
+  if (config.vcpus < config.nodes)
+    return make_error(Errc::kInvalidArgument, fmt::format("the checkpoint has {} vCPUs, fewer than --nodes {}",
+                                                          config.vcpus, config.nodes));
+  config.vcpu_node.clear();  // the default placement
+  if (c.config.tsc_khz != 0)
+    config.tsc_epoch_ns = machine::tsc_epoch_for(machine::saved_tsc(c.cpus.at(0)), c.config.tsc_khz, realtime_ns());
+  return ok();
+}
+
 // A guest machine: the kernel's hash goes into the config (every node
 // checks its copy), the initrd's too (node 0, which loads it, checks its
 // copy), and a placement must name a node for every vCPU.
 Result<void> prepare_guest(coord::MachineConfig& config) {
   if (config.workload != "guest") return ok();
+  if (!config.restore_dir.empty()) return prepare_restore(config);
   if (config.kernel.empty()) return make_error(Errc::kInvalidArgument, "--kernel is required");
   SSI_ASSIGN_OR_RETURN(config.kernel_sha256, sha256_of_file(config.kernel));
   if (!config.initrd.empty()) {
@@ -144,6 +163,7 @@ const std::atomic<bool>& install_interrupt_flag() {
 
 int run_local_cluster(const LocalClusterOptions& options) {
   MoveQueue moves;  // outlives the metrics endpoint that feeds it
+  CheckpointOrders checkpoints(options.checkpoint);  // this one too
   std::unique_ptr<PlacementPolicy> policy;
   auto sock = coord::listen_socket("127.0.0.1", 0);
   if (!sock.ok()) {
@@ -192,7 +212,10 @@ int run_local_cluster(const LocalClusterOptions& options) {
   };
   co.on_event = options.verbose ? print_event : nullptr;
   feed(co, metrics->get(), moves, policy);
+  checkpoints.feed(co);
+  if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
   auto outcome = coord::run_coordinator(co);
+  checkpoints.close();
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});
@@ -221,6 +244,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return exit_status(ExitCode::kError);
   }
   MoveQueue moves;
+  CheckpointOrders checkpoints({});  // `ssi checkpoint` through --metrics
   std::unique_ptr<PlacementPolicy> policy;
   coord::CoordinatorOptions co;
   co.secret = *secret;
@@ -235,10 +259,13 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     return exit_status(ExitCode::kError);
   }
   feed(co, metrics->get(), moves, policy);
+  checkpoints.feed(co);
+  if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
   std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
                host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
   auto started = std::chrono::steady_clock::now();
   auto outcome = coord::run_coordinator(co);
+  checkpoints.close();
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});
 }

@@ -20,6 +20,7 @@
 #include "cluster/workload.hpp"
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
+#include "machine_checkpoint.hpp"
 #include "vcpu_faults.hpp"
 #include "multinode/cluster_fabric.hpp"
 #include "multinode/wire.hpp"
@@ -38,6 +39,7 @@ class MachineWorkload final : public Workload {
       : host_(host), config_(config) {}
   ~MachineWorkload() override {
     stop();
+    checkpoint_.reset();  // joins a checkpoint writer (it reads the machine's RAM)
     (void)host_.call([this]() -> Result<void> {
       if (machine_) machine_->stop_receiving();
       host_.transport().on_peer_down({});
@@ -61,9 +63,20 @@ class MachineWorkload final : public Workload {
     }
     SSI_ASSIGN_OR_RETURN(cgroups_,
                          cgroups_for(config_, host_.self().value(), placement_.vcpus_on(host_.self())));
-    SSI_TRY(check_file("kernel", config_.kernel, config_.kernel_sha256));
-    if (host_.self() == NodeId{0}) SSI_TRY(check_file("initrd", config_.initrd, config_.initrd_sha256));
-    SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
+    if (!config_.restore_dir.empty()) {
+      // The launcher checked the whole checkpoint; each node reads the
+      // manifest and the vCPU states (its own checks) again.
+      SSI_ASSIGN_OR_RETURN(auto c, machine::open_checkpoint(config_.restore_dir, false));
+      if (c.config.vcpus != config_.vcpus || c.config.mem_bytes != config_.mem_bytes)
+        return make_error(Errc::kInvalidArgument, fmt::format("checkpoint {} is not this machine's",
+                                                              config_.restore_dir));
+      kernel_kind_ = c.config.kernel;
+      restore_.emplace(std::move(c));
+    } else {
+      SSI_TRY(check_file("kernel", config_.kernel, config_.kernel_sha256));
+      if (host_.self() == NodeId{0}) SSI_TRY(check_file("initrd", config_.initrd, config_.initrd_sha256));
+      SSI_ASSIGN_OR_RETURN(kernel_kind_, kernel_kind());
+    }
     auto hv = vcpu::open_kvm();
     if (!hv.ok())
       return make_error(hv.error().code,
@@ -105,6 +118,13 @@ class MachineWorkload final : public Workload {
       mc.tsc_epoch_ns = config_.tsc_epoch_ns;
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
+      checkpoint_ = std::make_unique<NodeCheckpoint>(
+          *machine_, machine::CheckpointConfig{.vcpus = config_.vcpus, .mem_bytes = config_.mem_bytes,
+                                               .kernel = kernel_kind_, .nodes = config_.nodes});
+      if (auto* board = machine_->machine().board(); board && !config_.checkpoint_on.empty())
+        board->set_console_observer([cp = checkpoint_.get(), text = config_.checkpoint_on](std::string_view line) {
+          if (line.find(text) != std::string_view::npos) cp->console_matched();
+        });
       SSI_TRY(machine_->start_receiving());  // the DSM routes its frames in start()
       // The machine stops as soon as a peer is gone (no vCPU can trust the
       // memory any more); the DSM fails the faults that cannot be served.
@@ -139,9 +159,31 @@ class MachineWorkload final : public Workload {
     if (machine_) machine_->placed(vcpu, node);
   }
 
+  Result<void> checkpoint_pause(std::chrono::milliseconds timeout) override {
+    if (!checkpoint_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return checkpoint_->pause(timeout);
+  }
+  Result<std::vector<coord::VcpuBytes>> checkpoint_save() override {
+    if (!checkpoint_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return checkpoint_->save();
+  }
+  Result<void> checkpoint_write(const std::string& dir, std::vector<coord::VcpuBytes> states,
+                                std::uint32_t nodes) override {
+    if (!checkpoint_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return checkpoint_->write(dir, std::move(states), nodes);
+  }
+  Result<coord::CheckpointProgress> checkpoint_written() override {
+    if (!checkpoint_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return checkpoint_->written();
+  }
+  void checkpoint_resume(bool stop) override {
+    if (checkpoint_) checkpoint_->resume(stop);
+  }
+
   coord::Counters sample() const override {
     if (!machine_ || !dsm_) return {};
     coord::Counters c = machine_->stats();
+    if (checkpoint_ && checkpoint_->matched()) c.emplace_back("checkpoint_console_matched", 1);
     faults_->append_to(c);
     for (auto& kv : live_dsm_counters(dsm_->stats())) c.push_back(std::move(kv));
     if (cgroups_)
@@ -201,6 +243,12 @@ class MachineWorkload final : public Workload {
   // Node 0 reads and checks the kernel once and loads it into guest RAM
   // (through the DSM).
   coord::PhaseResult load() {
+    if (restore_) {  // a restored machine: its RAM, devices and vCPUs instead of a kernel
+      auto r = restore_node(*machine_, *restore_, host_.self(), placement_.vcpus_on(host_.self()));
+      restore_.reset();
+      if (!r.ok()) return {2, r.error().to_string(), {}};
+      return {0, "", {}};
+    }
     if (host_.self() != multinode::kDeviceNode) return {0, "", {}};
     auto image = machine::read_kernel_image({.kernel = config_.kernel, .initrd = config_.initrd,
                                              .append = config_.append, .vcpus = config_.vcpus,
@@ -244,6 +292,8 @@ class MachineWorkload final : public Workload {
   std::unique_ptr<dsm::Node> dsm_;
   machine::KernelKind kernel_kind_ = machine::KernelKind::kSsiElf;
   std::unique_ptr<multinode::ClusterFabric> machine_;  // uses vm_ and dsm_'s memory
+  std::optional<machine::Checkpoint> restore_;         // until phase 0 restored it
+  std::unique_ptr<NodeCheckpoint> checkpoint_;         // uses machine_; destroyed first
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;

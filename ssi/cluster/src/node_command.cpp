@@ -92,6 +92,26 @@ class ClusterRuntime final : public coord::NodeRuntime {
   void placed(VcpuId v, NodeId node) override {
     if (workload_) workload_->placed(v.value(), node);
   }
+  Result<void> checkpoint_pause(std::chrono::milliseconds timeout) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->checkpoint_pause(timeout);
+  }
+  Result<std::vector<coord::VcpuBytes>> checkpoint_save() override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->checkpoint_save();
+  }
+  Result<void> checkpoint_write(const std::string& dir, std::vector<coord::VcpuBytes> states,
+                                std::uint32_t nodes) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->checkpoint_write(dir, std::move(states), nodes);
+  }
+  Result<coord::CheckpointProgress> checkpoint_written() override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->checkpoint_written();
+  }
+  void checkpoint_resume(bool stop) override {
+    if (workload_) workload_->checkpoint_resume(stop);
+  }
 
  private:
   // A worker blocked on a DSM page of a lost node is released by the DSM

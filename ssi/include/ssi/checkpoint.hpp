@@ -29,6 +29,9 @@ struct CheckpointConfig {
   std::uint64_t mem_bytes = 0;  // what --mem gave: MemoryMap::pc(mem_bytes)
   KernelKind kernel = KernelKind::kSsiElf;
   std::uint32_t nodes = 1;      // the node count it was taken on (informational)
+  // The vCPUs' TSC rate when it was taken (0 = not recorded): a restore on
+  // several nodes turns vCPU 0's saved TSC into the new machine's TSC epoch.
+  std::uint64_t tsc_khz = 0;
 };
 
 struct CheckpointStats {
@@ -55,7 +58,17 @@ struct Checkpoint {
 
 // Reads the manifest and checks the format version, the config, every
 // file's size and SHA-256, every vCPU state and the RAM file's records.
-Result<Checkpoint> open_checkpoint(const std::string& dir);
+// check_ram = false: ram.pages' size and SHA-256 are not checked here (a
+// node of a restore whose launcher checked the whole checkpoint already;
+// load_checkpoint_ram still checks every record it copies).
+Result<Checkpoint> open_checkpoint(const std::string& dir, bool check_ram = true);
+
+// vCPU `s`'s saved TSC (MSR 0x10); 0 if the state has none.
+std::uint64_t saved_tsc(const vcpu::CpuState& s);
+
+// The CLOCK_REALTIME epoch at which a TSC of `tsc_khz` counting from 0
+// reads `tsc` at `now_ns`: a restored machine's vCPUs continue from there.
+std::int64_t tsc_epoch_for(std::uint64_t tsc, std::uint64_t tsc_khz, std::int64_t now_ns);
 
 // Copies the checked RAM pages into `ram` (mem_bytes long; pages not in the
 // file are left as they are: zero in a fresh machine).

@@ -26,6 +26,7 @@
 #include "cluster/outcome_json.hpp"
 #include "cluster/node_command.hpp"
 #include "cluster/workload.hpp"
+#include "checkpoint_cmd.hpp"
 #include "checkpoint_opts.hpp"
 #include "cpuid_cmd.hpp"
 #include "move_cmd.hpp"
@@ -229,6 +230,8 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
     lo.config.vcpu_quota_percent = controls.vcpu_quota_percent;
     lo.config.node_mem_limit = controls.node_mem_limit;
     lo.config.placement_auto = controls.placement_auto;
+    lo.checkpoint = {o.checkpoint_dir, o.checkpoint_after_s, o.checkpoint_on};
+    lo.config.restore_dir = o.restore_dir;
     return cluster::run_local_cluster(lo);
   };
   run->callback([&opts, &rc] {
@@ -379,6 +382,8 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   stats->callback([&rc] { rc = cluster::run_stats_command(stats_address, stats_json); });
   auto* move = app.add_subcommand("move", "Move a running machine's vCPU: ssi move ADDR --vcpu K --to NODE")->prefix_command();
   move->callback([&rc, move] { rc = run_move_command(move->remaining()); });
+  auto* ckpt = app.add_subcommand("checkpoint", "Checkpoint a running machine: ssi checkpoint ADDR --dir DIR [--continue]")->prefix_command();
+  ckpt->callback([&rc, ckpt] { rc = run_checkpoint_command(ckpt->remaining()); });
 }
 
 }  // namespace

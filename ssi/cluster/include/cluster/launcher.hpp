@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/checkpoint_orders.hpp"
 #include "coordinator/coordinator.hpp"
 
 namespace ssi::cluster {
@@ -18,6 +19,7 @@ struct LocalClusterOptions {
   bool verbose = true;             // progress lines on stderr
   std::string json_path;           // non-empty: write the outcome as JSON here
   std::string metrics;             // non-empty: live metrics endpoint (cluster/metrics.hpp)
+  CheckpointPlan checkpoint;       // `ssi run --nodes N --checkpoint-*` (config.restore_dir: --restore)
 };
 
 // Runs until the machine finishes or fails; returns the process exit code

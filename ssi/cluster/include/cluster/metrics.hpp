@@ -22,6 +22,7 @@
 namespace ssi::cluster {
 
 class MoveQueue;  // move_queue.hpp
+class CheckpointOrders;  // checkpoint_orders.hpp
 
 // Everything the endpoint serves: the latest counters of every node.
 struct MetricsSnapshot {
@@ -49,6 +50,8 @@ class MetricsServer {
   void publish(const std::vector<coord::NodeReport>& nodes);
   // Serve `move-vcpu` requests through `queue` (outliving the server).
   void serve_moves(MoveQueue* queue) { moves_.store(queue); }
+  // Serve `checkpoint` requests through `orders` (outliving the server).
+  void serve_checkpoints(CheckpointOrders* orders) { checkpoints_.store(orders); }
   // Where clients connect: the socket path, or HOST:PORT with the real port.
   const std::string& address() const { return address_; }
 
@@ -65,6 +68,7 @@ class MetricsServer {
   mutable std::mutex mu_;
   MetricsSnapshot latest_;
   std::atomic<MoveQueue*> moves_{nullptr};
+  std::atomic<CheckpointOrders*> checkpoints_{nullptr};
   std::thread thread_;
 };
 

@@ -40,6 +40,23 @@ class Workload {
     return make_error(Errc::kUnsupported, "this workload has no vCPUs to move");
   }
   virtual void placed(std::uint32_t vcpu, NodeId node) { (void)vcpu, (void)node; }
+  // Whole-machine checkpoint (coord::NodeRuntime's, docs/checkpoint.md); only "guest".
+  virtual Result<void> checkpoint_pause(std::chrono::milliseconds timeout) {
+    (void)timeout;
+    return make_error(Errc::kUnsupported, "this workload has no machine to checkpoint");
+  }
+  virtual Result<std::vector<coord::VcpuBytes>> checkpoint_save() {
+    return make_error(Errc::kUnsupported, "this workload has no machine to checkpoint");
+  }
+  virtual Result<void> checkpoint_write(const std::string& dir, std::vector<coord::VcpuBytes> states,
+                                        std::uint32_t nodes) {
+    (void)dir, (void)states, (void)nodes;
+    return make_error(Errc::kUnsupported, "this workload has no machine to checkpoint");
+  }
+  virtual Result<coord::CheckpointProgress> checkpoint_written() {
+    return make_error(Errc::kUnsupported, "this workload has no machine to checkpoint");
+  }
+  virtual void checkpoint_resume(bool stop) { (void)stop; }
 };
 
 // Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"
