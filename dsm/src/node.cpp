@@ -106,6 +106,7 @@ void Node::on_home_frame(const rdma::Frame& f) {
   auto r = directory_.on_message(f.header, f.payload.bytes(), out);
   if (!r.ok()) return bad_message(f.header, r.error());
   stats_.page_migrations.store(directory_.migrations(), std::memory_order_relaxed);
+  stats_.migratory_grants.store(directory_.migratory_grants(), std::memory_order_relaxed);
   for (const auto& m : out) {
     if (m.type == kInv) ++stats_.invalidations_sent;
     if (m.type == kFetch) ++stats_.fetches_sent;

@@ -96,6 +96,8 @@ void Node::on_grant(rdma::Frame& f) {
                        : acks > 0  ? kPathWriteSharers
                                    : kPathWriteHome;
     if (acks > 0) stats_.sharer_acks += acks;
+    it->second->migratory = flags & kGrantMigratory;
+    it->second->clean = flags & kGrantClean;
     // request -> home, then home -> me, or home -> owner -> me
     const NodeId home = map_.home_of(p), from{h.src};
     const int via = (home != config_.self) + (forwarded ? (home != from) : 0) + (from != config_.self);
@@ -132,14 +134,24 @@ void Node::complete_grant(PageNo p, InstallAction action, std::uint64_t version,
   // Counted before the install wakes the faulting threads, so they see it
   // (the latency can only be added after it, by finish_request).
   if (action == InstallAction::kZero || action == InstallAction::kZeroWp) ++stats_.zero_fills;
+  std::uint64_t ack_flags = 0;
   if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
     ++stats_.path_faults[it->second->path];
     stats_.path_delays[it->second->path] += static_cast<std::uint64_t>(it->second->delays);
+    if (it->second->clean) ack_flags |= kAckClean;
+    // Snapshot what was granted, before the install wakes a writer.
+    if (it->second->migratory) {
+      auto& copy = migratory_copy_[p.value()];
+      copy.assign(kPageSize, std::byte{0});
+      if (action == InstallAction::kCopy) std::memcpy(copy.data(), data.data(), kPageSize);
+    } else {
+      migratory_copy_.erase(p.value());
+    }
   }
   if (auto r = install(p, action, data); !r.ok()) local_error(r.error());
   if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
-  send_out({map_.home_of(p), kGrantAck, p, version, 0, {}});
+  send_out({map_.home_of(p), kGrantAck, p, version, ack_flags, {}});
 }
 
 Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::byte> data) {
@@ -205,6 +217,16 @@ void Node::on_fetch(const rdma::Frame& f) {
   // closer than through the home. A read also sends the home its new copy.
   const NodeId to{static_cast<std::uint32_t>(msg_arg(h))};
   const std::uint64_t v = msg_version(h);
+  // Held from a migratory grant and never changed: the home's guess that
+  // this node would write it was wrong once more.
+  std::uint64_t clean = 0;
+  if (auto it = migratory_copy_.find(p.value()); it != migratory_copy_.end()) {
+    if (std::memcmp(it->second.data(), region_.page_ptr(p), kPageSize) == 0) {
+      clean = kGrantClean;
+      ++stats_.clean_handovers;
+    }
+    migratory_copy_.erase(it);
+  }
   if (!invalidate) {
     send_out({to, kGrant, p, v, kGrantForwarded, region_.page_bytes(p)});
     send_out({NodeId{h.src}, kFetchAck, p, v, 0, region_.page_bytes(p)});
@@ -214,7 +236,8 @@ void Node::on_fetch(const rdma::Frame& f) {
   std::array<std::byte, kPageSize> copy;
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
-  send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable, copy});
+  const std::uint64_t migratory = (msg_flags(h) & kFetchMigratory) ? kGrantMigratory : 0;
+  send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable | migratory | clean, copy});
 }
 
 void Node::peer_failed(NodeId peer, const Error& why) {

@@ -150,6 +150,9 @@ class Node {
   NodeStats stats_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Inflight>> inflight_;
   std::vector<std::chrono::steady_clock::time_point> granted_at_;  // per page: last grant installed
+  // Pages held from a migratory grant: their contents as granted, so that
+  // giving one up can tell the home whether it was written (kGrantClean).
+  std::unordered_map<std::uint64_t, std::vector<std::byte>> migratory_copy_;
   std::vector<std::byte> zero_page_ = std::vector<std::byte>(kPageSize);
   bool started_ = false;
   bool stopping_ = false;

@@ -57,6 +57,8 @@ struct NodeStats {
   Counter invalidations_sent{0}, invalidations_received{0};
   Counter fetches_sent{0}, fetches_received{0};
   Counter page_migrations{0};  // home: write grants that moved a page to another writer
+  Counter migratory_grants{0};  // home: read misses granted writable (migratory page)
+  Counter clean_handovers{0};   // migratory grants this node gave up without changing them
   Counter holds{0};         // invalidations/fetches that waited out a hold window
   Counter hold_ns{0};       // total time they waited
   Counter bad_messages{0};   // rejected input: state unchanged
