@@ -83,7 +83,7 @@ void Directory::start(PageNo p, Entry& e, Outbox& out) {
   detect_migratory(e, t.req);
   // A migratory page: the reader will write next, so grant it writable now
   // (one transfer instead of a read miss and an upgrade).
-  t.migratory = !t.req.write && e.migratory_score >= kMigratoryOn;
+  t.migratory = migratory_on_ && !t.req.write && e.migratory_score >= kMigratoryOn;
   if (t.migratory) ++migratory_grants_;
   if (!t.req.write && !t.migratory) {
     if (owned_elsewhere) {
@@ -116,15 +116,20 @@ void Directory::start_write(PageNo p, Entry& e, Outbox& out) {
   Txn& t = *e.txn;
   const NodeId to = t.req.from;
   const bool owned_elsewhere = e.state == DirState::kModified && e.owner != to;
-  const std::uint64_t migratory = t.migratory ? kGrantMigratory : 0;
   if (e.last_writer && *e.last_writer != to) {
     ++e.migrations;
     ++migrations_;
+    ++e.streak;
+  } else {
+    e.streak = 0;
   }
   e.last_writer = to;
+  const bool hot = e.streak >= kHotAfter || e.migratory_score >= kMigratoryOn;
+  const std::uint64_t migratory = (t.migratory ? kGrantMigratory : 0) | (hot ? kGrantHot : 0);
   if (owned_elsewhere) {
     out.push_back({e.owner, kFetch, p, t.version,
-                   kFetchInvalidate | (t.migratory ? kFetchMigratory : 0), {}, to.value()});
+                   kFetchInvalidate | (t.migratory ? kFetchMigratory : 0) | (hot ? kFetchHot : 0),
+                   {}, to.value()});
   } else {
     const std::uint64_t inv = e.sharers & ~bit(to);
     for (std::uint64_t m = inv; m != 0; m &= m - 1)
@@ -202,7 +207,8 @@ DirView Directory::view(PageNo p) const {
   return {e.state,        e.owner,      e.sharers,
           e.version,      e.zero,       e.txn.has_value(),
           e.queue.size(), e.migrations, e.migratory_score,
-          e.migratory_score >= kMigratoryOn};
+          e.migratory_score >= kMigratoryOn,
+          e.streak >= kHotAfter || e.migratory_score >= kMigratoryOn};
 }
 
 std::vector<std::pair<PageNo, std::uint64_t>> Directory::hottest(std::size_t n) const {

@@ -97,6 +97,7 @@ void Node::on_grant(rdma::Frame& f) {
                                    : kPathWriteHome;
     if (acks > 0) stats_.sharer_acks += acks;
     it->second->migratory = flags & kGrantMigratory;
+    it->second->hot = flags & kGrantHot;
     it->second->clean = flags & kGrantClean;
     // request -> home, then home -> me, or home -> owner -> me
     const NodeId home = map_.home_of(p), from{h.src};
@@ -140,12 +141,17 @@ void Node::complete_grant(PageNo p, InstallAction action, std::uint64_t version,
     stats_.path_delays[it->second->path] += static_cast<std::uint64_t>(it->second->delays);
     if (it->second->clean) ack_flags |= kAckClean;
     // Snapshot what was granted, before the install wakes a writer.
-    if (it->second->migratory) {
-      auto& copy = migratory_copy_[p.value()];
-      copy.assign(kPageSize, std::byte{0});
-      if (action == InstallAction::kCopy) std::memcpy(copy.data(), data.data(), kPageSize);
+    if (it->second->migratory || it->second->hot) {
+      auto& g = granted_copy_[p.value()];
+      g.copy.assign(kPageSize, std::byte{0});
+      if (action == InstallAction::kCopy) std::memcpy(g.copy.data(), data.data(), kPageSize);
+      if (action == InstallAction::kUnprotect)
+        std::memcpy(g.copy.data(), region_.page_ptr(p), kPageSize);  // still write-protected
+      g.at = std::chrono::steady_clock::now();
+      g.migratory = it->second->migratory;
+      g.hot = it->second->hot;
     } else {
-      migratory_copy_.erase(p.value());
+      granted_copy_.erase(p.value());
     }
   }
   if (auto r = install(p, action, data); !r.ok()) local_error(r.error());
@@ -186,6 +192,30 @@ void Node::wait_hold(PageNo p) {
   boost::this_fiber::sleep_until(until);
 }
 
+void Node::wait_hot(PageNo p) {
+  if (config_.hot.hold.count() <= 0) return;
+  auto it = granted_copy_.find(p.value());
+  if (it == granted_copy_.end() || !it->second.hot) return;
+  const auto until = it->second.at + config_.hot.hold;
+  auto changed = [&] {
+    auto g = granted_copy_.find(p.value());  // the map may change while we sleep
+    return g == granted_copy_.end() ||
+           std::memcmp(g->second.copy.data(), region_.page_ptr(p), kPageSize) != 0;
+  };
+  auto now = std::chrono::steady_clock::now();
+  if (now >= until || changed()) return;
+  ++stats_.holds;
+  ++stats_.hot_holds;
+  const auto start = now;
+  // The reactor sleeps in whole milliseconds: check at each wake-up.
+  while (!stopping_ && now < until && !changed()) {
+    boost::this_fiber::sleep_until(std::min(until, now + std::chrono::milliseconds(1)));
+    now = std::chrono::steady_clock::now();
+  }
+  stats_.hold_ns += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+}
+
 void Node::on_inv(const rdma::Frame& f) {
   const auto& h = f.header;
   PageNo p = msg_page(h);
@@ -206,6 +236,7 @@ void Node::on_fetch(const rdma::Frame& f) {
   PageNo p = msg_page(h);
   const bool invalidate = msg_flags(h) & kFetchInvalidate;
   wait_hold(p);
+  wait_hot(p);
   if (stopping_) return;
   if (auto r = table_.on_fetch(p, msg_version(h), invalidate); !r.ok())
     return bad_message(h, r.error());
@@ -220,12 +251,13 @@ void Node::on_fetch(const rdma::Frame& f) {
   // Held from a migratory grant and never changed: the home's guess that
   // this node would write it was wrong once more.
   std::uint64_t clean = 0;
-  if (auto it = migratory_copy_.find(p.value()); it != migratory_copy_.end()) {
-    if (std::memcmp(it->second.data(), region_.page_ptr(p), kPageSize) == 0) {
+  if (auto it = granted_copy_.find(p.value()); it != granted_copy_.end()) {
+    if (it->second.migratory &&
+        std::memcmp(it->second.copy.data(), region_.page_ptr(p), kPageSize) == 0) {
       clean = kGrantClean;
       ++stats_.clean_handovers;
     }
-    migratory_copy_.erase(it);
+    granted_copy_.erase(it);
   }
   if (!invalidate) {
     send_out({to, kGrant, p, v, kGrantForwarded, region_.page_bytes(p)});
@@ -236,7 +268,8 @@ void Node::on_fetch(const rdma::Frame& f) {
   std::array<std::byte, kPageSize> copy;
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
-  const std::uint64_t migratory = (msg_flags(h) & kFetchMigratory) ? kGrantMigratory : 0;
+  const std::uint64_t migratory = ((msg_flags(h) & kFetchMigratory) ? kGrantMigratory : 0) |
+                                  ((msg_flags(h) & kFetchHot) ? kGrantHot : 0);
   send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable | migratory | clean, copy});
 }
 

@@ -127,9 +127,11 @@ TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
     ++v;
     std::uint32_t holder = writer == 3 ? 1 : 3;
     ASSERT_TRUE(send(kWriteReq, writer, 0).ok());
-    expect_out(0, kFetch, holder, v, kFetchInvalidate);
+    // The third handover in a row makes the page hot.
+    expect_out(0, kFetch, holder, v, kFetchInvalidate | (v == 4 ? kFetchHot : 0));
     ASSERT_TRUE(send(kGrantAck, writer, 0, v).ok());
   }
+  EXPECT_TRUE(dir.view(PageNo{0}).hot);
   EXPECT_EQ(dir.view(PageNo{0}).migrations, 3u);
   EXPECT_EQ(dir.view(PageNo{1}).migrations, 0u);
   EXPECT_EQ(dir.migrations(), 3u);
@@ -154,7 +156,8 @@ TEST_F(DirectoryTest, PageReadThenUpgradedByAlternatingNodesBecomesMigratory) {
     ASSERT_TRUE(send(kFetchAck, other, 0, v, 0, true).ok());
     ASSERT_TRUE(send(kWriteReq, node, 0, 0, kUpgrade).ok());
     expect_out(0, kInv, other, ++v, 0);
-    expect_out(1, kGrant, node, v, kGrantWritable | kGrantKeep);
+    // The second upgrade scores the page migratory, and so hot.
+    expect_out(1, kGrant, node, v, kGrantWritable | kGrantKeep | (node == 1 ? kGrantHot : 0));
     ASSERT_TRUE(send(kGrantAck, node, 0, v).ok());
   }
   EXPECT_EQ(dir.view(PageNo{0}).migratory_score, Directory::kMigratoryOn);
@@ -162,14 +165,14 @@ TEST_F(DirectoryTest, PageReadThenUpgradedByAlternatingNodesBecomesMigratory) {
   // Now a read miss takes the page writable from its owner, in one transfer.
   ASSERT_TRUE(send(kReadReq, 3, 0).ok());
   ASSERT_EQ(out.size(), 1u);
-  expect_out(0, kFetch, 1, ++v, kFetchInvalidate | kFetchMigratory);
+  expect_out(0, kFetch, 1, ++v, kFetchInvalidate | kFetchMigratory | kFetchHot);
   EXPECT_EQ(out[0].arg, 3u);
   ASSERT_TRUE(send(kGrantAck, 3, 0, v).ok());
   EXPECT_EQ(dir.view(PageNo{0}).owner, NodeId{3});
   EXPECT_EQ(dir.migratory_grants(), 1u);
   // Node 3 gave it up unchanged (the GrantAck says so): evidence against.
   ASSERT_TRUE(send(kReadReq, 1, 0).ok());
-  expect_out(0, kFetch, 3, ++v, kFetchInvalidate | kFetchMigratory);
+  expect_out(0, kFetch, 3, ++v, kFetchInvalidate | kFetchMigratory | kFetchHot);
   ASSERT_TRUE(send(kGrantAck, 1, 0, v, kAckClean).ok());
   EXPECT_FALSE(dir.view(PageNo{0}).migratory);
   // Reads are shared again.

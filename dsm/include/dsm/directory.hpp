@@ -49,6 +49,7 @@ struct DirView {
   // score, and whether read misses are granted writable now.
   std::uint8_t migratory_score = 0;
   bool migratory = false;
+  bool hot = false;  // writable grants carry kGrantHot
 };
 
 class Directory {
@@ -73,6 +74,11 @@ class Directory {
   // node upgrades a page it read-missed last, after another node wrote it;
   // -1 each time a migratory grant is given up unchanged.
   static constexpr std::uint8_t kMigratoryOn = 2, kMigratoryMax = 3;
+  // A page is hot while migratory or after this many write grants in a row
+  // each moved it to another node than the last writer.
+  static constexpr std::uint32_t kHotAfter = 3;
+  // Off: no read is granted writable (detection and hot pages stay on).
+  void set_migratory(bool on) { migratory_on_ = on; }
   std::vector<std::pair<PageNo, std::uint64_t>> hottest(std::size_t n) const;
 
  private:
@@ -100,6 +106,7 @@ class Directory {
     std::uint64_t migrations = 0;
     std::optional<NodeId> last_reader;  // requester of the last transaction, if a read
     std::uint8_t migratory_score = 0;
+    std::uint32_t streak = 0;  // write grants in a row that moved the page
     std::unique_ptr<PageBuf> copy;  // valid when !zero and state != kModified
     std::optional<Txn> txn;
     std::deque<Request> queue;
@@ -121,6 +128,7 @@ class Directory {
   std::unordered_map<std::uint64_t, Entry> entries_;  // created on first request
   std::uint64_t migrations_ = 0;
   std::uint64_t migratory_grants_ = 0;
+  bool migratory_on_ = true;
 };
 
 }  // namespace ssi::dsm

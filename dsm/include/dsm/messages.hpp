@@ -36,6 +36,9 @@ inline constexpr std::uint64_t kFetchInvalidate = 1;  // Fetch: M -> I instead o
 // Fetch (with kFetchInvalidate): the requester asked to read a migratory
 // page; the forwarded grant is writable and carries kGrantMigratory.
 inline constexpr std::uint64_t kFetchMigratory = 2;
+// Fetch (with kFetchInvalidate): the page is hot; the forwarded grant
+// carries kGrantHot.
+inline constexpr std::uint64_t kFetchHot = 4;
 // GrantAck: the previous holder of a migratory grant gave the page up
 // without having changed it (kGrantClean): evidence against migratory.
 inline constexpr std::uint64_t kAckClean = 1;
@@ -51,6 +54,10 @@ inline constexpr std::uint64_t kGrantMigratory = 1u << 4;
 // Forwarded grant: the old owner held it from a migratory grant and did not
 // change it (the requester echoes kAckClean to the home).
 inline constexpr std::uint64_t kGrantClean = 1u << 5;
+// A writable grant of a hot page (migratory, or handed from writer to writer
+// several times in a row): the requester holds it until its faulting thread
+// changed it, or for the hot-page hold at most (docs/protocol.md, "Hot pages").
+inline constexpr std::uint64_t kGrantHot = 1u << 6;
 
 std::string_view msg_name(rdma::FrameType t);
 
