@@ -68,8 +68,9 @@ void on_host_of(std::size_t node, F&& fn) {
 
 inline Result<std::unique_ptr<testing::LocalCluster>> make_bench_cluster(
     const std::string& transport, std::uint32_t nodes, std::uint64_t pages,
-    std::vector<HomeMap::Range> homes = {}) {
+    std::vector<HomeMap::Range> homes = {}, std::function<void(NodeConfig&)> configure = {}) {
   testing::LocalClusterOptions o;
+  o.configure = std::move(configure);
   o.transport = transport;
   o.nodes = nodes;
   o.bytes = pages * kPageSize;

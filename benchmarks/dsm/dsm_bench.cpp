@@ -53,8 +53,9 @@ void report(benchmark::State& state, Samples& s, const Floor& f,
 
 std::unique_ptr<LocalCluster> setup(benchmark::State& state, const std::string& transport,
                                     std::uint32_t nodes, std::uint64_t pages,
-                                    std::vector<HomeMap::Range> homes = {}) {
-  auto c = make_bench_cluster(transport, nodes, pages, std::move(homes));
+                                    std::vector<HomeMap::Range> homes = {},
+                                    std::function<void(NodeConfig&)> configure = {}) {
+  auto c = make_bench_cluster(transport, nodes, pages, std::move(homes), std::move(configure));
   if (!c.ok()) {
     state.SkipWithError(("cluster: " + c.error().to_string()).c_str());
     return nullptr;
@@ -173,10 +174,44 @@ void BM_ZeroFillFirstTouch(benchmark::State& state, std::string transport) {
   state.counters["zero_fills"] = static_cast<double>(c->node(0).stats().zero_fills.load());
 }
 
+// Hot-page handling a ping-pong / false-sharing run uses (the arg "hot"):
+// 0 = neither (every read miss granted S), 1 = migratory pages (a read miss
+// of one is granted M), 2 = migratory and the hot-page hold (the default).
+// SSI_DSM_MIGRATORY / SSI_DSM_HOT_HOLD_US, if set, override these.
+std::function<void(NodeConfig&)> hot_mode(benchmark::State& state) {
+  const auto mode = state.range(0);
+  state.SetLabel(mode == 0 ? "no migratory, no hot hold" : mode == 1 ? "migratory" : "migratory + hot hold");
+  return [mode](NodeConfig& cfg) {
+    cfg.hot.migratory = mode >= 1;
+    if (mode < 2) cfg.hot.hold = std::chrono::microseconds(0);
+  };
+}
+
+void report_hot(benchmark::State& state, LocalCluster& c, std::size_t units) {
+  const double n = static_cast<double>(std::max<std::size_t>(units, 1));
+  std::uint64_t upgrades = 0, reads = 0, hot_holds = 0, hold_ns = 0, clean = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const auto& s = c.node(i).stats();
+    upgrades += s.upgrade_faults.load();
+    reads += s.read_faults.load();
+    hot_holds += s.hot_holds.load();
+    hold_ns += s.hold_ns.load();
+    clean += s.clean_handovers.load();
+  }
+  // Node 0 is the home: it counts the handovers and migratory grants.
+  state.counters["migrations_per_round"] = static_cast<double>(c.node(0).stats().page_migrations.load()) / n;
+  state.counters["migratory_per_round"] = static_cast<double>(c.node(0).stats().migratory_grants.load()) / n;
+  state.counters["reads_per_round"] = static_cast<double>(reads) / n;
+  state.counters["upgrades_per_round"] = static_cast<double>(upgrades) / n;
+  state.counters["hot_holds_per_round"] = static_cast<double>(hot_holds) / n;
+  state.counters["hold_us_per_round"] = static_cast<double>(hold_ns) / 1000.0 / n;
+  state.counters["clean_handovers"] = static_cast<double>(clean);
+}
+
 // One counter page bounced between two nodes: each iteration is one round
 // trip (node 0 increments on even, node 1 on odd).
 void BM_PingPong(benchmark::State& state, std::string transport) {
-  auto c = setup(state, transport, 2, 1, all_on(1, 0));
+  auto c = setup(state, transport, 2, 1, all_on(1, 0), hot_mode(state));
   if (!c) return;
   Floor floor = measure_floor(*c);
   std::atomic<bool> stop{false};
@@ -200,18 +235,61 @@ void BM_PingPong(benchmark::State& state, std::string transport) {
   stop = true;
   v.fetch_add(1);  // make it odd so a partner in its loop moves on
   partner.join();
-  // One round: each node reads (a miss), then writes (an upgrade); each is
-  // a 2-delay transaction with the home (node 0) and the page's holder
-  // downgrades or drops. A home that grants a migrating page writable on
-  // the read miss halves that: 2 transactions, 2 faults.
-  report(state, s, floor, FaultModel{{4, 2, 0, 2}, {8, 4, 2, 2}});
-  // Hot-page detection: the home counts each handover of the page to
-  // another writer (2 per round here).
-  state.counters["migrations_per_round"] =
-      static_cast<double>(c->node(0).stats().page_migrations.load()) /
-      static_cast<double>(std::max<std::size_t>(s.us.size(), 1));
-  state.counters["hold_us"] = static_cast<double>(HoldPolicy::env_override().value_or(
-      std::chrono::microseconds(0)).count());
+  // One round: without migratory pages each node reads (a miss), then
+  // writes (an upgrade); each is a 2-delay transaction with the home (node
+  // 0) and the page's holder downgrades or drops. A home that grants a
+  // migrating page writable on the read miss halves that: 2 transactions,
+  // 2 faults, the minimum.
+  const bool migratory = state.range(0) >= 1;
+  report(state, s, floor,
+         FaultModel{{4, 2, 0, 2}, migratory ? FaultModel::Path{4, 2, 0, 2} : FaultModel::Path{8, 4, 2, 2}});
+  report_hot(state, *c, s.us.size());
+}
+
+// False sharing: two nodes each increment their own word of one page (a
+// load, then a store), as fast as they can, for the benchmark's time. The
+// page moves once per handover; what a handover costs, and how many
+// increments a node gets done per handover, is the measure.
+void BM_FalseSharing(benchmark::State& state, std::string transport) {
+  auto c = setup(state, transport, 2, 1, all_on(1, 0), hot_mode(state));
+  if (!c) return;
+  Floor floor = measure_floor(*c);
+  std::atomic<bool> stop{false};
+  std::uint64_t partner_ops = 0;
+  std::thread partner([&] {
+    testing::pin_this_thread(cpu_of_node(1));
+    auto w = std::atomic_ref<std::uint64_t>(word_at(c->node(1), 0, 64));
+    while (!stop.load(std::memory_order_relaxed)) {
+      w.store(w.load() + 1);
+      ++partner_ops;
+    }
+  });
+  auto w = std::atomic_ref<std::uint64_t>(word_at(c->node(0), 0, 0));
+  const std::uint64_t before = c->node(0).stats().page_migrations.load();
+  std::uint64_t ops = 0;
+  auto t0 = Clock::now();
+  for (auto _ : state) {
+    w.store(w.load() + 1);
+    ++ops;
+  }
+  const double us = us_since(t0);
+  stop = true;
+  partner.join();
+  const std::uint64_t handovers = c->node(0).stats().page_migrations.load() - before;
+  const auto mine = std::atomic_ref<std::uint64_t>(word_at(c->node(0), 0, 0)).load();
+  const auto theirs = std::atomic_ref<std::uint64_t>(word_at(c->node(0), 0, 64)).load();
+  state.counters["ops_node0"] = static_cast<double>(ops);
+  state.counters["ops_node1"] = static_cast<double>(partner_ops);
+  state.counters["lost_updates"] = static_cast<double>((ops - mine) + (partner_ops - theirs));
+  state.counters["handovers"] = static_cast<double>(handovers);
+  const double per = handovers > 0 ? us / static_cast<double>(handovers) : 0;
+  state.counters["us_per_handover"] = per;
+  state.counters["floor_us"] = floor.total();
+  state.counters["ratio"] = floor.total() > 0 ? per / floor.total() : 0;
+  state.counters["ops_per_handover"] =
+      handovers > 0 ? static_cast<double>(ops + partner_ops) / static_cast<double>(handovers) : 0;
+  state.counters["ops_per_s"] = us > 0 ? static_cast<double>(ops + partner_ops) / us * 1e6 : 0;
+  report_hot(state, *c, handovers);
 }
 
 // Every node first-touches (writes) its own pages, homed on the next node:
@@ -276,7 +354,10 @@ int main(int argc, char** argv) {
         ->ArgName("sharers")->Arg(0)->Arg(1)->Arg(3)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_ZeroFillFirstTouch/" + t).c_str(), BM_ZeroFillFirstTouch, t)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("BM_PingPong/" + t).c_str(), BM_PingPong, t)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_PingPong/" + t).c_str(), BM_PingPong, t)
+        ->ArgName("hot")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_FalseSharing/" + t).c_str(), BM_FalseSharing, t)
+        ->ArgName("hot")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_PrivatePageScaling/" + t).c_str(), BM_PrivatePageScaling, t)
         ->ArgName("nodes")->Arg(1)->Arg(2)->Arg(4)->Iterations(8)->UseRealTime();
   }

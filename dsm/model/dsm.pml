@@ -43,6 +43,14 @@
  *                  page stays busy until both FetchAck and GrantAck are in).
  *                  With it, MUTANT_SKIP_INV_ACK makes the requester install
  *                  with one InvAck missing.
+ *   MIGRATORY      (needs FORWARD) the home may serve any read miss as a
+ *                  write: the reader (in IS_D) is granted M, by the home with
+ *                  the Invs or by the owner it FetchInvs, and installs it
+ *                  without writing.  dsm/src does this for pages it detected
+ *                  as migratory; the model lets the home choose freely, so
+ *                  every detection policy is covered.
+ *   MUTANT_MIGRATORY_NO_INV  with MIGRATORY: a migratory read grant from the
+ *                  home's copy skips the sharers' invalidation.
  *   REORDER_PAIRS  the messages queued on one (src, dst) pair may be received
  *                  in any order (a non-FIFO transport, or a receiver that
  *                  hands messages to fibers that may run out of order).
@@ -158,6 +166,14 @@ bool gacked[NP];        /* home: forwarded read, the requester's GrantAck is in 
 #define FROM_HOME_OR_OWNER(s, p) 1   /* forwarded grants come from the owner */
 #else
 #define FROM_HOME_OR_OWNER(s, p) (s == HOME(p))
+#endif
+
+#ifdef MIGRATORY
+#define MIGR 1
+#define NOT_MREAD(n, p) (ST(n, p) != IS_D)  /* else: a read granted M */
+#else
+#define MIGR 0
+#define NOT_MREAD(n, p) 1
 #endif
 
 /* ---- ghosts for the data-value invariant ---- */
@@ -306,7 +322,11 @@ inline serve_write_forward(h, p, r) {
        cw = 0;
        for (si : 0 .. NN - 1) {
          if
+#ifdef MUTANT_MIGRATORY_NO_INV
+         :: si != r && (sharers[p] & BIT(si)) != 0 && kind != Q_READ -> send(h, si, Inv, p, r, 0, hver[p]); cw++
+#else
          :: si != r && (sharers[p] & BIT(si)) != 0 -> send(h, si, Inv, p, r, 0, hver[p]); cw++
+#endif
          :: else -> skip
          fi
        }
@@ -341,13 +361,16 @@ inline serve(h, p, r) {
   :: kind == Q_READ ->
        assert(owner[p] != r);            /* a reader is in I, never the owner */
        if
+#ifdef MIGRATORY
+       :: serve_write_forward(h, p, r)   /* migratory: grant the reader M */
+#endif
 #ifdef FORWARD
        :: owner[p] != NONE -> send(h, owner[p], Fetch, p, r, 0, hver[p]); phase[p] = P_FETCH;
             fetched[p] = 0; gacked[p] = 0
 #else
        :: owner[p] != NONE -> send(h, owner[p], Fetch, p, 0, 0, hver[p]); phase[p] = P_FETCH
 #endif
-       :: else -> grant_read(h, p, r, mem[p])
+       :: owner[p] == NONE -> grant_read(h, p, r, mem[p])
        fi
   :: else ->
        assert(owner[p] != r);
@@ -398,23 +421,43 @@ inline do_op(n, p) {
   /* read hits change nothing; "value_ok" covers them in every state */
 }
 
-/* Install a write grant (value v, flags f, version mv) and do the write. */
+/* Install a write grant (value v, flags f, version mv) and do the write
+ * (MIGRATORY: a read miss granted M completes its read instead). */
 inline install_write(n, s, p) {
   NODE_VERSION(n, p);
   if
+#ifdef MIGRATORY
+  :: (f & F_NODATA) == 0 && ST(n, p) == IS_D ->
+       if
+       :: (f & F_ZERO) != 0 -> DAT(n, p) = 0
+       :: else -> DAT(n, p) = v
+       fi
+#endif
   :: (f & F_NODATA) != 0 ->
        /* keep the copy: valid only in SM_A (asserted; without the assert
           "write_ok" catches an invalidated copy being kept) */
        EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == SM_A)
-  :: (f & F_NODATA) == 0 && (f & F_ZERO) != 0 ->
+  :: (f & F_NODATA) == 0 && (f & F_ZERO) != 0 && NOT_MREAD(n, p) ->
        EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == IM_D);
        DAT(n, p) = 0
-  :: (f & (F_NODATA | F_ZERO)) == 0 ->
+  :: (f & (F_NODATA | F_ZERO)) == 0 && NOT_MREAD(n, p) ->
        EXPECT(FROM_HOME_OR_OWNER(s, p) && ST(n, p) == IM_D);
        DAT(n, p) = v
   fi;
+#ifdef MIGRATORY
+  if
+  :: ST(n, p) == IS_D ->
+       ST(n, p) = M;
+       read_ok = (DAT(n, p) == last[p]);     /* the faulting read completes */
+       assert(read_ok)
+  :: else ->
+       ST(n, p) = M;
+       do_write(n, p)                        /* the faulting write completes */
+  fi;
+#else
   ST(n, p) = M;
   do_write(n, p);                            /* the faulting write completes */
+#endif
 #ifdef FORWARD
   NACKS(n, p) = 0; GWAIT(n, p) = 0; GVAL(n, p) = 0; GFLG(n, p) = 0; GVER(n, p) = 0;
 #endif
@@ -448,7 +491,7 @@ inline receive(n, s) {
        send_grant_ack(n, HOME(p), p)
   :: k == WriteGrant ->
 #ifdef FORWARD
-       EXPECT(ST(n, p) == IM_D || ST(n, p) == SM_A);
+       EXPECT(ST(n, p) == IM_D || ST(n, p) == SM_A || (MIGR && ST(n, p) == IS_D));
        if
 #ifdef MUTANT_SKIP_INV_ACK
        :: NACKS(n, p) + 1 < f / F_ACKS ->
@@ -507,7 +550,7 @@ inline receive(n, s) {
        fi
 #ifdef FORWARD
   :: k == InvAck ->                          /* at the requester */
-       EXPECT((ST(n, p) == IM_D || ST(n, p) == SM_A) && (!GWAIT(n, p) || NACKS(n, p) < GFLG(n, p) / F_ACKS));
+       EXPECT((ST(n, p) == IM_D || ST(n, p) == SM_A || (MIGR && ST(n, p) == IS_D)) && (!GWAIT(n, p) || NACKS(n, p) < GFLG(n, p) / F_ACKS));
 #ifdef VERSIONS
        version_ok = (!GWAIT(n, p) || mv == GVER(n, p)); assert(version_ok);
 #endif

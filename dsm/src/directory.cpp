@@ -39,7 +39,7 @@ Result<void> Directory::on_message(const rdma::FrameHeader& h, std::span<const s
     case kFetchAck:
       return on_fetch_ack(p, from, msg_version(h), payload, out);
     case kGrantAck:
-      return on_grant_ack(p, from, msg_version(h), out);
+      return on_grant_ack(p, from, msg_version(h), msg_flags(h), out);
     default:
       return protocol(fmt::format("home got unexpected message type {:#x}", h.type));
   }
@@ -80,7 +80,12 @@ void Directory::start(PageNo p, Entry& e, Outbox& out) {
   const NodeId to = t.req.from;
   const bool owned_elsewhere = e.state == DirState::kModified && e.owner != to;
   e.version = t.version;
-  if (!t.req.write) {
+  detect_migratory(e, t.req);
+  // A migratory page: the reader will write next, so grant it writable now
+  // (one transfer instead of a read miss and an upgrade).
+  t.migratory = migratory_on_ && !t.req.write && e.migratory_score >= kMigratoryOn;
+  if (t.migratory) ++migratory_grants_;
+  if (!t.req.write && !t.migratory) {
     if (owned_elsewhere) {
       t.fetch_from = e.owner;
       out.push_back({e.owner, kFetch, p, t.version, 0, {}, to.value()});
@@ -93,13 +98,38 @@ void Directory::start(PageNo p, Entry& e, Outbox& out) {
     out.push_back({to, kGrant, p, t.version, e.zero ? kGrantZero : 0, data});
     return;
   }
+  start_write(p, e, out);
+}
+
+// Migratory: node R read-missed the page (the last transaction), then asks
+// to upgrade it, and another node wrote it before R: the page moves from
+// writer to writer, each reading it first.
+void Directory::detect_migratory(Entry& e, const Request& req) {
+  const bool evidence = req.write && req.upgrade && e.last_reader == req.from && e.last_writer &&
+                        *e.last_writer != req.from;
+  if (evidence && e.migratory_score < kMigratoryMax) ++e.migratory_score;
+  e.last_reader = req.write ? std::nullopt : std::optional<NodeId>(req.from);
+}
+
+// A write, or a migratory read: the requester becomes the owner.
+void Directory::start_write(PageNo p, Entry& e, Outbox& out) {
+  Txn& t = *e.txn;
+  const NodeId to = t.req.from;
+  const bool owned_elsewhere = e.state == DirState::kModified && e.owner != to;
   if (e.last_writer && *e.last_writer != to) {
     ++e.migrations;
     ++migrations_;
+    ++e.streak;
+  } else {
+    e.streak = 0;
   }
   e.last_writer = to;
+  const bool hot = e.streak >= kHotAfter || e.migratory_score >= kMigratoryOn;
+  const std::uint64_t migratory = (t.migratory ? kGrantMigratory : 0) | (hot ? kGrantHot : 0);
   if (owned_elsewhere) {
-    out.push_back({e.owner, kFetch, p, t.version, kFetchInvalidate, {}, to.value()});
+    out.push_back({e.owner, kFetch, p, t.version,
+                   kFetchInvalidate | (t.migratory ? kFetchMigratory : 0) | (hot ? kFetchHot : 0),
+                   {}, to.value()});
   } else {
     const std::uint64_t inv = e.sharers & ~bit(to);
     for (std::uint64_t m = inv; m != 0; m &= m - 1)
@@ -109,7 +139,7 @@ void Directory::start(PageNo p, Entry& e, Outbox& out) {
     std::span<const std::byte> data;
     if (!keep && !e.zero) data = *e.copy;
     out.push_back({to, kGrant, p, t.version,
-                   kGrantWritable | (keep ? kGrantKeep : e.zero ? kGrantZero : 0), data,
+                   kGrantWritable | migratory | (keep ? kGrantKeep : e.zero ? kGrantZero : 0), data,
                    static_cast<std::uint64_t>(std::popcount(inv))});
   }
   e.state = DirState::kModified;
@@ -158,10 +188,13 @@ Result<void> Directory::on_fetch_ack(PageNo p, NodeId from, std::uint64_t versio
   return ok();
 }
 
-Result<void> Directory::on_grant_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out) {
+Result<void> Directory::on_grant_ack(PageNo p, NodeId from, std::uint64_t version,
+                                     std::uint64_t flags, Outbox& out) {
   SSI_ASSIGN_OR_RETURN(Entry * e, active_txn(p, from, version, "GrantAck"));
   if (e->txn->grant_acked || e->txn->req.from != from)
     return protocol(fmt::format("unexpected GrantAck from {} for page {}", from, p));
+  // The previous holder never changed the page it was granted as migratory.
+  if ((flags & kAckClean) && e->migratory_score > 0) --e->migratory_score;
   e->txn->grant_acked = true;
   maybe_finish(p, *e, out);
   return ok();
@@ -171,8 +204,11 @@ DirView Directory::view(PageNo p) const {
   auto it = entries_.find(p.value());
   if (it == entries_.end()) return {};
   const Entry& e = it->second;
-  return {e.state,        e.owner, e.sharers, e.version, e.zero, e.txn.has_value(),
-          e.queue.size(), e.migrations};
+  return {e.state,        e.owner,      e.sharers,
+          e.version,      e.zero,       e.txn.has_value(),
+          e.queue.size(), e.migrations, e.migratory_score,
+          e.migratory_score >= kMigratoryOn,
+          e.streak >= kHotAfter || e.migratory_score >= kMigratoryOn};
 }
 
 std::vector<std::pair<PageNo, std::uint64_t>> Directory::hottest(std::size_t n) const {

@@ -16,6 +16,12 @@ std::optional<std::chrono::microseconds> HoldPolicy::env_override() {
   return std::chrono::microseconds(std::strtoll(us, nullptr, 10));
 }
 
+void HotPagePolicy::apply_env() {
+  if (const char* m = std::getenv("SSI_DSM_MIGRATORY"); m && *m) migratory = std::strtol(m, nullptr, 10) != 0;
+  if (const char* us = std::getenv("SSI_DSM_HOT_HOLD_US"); us && *us)
+    hold = std::chrono::microseconds(std::strtoll(us, nullptr, 10));
+}
+
 Result<std::unique_ptr<Node>> Node::create(NodeConfig config, rdma::Reactor& reactor,
                                            rdma::Transport& transport) {
   if (config.self.value() >= config.nodes || config.nodes > Directory::kMaxNodes)
@@ -23,6 +29,7 @@ Result<std::unique_ptr<Node>> Node::create(NodeConfig config, rdma::Reactor& rea
                       fmt::format("node {} of {} (at most {} nodes)", config.self, config.nodes,
                                   Directory::kMaxNodes));
   if (auto window = HoldPolicy::env_override()) config.hold.window = *window;
+  config.hot.apply_env();
   SSI_ASSIGN_OR_RETURN(Region region, Region::create(config.bytes));
   auto map = config.homes.empty()
                  ? HomeMap::equal_chunks(region.pages(), config.nodes)
@@ -41,7 +48,9 @@ Node::Node(NodeConfig config, HomeMap map, Region region, rdma::Reactor& reactor
       transport_(transport),
       table_(region_.pages()),
       directory_(config_.self, map_),
-      granted_at_(config_.hold.window.count() > 0 ? region_.pages() : 0) {}
+      granted_at_(config_.hold.window.count() > 0 ? region_.pages() : 0) {
+  directory_.set_migratory(config_.hot.migratory);
+}
 
 Node::~Node() = default;
 
@@ -106,6 +115,7 @@ void Node::on_home_frame(const rdma::Frame& f) {
   auto r = directory_.on_message(f.header, f.payload.bytes(), out);
   if (!r.ok()) return bad_message(f.header, r.error());
   stats_.page_migrations.store(directory_.migrations(), std::memory_order_relaxed);
+  stats_.migratory_grants.store(directory_.migratory_grants(), std::memory_order_relaxed);
   for (const auto& m : out) {
     if (m.type == kInv) ++stats_.invalidations_sent;
     if (m.type == kFetch) ++stats_.fetches_sent;

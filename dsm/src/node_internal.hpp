@@ -23,6 +23,9 @@ struct Node::Inflight {
   rdma::Payload grant_data;
   int path = kPathReadHome;
   int delays = 0;  // one-way network delays on the critical path so far
+  bool migratory = false;  // the grant is migratory: keep a snapshot of the page
+  bool hot = false;        // the grant is of a hot page: hold it for the faulting thread
+  bool clean = false;      // the old owner gave it up unchanged: tell the home
 };
 
 inline std::shared_ptr<spdlog::logger> dsm_log() {

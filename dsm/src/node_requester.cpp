@@ -96,6 +96,9 @@ void Node::on_grant(rdma::Frame& f) {
                        : acks > 0  ? kPathWriteSharers
                                    : kPathWriteHome;
     if (acks > 0) stats_.sharer_acks += acks;
+    it->second->migratory = flags & kGrantMigratory;
+    it->second->hot = flags & kGrantHot;
+    it->second->clean = flags & kGrantClean;
     // request -> home, then home -> me, or home -> owner -> me
     const NodeId home = map_.home_of(p), from{h.src};
     const int via = (home != config_.self) + (forwarded ? (home != from) : 0) + (from != config_.self);
@@ -132,14 +135,29 @@ void Node::complete_grant(PageNo p, InstallAction action, std::uint64_t version,
   // Counted before the install wakes the faulting threads, so they see it
   // (the latency can only be added after it, by finish_request).
   if (action == InstallAction::kZero || action == InstallAction::kZeroWp) ++stats_.zero_fills;
+  std::uint64_t ack_flags = 0;
   if (auto it = inflight_.find(p.value()); it != inflight_.end()) {
     ++stats_.path_faults[it->second->path];
     stats_.path_delays[it->second->path] += static_cast<std::uint64_t>(it->second->delays);
+    if (it->second->clean) ack_flags |= kAckClean;
+    // Snapshot what was granted, before the install wakes a writer.
+    if (it->second->migratory || it->second->hot) {
+      auto& g = granted_copy_[p.value()];
+      g.copy.assign(kPageSize, std::byte{0});
+      if (action == InstallAction::kCopy) std::memcpy(g.copy.data(), data.data(), kPageSize);
+      if (action == InstallAction::kUnprotect)
+        std::memcpy(g.copy.data(), region_.page_ptr(p), kPageSize);  // still write-protected
+      g.at = std::chrono::steady_clock::now();
+      g.migratory = it->second->migratory;
+      g.hot = it->second->hot;
+    } else {
+      granted_copy_.erase(p.value());
+    }
   }
   if (auto r = install(p, action, data); !r.ok()) local_error(r.error());
   if (!granted_at_.empty()) granted_at_[p.value()] = std::chrono::steady_clock::now();
   finish_request(p);
-  send_out({map_.home_of(p), kGrantAck, p, version, 0, {}});
+  send_out({map_.home_of(p), kGrantAck, p, version, ack_flags, {}});
 }
 
 Result<void> Node::install(PageNo p, InstallAction action, std::span<const std::byte> data) {
@@ -174,6 +192,30 @@ void Node::wait_hold(PageNo p) {
   boost::this_fiber::sleep_until(until);
 }
 
+void Node::wait_hot(PageNo p) {
+  if (config_.hot.hold.count() <= 0) return;
+  auto it = granted_copy_.find(p.value());
+  if (it == granted_copy_.end() || !it->second.hot) return;
+  const auto until = it->second.at + config_.hot.hold;
+  auto changed = [&] {
+    auto g = granted_copy_.find(p.value());  // the map may change while we sleep
+    return g == granted_copy_.end() ||
+           std::memcmp(g->second.copy.data(), region_.page_ptr(p), kPageSize) != 0;
+  };
+  auto now = std::chrono::steady_clock::now();
+  if (now >= until || changed()) return;
+  ++stats_.holds;
+  ++stats_.hot_holds;
+  const auto start = now;
+  // The reactor sleeps in whole milliseconds: check at each wake-up.
+  while (!stopping_ && now < until && !changed()) {
+    boost::this_fiber::sleep_until(std::min(until, now + std::chrono::milliseconds(1)));
+    now = std::chrono::steady_clock::now();
+  }
+  stats_.hold_ns += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+}
+
 void Node::on_inv(const rdma::Frame& f) {
   const auto& h = f.header;
   PageNo p = msg_page(h);
@@ -194,6 +236,7 @@ void Node::on_fetch(const rdma::Frame& f) {
   PageNo p = msg_page(h);
   const bool invalidate = msg_flags(h) & kFetchInvalidate;
   wait_hold(p);
+  wait_hot(p);
   if (stopping_) return;
   if (auto r = table_.on_fetch(p, msg_version(h), invalidate); !r.ok())
     return bad_message(h, r.error());
@@ -205,6 +248,17 @@ void Node::on_fetch(const rdma::Frame& f) {
   // closer than through the home. A read also sends the home its new copy.
   const NodeId to{static_cast<std::uint32_t>(msg_arg(h))};
   const std::uint64_t v = msg_version(h);
+  // Held from a migratory grant and never changed: the home's guess that
+  // this node would write it was wrong once more.
+  std::uint64_t clean = 0;
+  if (auto it = granted_copy_.find(p.value()); it != granted_copy_.end()) {
+    if (it->second.migratory &&
+        std::memcmp(it->second.copy.data(), region_.page_ptr(p), kPageSize) == 0) {
+      clean = kGrantClean;
+      ++stats_.clean_handovers;
+    }
+    granted_copy_.erase(it);
+  }
   if (!invalidate) {
     send_out({to, kGrant, p, v, kGrantForwarded, region_.page_bytes(p)});
     send_out({NodeId{h.src}, kFetchAck, p, v, 0, region_.page_bytes(p)});
@@ -214,7 +268,9 @@ void Node::on_fetch(const rdma::Frame& f) {
   std::array<std::byte, kPageSize> copy;
   std::memcpy(copy.data(), region_.page_ptr(p), kPageSize);
   if (auto r = region_.drop(p); !r.ok()) local_error(r.error());
-  send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable, copy});
+  const std::uint64_t migratory = ((msg_flags(h) & kFetchMigratory) ? kGrantMigratory : 0) |
+                                  ((msg_flags(h) & kFetchHot) ? kGrantHot : 0);
+  send_out({to, kGrant, p, v, kGrantForwarded | kGrantWritable | migratory | clean, copy});
 }
 
 void Node::peer_failed(NodeId peer, const Error& why) {

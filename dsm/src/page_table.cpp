@@ -53,7 +53,9 @@ Result<std::optional<InstallAction>> PageTable::on_grant(PageNo p, std::uint64_t
     return protocol(fmt::format("stale Grant for page {}: version {} <= {}", p, version, v->version));
   const bool writable = flags & kGrantWritable, zero = flags & kGrantZero,
              keep = flags & kGrantKeep;
-  if (writable != (v->pending != Pending::kRead))
+  // A read granted writable is a migratory grant (it must say so).
+  const bool migratory_read = v->pending == Pending::kRead && (flags & kGrantMigratory);
+  if (writable != (v->pending != Pending::kRead) && !(migratory_read && writable))
     return protocol(fmt::format("Grant for page {} is {} but we asked for {}", p,
                                 writable ? "M" : "S", writable ? "S" : "M"));
   if (acks != 0 && !writable)
@@ -87,8 +89,10 @@ Result<std::optional<InstallAction>> PageTable::on_grant(PageNo p, std::uint64_t
 
 Result<std::optional<InstallAction>> PageTable::on_inv_ack(PageNo p, std::uint64_t version) {
   SSI_ASSIGN_OR_RETURN(PageView * v, checked(p, "InvAck"));
-  if (v->pending != Pending::kWrite && v->pending != Pending::kUpgrade)
-    return protocol(fmt::format("InvAck for page {} with no write in flight", p));
+  // A read may collect InvAcks too: its grant may come writable (migratory)
+  // and its acks before it; a read grant that wants none rejects them.
+  if (v->pending == Pending::kNone)
+    return protocol(fmt::format("InvAck for page {} with no request in flight", p));
   if (version <= v->version)
     return protocol(fmt::format("stale InvAck for page {}: version {} <= {}", p, version,
                                 v->version));

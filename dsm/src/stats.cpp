@@ -45,13 +45,14 @@ const char* fault_path_name(int path) {
 std::string NodeStats::summary() const {
   return fmt::format(
       "faults read={} write={} upgrade={} zero_fill={} coalesced={} spurious={}; bytes sent={} "
-      "received={}; inv sent={} received={}; fetch sent={} received={}; migrations={}; holds={} ({}us); bad={} "
+      "received={}; inv sent={} received={}; fetch sent={} received={}; migrations={} migratory={} clean={}; holds={} (hot {}, {}us); bad={} "
       "errors={}; "
       "read[{}] write[{}] upgrade[{}]; paths{}",
       read_faults.load(), write_faults.load(), upgrade_faults.load(), zero_fills.load(),
       coalesced_faults.load(), spurious_faults.load(), bytes_sent.load(), bytes_received.load(),
       invalidations_sent.load(), invalidations_received.load(), fetches_sent.load(),
-      fetches_received.load(), page_migrations.load(), holds.load(), hold_ns.load() / 1000, bad_messages.load(), local_errors.load(), read_latency.summary(),
+      fetches_received.load(), page_migrations.load(), migratory_grants.load(),
+      clean_handovers.load(), holds.load(), hot_holds.load(), hold_ns.load() / 1000, bad_messages.load(), local_errors.load(), read_latency.summary(),
       write_latency.summary(), upgrade_latency.summary(), paths());
 }
 

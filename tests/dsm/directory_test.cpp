@@ -127,9 +127,11 @@ TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
     ++v;
     std::uint32_t holder = writer == 3 ? 1 : 3;
     ASSERT_TRUE(send(kWriteReq, writer, 0).ok());
-    expect_out(0, kFetch, holder, v, kFetchInvalidate);
+    // The third handover in a row makes the page hot.
+    expect_out(0, kFetch, holder, v, kFetchInvalidate | (v == 4 ? kFetchHot : 0));
     ASSERT_TRUE(send(kGrantAck, writer, 0, v).ok());
   }
+  EXPECT_TRUE(dir.view(PageNo{0}).hot);
   EXPECT_EQ(dir.view(PageNo{0}).migrations, 3u);
   EXPECT_EQ(dir.view(PageNo{1}).migrations, 0u);
   EXPECT_EQ(dir.migrations(), 3u);
@@ -137,6 +139,49 @@ TEST_F(DirectoryTest, PagesHandedBetweenWritersAreCountedAsMigrations) {
   ASSERT_EQ(hot.size(), 1u);
   EXPECT_EQ(hot[0].first, PageNo{0});
   EXPECT_EQ(hot[0].second, 3u);
+}
+
+TEST_F(DirectoryTest, PageReadThenUpgradedByAlternatingNodesBecomesMigratory) {
+  // Node 1 writes page 0; then nodes 3 and 1 take turns reading it (the
+  // owner forwards it) and upgrading it: each upgrade after the node's own
+  // read miss, with the other node the last writer, is evidence.
+  ASSERT_TRUE(send(kWriteReq, 1, 0).ok());
+  ASSERT_TRUE(send(kGrantAck, 1, 0, 1).ok());
+  std::uint64_t v = 1;
+  for (std::uint32_t node : {3u, 1u}) {
+    const std::uint32_t other = node == 3 ? 1 : 3;
+    ASSERT_TRUE(send(kReadReq, node, 0).ok());
+    expect_out(0, kFetch, other, ++v, 0);
+    ASSERT_TRUE(send(kGrantAck, node, 0, v).ok());
+    ASSERT_TRUE(send(kFetchAck, other, 0, v, 0, true).ok());
+    ASSERT_TRUE(send(kWriteReq, node, 0, 0, kUpgrade).ok());
+    expect_out(0, kInv, other, ++v, 0);
+    // The second upgrade scores the page migratory, and so hot.
+    expect_out(1, kGrant, node, v, kGrantWritable | kGrantKeep | (node == 1 ? kGrantHot : 0));
+    ASSERT_TRUE(send(kGrantAck, node, 0, v).ok());
+  }
+  EXPECT_EQ(dir.view(PageNo{0}).migratory_score, Directory::kMigratoryOn);
+  EXPECT_TRUE(dir.view(PageNo{0}).migratory);
+  // Now a read miss takes the page writable from its owner, in one transfer.
+  ASSERT_TRUE(send(kReadReq, 3, 0).ok());
+  ASSERT_EQ(out.size(), 1u);
+  expect_out(0, kFetch, 1, ++v, kFetchInvalidate | kFetchMigratory | kFetchHot);
+  EXPECT_EQ(out[0].arg, 3u);
+  ASSERT_TRUE(send(kGrantAck, 3, 0, v).ok());
+  EXPECT_EQ(dir.view(PageNo{0}).owner, NodeId{3});
+  EXPECT_EQ(dir.migratory_grants(), 1u);
+  // Node 3 gave it up unchanged (the GrantAck says so): evidence against.
+  ASSERT_TRUE(send(kReadReq, 1, 0).ok());
+  expect_out(0, kFetch, 3, ++v, kFetchInvalidate | kFetchMigratory | kFetchHot);
+  ASSERT_TRUE(send(kGrantAck, 1, 0, v, kAckClean).ok());
+  EXPECT_FALSE(dir.view(PageNo{0}).migratory);
+  // Reads are shared again.
+  ASSERT_TRUE(send(kReadReq, 3, 0).ok());
+  expect_out(0, kFetch, 1, ++v, 0);
+  // A page written by one node only, read by others, never becomes migratory.
+  ASSERT_TRUE(send(kWriteReq, 2, 1).ok());
+  ASSERT_TRUE(send(kGrantAck, 2, 1, 1).ok());
+  EXPECT_EQ(dir.view(PageNo{1}).migratory_score, 0u);
 }
 
 TEST_F(DirectoryTest, UpgradeAfterBeingInvalidatedGetsData) {

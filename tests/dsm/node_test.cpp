@@ -124,6 +124,46 @@ TEST(DsmNode, FaultsAreCountedByMessagePathWithTheirDelays) {
             0u);
 }
 
+// Two nodes take turns on a counter, each reading it (waiting for its turn)
+// and then writing it: a read miss then an upgrade per turn, until the home
+// finds the page migratory and grants the read writable.
+TEST(DsmNode, PageWrittenInTurnsBecomesMigratory) {
+  auto c = make_cluster(2, 2);  // node 0 homes page 0
+  ASSERT_TRUE(c);
+  HangWatchdog dog(std::chrono::seconds(60), "migratory");
+  constexpr std::uint64_t kTurns = 200;
+  std::atomic<bool> stuck{false};
+  auto player = [&](std::uint32_t n) {
+    auto w = word(c->node(n), 0);
+    for (std::uint64_t turn = 0; turn < kTurns && !stuck; ++turn) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      std::uint64_t v = w.load();
+      while (v % 2 != n) {
+        if (std::chrono::steady_clock::now() > until) {
+          stuck = true;
+          return;
+        }
+        std::this_thread::yield();
+        v = w.load();
+      }
+      w.store(v + 1);
+    }
+  };
+  std::thread other(player, 1u);
+  player(0);
+  other.join();
+  ASSERT_FALSE(stuck);
+  EXPECT_EQ(word(c->node(0), 0).load(), 2 * kTurns);
+  const auto& s0 = c->node(0).stats();
+  const auto& s1 = c->node(1).stats();
+  std::printf("node 0: %s\nnode 1: %s\n", s0.summary().c_str(), s1.summary().c_str());
+  EXPECT_GT(s0.migratory_grants.load(), 0u);
+  // Every migratory grant saved an upgrade.
+  EXPECT_LT(s0.upgrade_faults.load() + s1.upgrade_faults.load(), 2 * kTurns);
+  EXPECT_EQ(s0.bad_messages.load() + s1.bad_messages.load(), 0u);
+  EXPECT_EQ(s0.local_errors.load() + s1.local_errors.load(), 0u);
+}
+
 TEST(DsmNode, BadInputIsCountedAndChangesNothing) {
   auto c = make_cluster(3, 6);  // node 2 homes pages 4-5
   ASSERT_TRUE(c);

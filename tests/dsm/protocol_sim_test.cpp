@@ -54,7 +54,7 @@ class Sim {
       }
   }
 
-  std::uint64_t reads = 0, writes = 0, messages = 0, forwarded = 0, collected = 0;
+  std::uint64_t reads = 0, writes = 0, messages = 0, forwarded = 0, collected = 0, migratory = 0;
 
  private:
   struct Node {
@@ -125,6 +125,7 @@ class Sim {
     switch (m.h.type) {
       case kGrant: {
         if (msg_flags(m.h) & kGrantForwarded) ++forwarded;
+        if (msg_flags(m.h) & kGrantMigratory) ++migratory;
         auto a = node.pt.on_grant(p, msg_version(m.h), msg_flags(m.h), !m.data.empty(),
                                   msg_arg(m.h));
         ASSERT_TRUE(a.ok()) << a.error().to_string();
@@ -158,7 +159,9 @@ class Sim {
         ASSERT_TRUE(r.ok()) << r.error().to_string();
         auto img = page_image();
         NodeId to{static_cast<std::uint32_t>(msg_arg(m.h))};
-        post(n, {to, kGrant, p, msg_version(m.h), kGrantForwarded | (inv ? kGrantWritable : 0), img});
+        const std::uint64_t migratory = (msg_flags(m.h) & kFetchMigratory) ? kGrantMigratory : 0;
+        post(n, {to, kGrant, p, msg_version(m.h),
+                 kGrantForwarded | (inv ? kGrantWritable | migratory : 0), img});
         if (!inv) post(n, {NodeId{m.h.src}, kFetchAck, p, msg_version(m.h), 0, img});
         return;
       }
@@ -203,7 +206,7 @@ class Sim {
 
 TEST(ProtocolSim, RandomSchedulesKeepSwmrAndDataValue) {
   std::uint64_t base = std::random_device{}();
-  std::uint64_t forwarded = 0, collected = 0;
+  std::uint64_t forwarded = 0, collected = 0, migratory = 0;
   for (std::uint64_t i = 0; i < 200; ++i) {
     std::uint64_t seed = base + i;
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
@@ -214,11 +217,13 @@ TEST(ProtocolSim, RandomSchedulesKeepSwmrAndDataValue) {
     EXPECT_GT(sim.reads + sim.writes, 0u);
     forwarded += sim.forwarded;
     collected += sim.collected;
+    migratory += sim.migratory;
     if (::testing::Test::HasFailure()) return;
   }
   // The new paths were taken (a test that never forwards proves nothing).
   EXPECT_GT(forwarded, 0u);
   EXPECT_GT(collected, 0u);
+  EXPECT_GT(migratory, 0u) << "no read was granted writable (migratory)";
 }
 
 }  // namespace

@@ -45,6 +45,11 @@ struct DirView {
   // than the last one. A page ping-ponging between writers climbs by one
   // per handover; one written by a single node stays at 0.
   std::uint64_t migrations = 0;
+  // Migratory detection (docs/protocol.md, "Migratory pages"): evidence
+  // score, and whether read misses are granted writable now.
+  std::uint8_t migratory_score = 0;
+  bool migratory = false;
+  bool hot = false;  // writable grants carry kGrantHot
 };
 
 class Directory {
@@ -63,6 +68,17 @@ class Directory {
   // Sum of every page's migrations, and the pages with the most of them
   // (at most `n`, most migrated first).
   std::uint64_t migrations() const { return migrations_; }
+  // Read misses granted writable because their page was migratory.
+  std::uint64_t migratory_grants() const { return migratory_grants_; }
+  // A page is migratory once its score reaches kMigratoryOn: +1 each time a
+  // node upgrades a page it read-missed last, after another node wrote it;
+  // -1 each time a migratory grant is given up unchanged.
+  static constexpr std::uint8_t kMigratoryOn = 2, kMigratoryMax = 3;
+  // A page is hot while migratory or after this many write grants in a row
+  // each moved it to another node than the last writer.
+  static constexpr std::uint32_t kHotAfter = 3;
+  // Off: no read is granted writable (detection and hot pages stay on).
+  void set_migratory(bool on) { migratory_on_ = on; }
   std::vector<std::pair<PageNo, std::uint64_t>> hottest(std::size_t n) const;
 
  private:
@@ -77,6 +93,7 @@ class Directory {
     std::uint64_t version = 0;         // the version this transaction grants
     std::optional<NodeId> fetch_from;  // read served by the owner: its FetchAck is due
     bool grant_acked = false;
+    bool migratory = false;  // a read granted writable
   };
   using PageBuf = std::array<std::byte, kPageSize>;
   struct Entry {
@@ -87,6 +104,9 @@ class Directory {
     bool zero = true;
     std::optional<NodeId> last_writer;
     std::uint64_t migrations = 0;
+    std::optional<NodeId> last_reader;  // requester of the last transaction, if a read
+    std::uint8_t migratory_score = 0;
+    std::uint32_t streak = 0;  // write grants in a row that moved the page
     std::unique_ptr<PageBuf> copy;  // valid when !zero and state != kModified
     std::optional<Txn> txn;
     std::deque<Request> queue;
@@ -95,7 +115,10 @@ class Directory {
   Result<void> on_request(PageNo p, const rdma::FrameHeader& h, Outbox& out);
   Result<void> on_fetch_ack(PageNo p, NodeId from, std::uint64_t version,
                             std::span<const std::byte> payload, Outbox& out);
-  Result<void> on_grant_ack(PageNo p, NodeId from, std::uint64_t version, Outbox& out);
+  Result<void> on_grant_ack(PageNo p, NodeId from, std::uint64_t version, std::uint64_t flags,
+                            Outbox& out);
+  void start_write(PageNo p, Entry& e, Outbox& out);
+  void detect_migratory(Entry& e, const Request& req);
   void start(PageNo p, Entry& e, Outbox& out);
   void maybe_finish(PageNo p, Entry& e, Outbox& out);
   Result<Entry*> active_txn(PageNo p, NodeId from, std::uint64_t version, const char* what);
@@ -104,6 +127,8 @@ class Directory {
   const HomeMap& map_;
   std::unordered_map<std::uint64_t, Entry> entries_;  // created on first request
   std::uint64_t migrations_ = 0;
+  std::uint64_t migratory_grants_ = 0;
+  bool migratory_on_ = true;
 };
 
 }  // namespace ssi::dsm

@@ -33,12 +33,31 @@ enum MsgType : rdma::FrameType {
 
 inline constexpr std::uint64_t kUpgrade = 1;           // WriteReq: I still hold S
 inline constexpr std::uint64_t kFetchInvalidate = 1;  // Fetch: M -> I instead of M -> S
+// Fetch (with kFetchInvalidate): the requester asked to read a migratory
+// page; the forwarded grant is writable and carries kGrantMigratory.
+inline constexpr std::uint64_t kFetchMigratory = 2;
+// Fetch (with kFetchInvalidate): the page is hot; the forwarded grant
+// carries kGrantHot.
+inline constexpr std::uint64_t kFetchHot = 4;
+// GrantAck: the previous holder of a migratory grant gave the page up
+// without having changed it (kGrantClean): evidence against migratory.
+inline constexpr std::uint64_t kAckClean = 1;
 
 // Grant flags.
 inline constexpr std::uint64_t kGrantWritable = 1u << 0;  // M, else S
 inline constexpr std::uint64_t kGrantZero = 1u << 1;  // never written: zero-fill locally, no payload
 inline constexpr std::uint64_t kGrantKeep = 1u << 2;  // upgrade of the copy the requester holds
 inline constexpr std::uint64_t kGrantForwarded = 1u << 3;  // sent by the old owner, not the home
+// A read miss of a page the home found migratory, granted writable (M): the
+// reader is expected to write it next (docs/protocol.md, "Migratory pages").
+inline constexpr std::uint64_t kGrantMigratory = 1u << 4;
+// Forwarded grant: the old owner held it from a migratory grant and did not
+// change it (the requester echoes kAckClean to the home).
+inline constexpr std::uint64_t kGrantClean = 1u << 5;
+// A writable grant of a hot page (migratory, or handed from writer to writer
+// several times in a row): the requester holds it until its faulting thread
+// changed it, or for the hot-page hold at most (docs/protocol.md, "Hot pages").
+inline constexpr std::uint64_t kGrantHot = 1u << 6;
 
 std::string_view msg_name(rdma::FrameType t);
 

@@ -52,6 +52,20 @@ struct HoldPolicy {
   static std::optional<std::chrono::microseconds> env_override();
 };
 
+// Hot pages (docs/protocol.md, "Migratory pages" and "Hot pages"): the
+// home grants a read miss of a migratory page writable, and marks writable
+// grants of hot pages; a node holds a hot page it was granted until its
+// faulting thread has changed it, but at most `hold`, before it answers a
+// fetch for it. Unlike HoldPolicy's window, an unchanged page is the only
+// thing that waits, and only on pages that move from writer to writer.
+struct HotPagePolicy {
+  bool migratory = true;
+  std::chrono::microseconds hold{2000};
+  // SSI_DSM_MIGRATORY=0 and SSI_DSM_HOT_HOLD_US=N override them for every
+  // node (Node::create applies them).
+  void apply_env();
+};
+
 struct NodeConfig {
   NodeId self;
   std::uint32_t nodes = 1;
@@ -59,6 +73,7 @@ struct NodeConfig {
   std::vector<HomeMap::Range> homes;      // empty: equal contiguous chunks
   std::chrono::milliseconds request_timeout{5000};  // log a request stuck this long
   HoldPolicy hold;  // off by default (see HoldPolicy)
+  HotPagePolicy hot;
   // Reactor thread: a fault this node can no longer serve because a peer
   // failed (peer_failed). Called for each such fault before its threads are
   // released, with "page P (home node H): node D lost: why"; the owner stops
@@ -150,6 +165,18 @@ class Node {
   NodeStats stats_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Inflight>> inflight_;
   std::vector<std::chrono::steady_clock::time_point> granted_at_;  // per page: last grant installed
+  // Pages held from a migratory or hot grant: their contents as granted
+  // and when, so that a fetch can wait for the faulting thread to change it
+  // (kGrantHot) and tell the home whether it was written (kGrantClean).
+  struct Granted {
+    std::vector<std::byte> copy;
+    std::chrono::steady_clock::time_point at;
+    bool migratory = false, hot = false;
+  };
+  std::unordered_map<std::uint64_t, Granted> granted_copy_;
+  // Fiber: wait until the hot page p changed since its grant, at most the
+  // hot-page hold.
+  void wait_hot(PageNo p);
   std::vector<std::byte> zero_page_ = std::vector<std::byte>(kPageSize);
   bool started_ = false;
   bool stopping_ = false;

@@ -57,8 +57,11 @@ struct NodeStats {
   Counter invalidations_sent{0}, invalidations_received{0};
   Counter fetches_sent{0}, fetches_received{0};
   Counter page_migrations{0};  // home: write grants that moved a page to another writer
+  Counter migratory_grants{0};  // home: read misses granted writable (migratory page)
+  Counter clean_handovers{0};   // migratory grants this node gave up without changing them
   Counter holds{0};         // invalidations/fetches that waited out a hold window
   Counter hold_ns{0};       // total time they waited
+  Counter hot_holds{0};     // of them: fetches of a hot page held for its faulting thread
   Counter bad_messages{0};   // rejected input: state unchanged
   Counter local_errors{0};   // failed ioctls / sends on this node
   Counter failed_faults{0};  // faults released unserved after a peer failed

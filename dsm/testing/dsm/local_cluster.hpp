@@ -38,6 +38,7 @@ struct LocalClusterOptions {
   rdma::ReactorOptions reactor;            // e.g. spin before sleeping
   std::vector<int> reactor_cpus;           // pin reactor i to reactor_cpus[i % size]
   std::vector<HomeMap::Range> homes;  // empty: equal chunks
+  std::function<void(NodeConfig&)> configure;  // adjusts every node's config
 };
 
 inline void pin_this_thread(int cpu) {
@@ -133,6 +134,7 @@ class LocalCluster {
         cfg.nodes = o.nodes;
         cfg.bytes = o.bytes;
         cfg.homes = o.homes;
+        if (o.configure) o.configure(cfg);
         auto n = Node::create(cfg, *members_[i].reactor, *members_[i].transport);
         if (!n.ok()) {
           status = std::move(n).error();
