@@ -62,6 +62,7 @@ struct Machine::Impl {
     std::unique_ptr<vcpu::Lapic> lapic;
     std::unique_ptr<vcpu::VcpuRunner> runner;
     std::thread thread;  // while run() runs it here
+    Counters carried;    // counted on other nodes before it came here (vcpu_counters)
   };
 
   Impl(const MachineConfig& c, const MachineFabric& f)
@@ -167,7 +168,7 @@ struct Machine::Impl {
                                   std::chrono::milliseconds timeout);
   Result<void> immigrate(std::uint32_t i, const vcpu::CpuState& state,
                          LocalIpiRouter::Divert gate,
-                         const std::function<void(vcpu::Lapic&)>& admitted);
+                         const std::function<void(vcpu::Lapic&)>& admitted, Counters carried);
 
   Result<void> load(const KernelImage* k) {
     if (!board) return make_error(Errc::kInvalidArgument, "only the device node loads the kernel");
@@ -266,16 +267,31 @@ struct Machine::Impl {
     if (auto khz = tsc_khz.load(); khz != 0) out.emplace_back("guest_tsc_khz", khz);
     // Per vCPU as "vcpu<N>.<counter>" (the --json file groups them).
     for (const auto& c : cpus) {
-      auto r = c->runner->stats();
       std::string p = "vcpu" + std::to_string(c->index) + ".";
-      out.insert(out.end(), {{p + "run_ns", r.run_ns}, {p + "exits", r.exits},
-                             {p + "interrupts_injected", r.injected}, {p + "halts", r.halts},
-                             {p + "kicks", r.kicks}});
+      for (auto& [name, value] : vcpu_counters(*c)) out.emplace_back(p + name, value);
+    }
+    return out;
+  }
+
+  // One vCPU's counters since the machine started: its runner's here plus
+  // what it counted on the nodes it ran on before (a move carries them).
+  static Counters vcpu_counters(const Cpu& c) {
+    Counters out;
+    if (c.runner) {
+      auto r = c.runner->stats();
+      out = {{"run_ns", r.run_ns}, {"exits", r.exits}, {"interrupts_injected", r.injected},
+             {"halts", r.halts}, {"kicks", r.kicks}};
       for (std::size_t k = 0; k < r.exits_by_kind.size(); ++k)
         if (r.exits_by_kind[k] != 0)
-          out.emplace_back(p + "exits_" +
-                               std::string(vcpu::exit_kind_name(static_cast<vcpu::ExitKind>(k))),
+          out.emplace_back("exits_" + std::string(vcpu::exit_kind_name(static_cast<vcpu::ExitKind>(k))),
                            r.exits_by_kind[k]);
+    }
+    for (const auto& [name, value] : c.carried) {
+      auto it = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
+      if (it != out.end())
+        it->second += value;
+      else
+        out.emplace_back(name, value);
     }
     return out;
   }
@@ -350,6 +366,7 @@ Result<vcpu::CpuState> Machine::Impl::emigrate(std::uint32_t i, LocalIpiRouter::
     thread = std::move(gone->thread);
   }
   if (thread.joinable()) thread.join();
+  gone->carried = vcpu_counters(*gone);  // what Machine::vcpu_stats reports for it now
   gone->runner.reset();
   std::lock_guard lock(cpus_mu);
   parked.push_back(std::move(gone));
@@ -358,7 +375,8 @@ Result<vcpu::CpuState> Machine::Impl::emigrate(std::uint32_t i, LocalIpiRouter::
 
 Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& state,
                                       LocalIpiRouter::Divert gate,
-                                      const std::function<void(vcpu::Lapic&)>& admitted) {
+                                      const std::function<void(vcpu::Lapic&)>& admitted,
+                                      Counters carried) {
   if (i >= config.vcpus) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", i));
   std::unique_ptr<Cpu> c;
   {
@@ -394,6 +412,7 @@ Result<void> Machine::Impl::immigrate(std::uint32_t i, const vcpu::CpuState& sta
     parked.push_back(std::move(c));
     return restored;
   }
+  c->carried = std::move(carried);
   vcpu::Lapic& lapic = *c->lapic;
   local_ipis.divert(&lapic, std::move(gate), [&] {
     if (admitted) admitted(lapic);
@@ -441,8 +460,15 @@ Result<vcpu::CpuState> Machine::emigrate(std::uint32_t vcpu, LocalIpiRouter::Div
 }
 Result<void> Machine::immigrate(std::uint32_t vcpu, const vcpu::CpuState& state,
                                LocalIpiRouter::Divert gate,
-                               const std::function<void(vcpu::Lapic&)>& admitted) {
-  return impl_->immigrate(vcpu, state, std::move(gate), admitted);
+                               const std::function<void(vcpu::Lapic&)>& admitted, Counters carried) {
+  return impl_->immigrate(vcpu, state, std::move(gate), admitted, std::move(carried));
+}
+Counters Machine::vcpu_stats(std::uint32_t vcpu) const {
+  std::lock_guard lock(impl_->cpus_mu);
+  if (vcpu < impl_->by_vcpu.size() && impl_->by_vcpu[vcpu]) return Impl::vcpu_counters(*impl_->by_vcpu[vcpu]);
+  for (const auto& c : impl_->parked)
+    if (c->index == vcpu) return c->carried;
+  return {};
 }
 Result<int> Machine::run() { return impl_->run(); }
 void Machine::request_exit(int code) { impl_->exit.request(code); }

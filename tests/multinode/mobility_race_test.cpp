@@ -153,18 +153,88 @@ TEST(MobilityRaceTest, AFailedImmigrateLeavesTheVcpuOnItsNodeWithItsHeldIpis) {
   EXPECT_EQ(counter(m.machine(1), "vcpus"), 1u);
   EXPECT_EQ(m.machine(0).placement().vcpu_node, (std::vector<std::uint32_t>{0, 1}));
   EXPECT_EQ(m.machine(1).placement().vcpu_node, (std::vector<std::uint32_t>{0, 1}));
-  // It can still move afterwards.
+  // It can still move afterwards, and its counters go with it (they
+  // include what it counted on node 1 before the failed move).
+  EXPECT_TRUE(eventually([&] { return counter(m.machine(1), "vcpu1.halts") >= 2; }));
   auto again = m.machine(1).emigrate(1);
   ASSERT_TRUE(again.ok()) << again.error().to_string();
+  const std::uint64_t halts = counter(m.machine(1), "vcpu1.halts");
+  const std::uint64_t injected = counter(m.machine(1), "vcpu1.interrupts_injected");
+  EXPECT_EQ(halts, 0u) << "node 1 reports no counters for a vCPU that left";
   ASSERT_TRUE(m.machine(0).immigrate(1, *again).ok());
   m.machine(1).placed(1, NodeId{0});
   m.machine(0).placed(1, NodeId{0});
   EXPECT_EQ(counter(m.machine(0), "vcpus"), 2u);
+  EXPECT_GE(counter(m.machine(0), "vcpu1.halts"), 2u) << "counted on node 1, reported by node 0";
+  EXPECT_GE(counter(m.machine(0), "vcpu1.interrupts_injected"), 1u + injected);
   m.machine(0).machine().request_exit(0);
   for (auto& r : m.wait(10s)) {
     ASSERT_TRUE(r.ok()) << r.error().to_string();
     EXPECT_EQ(*r, 0);
   }
+}
+
+// 3 nodes: cpu 2 (node 2) broadcasts a fixed IPI while cpu 1 moves from
+// node 1 to node 0, after node 0 took cpu 1 and before node 2 learnt of it.
+// The broadcast reaches node 1 (which holds it for cpu 1) and node 0 (where
+// cpu 1 now is): cpu 1 must take it once, not twice.
+TEST(MobilityRaceTest, ABroadcastFromAThirdNodeDuringAMoveIsTakenOnce) {
+  Latch go_broadcast;
+  std::atomic<bool> broadcast_sent{false};
+  std::atomic<int> cpu1_made{0};
+  InProcessMachine m(3, 3, kMem, [&](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+    using vcpu::ExitKind;
+    const std::uint32_t id = v.id().value();
+    if (id == 0) {  // INIT + SIPI to all but self
+      v.push_mmio_write(0xFEE00300, {0x00, 0x45, 0x0C, 0}, false)
+          .push_mmio_write(0xFEE00300, {0x08, 0x46, 0x0C, 0}, false);
+    } else if (id == 2) {  // fixed 0x42 to all but self
+      v.push_mmio_write(0xFEE000F0, {0xFF, 0x01, 0, 0}, true)
+          .push_mmio_write(0xFEE00300, {0x42, 0x00, 0x0C, 0}, true)
+          .then([&] { go_broadcast.wait(); })
+          .push_simple(ExitKind::kHlt, false)
+          .then([&] { broadcast_sent = true; });
+      return;
+    }
+    // cpus 0 and 1: software-enable the LAPIC, then sleep with IF=1 (also
+    // in RFLAGS, which a move carries); each interrupt wakes one HLT and is
+    // EOIed (so a second copy of it would be taken too). Cpu 1 made again
+    // on node 0 goes on from inside its HLT.
+    if (id == 1 && cpu1_made++ > 0) {
+      for (int i = 0; i < 8; ++i)
+        v.push_mmio_write(0xFEE000B0, {0, 0, 0, 0}, true).push_simple(ExitKind::kHlt, true);
+      return;
+    }
+    v.push_mmio_write(0xFEE000F0, {0xFF, 0x01, 0, 0}, true).then([&v] { v.regs.rflags |= 0x200; });
+    for (int i = 0; i < 8; ++i)
+      v.push_simple(ExitKind::kHlt, true).push_mmio_write(0xFEE000B0, {0, 0, 0, 0}, true);
+  });
+  ASSERT_TRUE(m.status().ok()) << m.status().error().to_string();
+  m.start();
+  ASSERT_TRUE(eventually([&] { return counter(m.machine(1), "vcpu1.halts") >= 1; }));
+
+  auto state = m.machine(1).emigrate(1);
+  ASSERT_TRUE(state.ok()) << state.error().to_string();
+  ASSERT_TRUE(m.machine(0).immigrate(1, *state).ok());
+  go_broadcast.open();
+  ASSERT_TRUE(eventually([&] { return broadcast_sent.load(); }));
+  // INIT, SIPI, then the broadcast.
+  ASSERT_TRUE(eventually([&] { return counter(m.machine(1), "ipis_received_remote") >= 3; }));
+  // Node 0 had it long enough to deliver it (which it must not, for cpu 1).
+  std::this_thread::sleep_for(100ms);
+  m.machine(1).placed(1, NodeId{0});
+  m.machine(2).placed(1, NodeId{0});
+  m.machine(0).placed(1, NodeId{0});
+  vcpu::testing::FakeVcpu* cpu1 = nullptr;
+  for (auto* v : m.vm(0).vcpus())
+    if (v->id().value() == 1) cpu1 = v;
+  ASSERT_NE(cpu1, nullptr);
+  EXPECT_TRUE(eventually([&] { return counter(m.machine(0), "vcpu1.interrupts_injected") >= 1; }));
+  std::this_thread::sleep_for(100ms);  // a second copy would be taken by now
+  EXPECT_EQ(counter(m.machine(0), "vcpu1.interrupts_injected"), 1u);
+  EXPECT_EQ(counter(m.machine(1), "ipis_held_in_move"), 1u);
+  m.machine(0).machine().request_exit(0);
+  for (auto& r : m.wait(10s)) EXPECT_TRUE(r.ok()) << r.error().to_string();
 }
 
 }  // namespace

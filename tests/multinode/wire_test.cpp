@@ -110,6 +110,19 @@ TEST(Wire, MoveMarkerRoundTripsAndBadKindsAreRefused) {
   EXPECT_FALSE(decode_marker(encode_eoi(0x30)).ok());
 }
 
+TEST(Wire, MovePayloadCarriesStateAndCountersAndRefusesDamage) {
+  MovePayload m{{1, 2, 3, 4, 5}, {{"exits", 12}, {"exits_io", 1ull << 40}}};
+  auto bytes = encode_move(m);
+  auto back = decode_move(bytes);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(back->state, m.state);
+  EXPECT_EQ(back->counters, m.counters);
+  for (std::size_t cut : {std::size_t{0}, std::size_t{3}, std::size_t{9}, bytes.size() - 1})
+    EXPECT_FALSE(decode_move(std::span(bytes).first(cut)).ok()) << "cut at " << cut;
+  bytes.push_back(0);
+  EXPECT_FALSE(decode_move(bytes).ok());
+}
+
 TEST(IpiRouting, PhysicalDestinationGoesToTheNodeOfThatVcpuOnly) {
   Placement p = Placement::round_robin(4, 2);  // 0,2 on node 0; 1,3 on node 1
   vcpu::Ipi ipi;

@@ -102,12 +102,17 @@ class Machine {
   // until a later divert replaces that). immigrate: `vcpu` (not on this
   // node) continues here from `state`; its LAPIC's IPIs go to `gate`, which
   // is installed (and `admitted` run, with that LAPIC, under the same
-  // router lock) before the vCPU runs.
+  // router lock) before the vCPU runs. Per-vCPU counters follow it: pass
+  // vcpu_stats() of the node it left as `carried`.
   Result<vcpu::CpuState> emigrate(std::uint32_t vcpu, LocalIpiRouter::Divert divert,
                                   std::chrono::milliseconds timeout);
   Result<void> immigrate(std::uint32_t vcpu, const vcpu::CpuState& state,
                          LocalIpiRouter::Divert gate,
-                         const std::function<void(vcpu::Lapic&)>& admitted);
+                         const std::function<void(vcpu::Lapic&)>& admitted, Counters carried = {});
+  // One vCPU's counters (the "vcpu<N>.*" of stats(), without the prefix),
+  // counted since the machine started on every node it ran on; for one that
+  // left this node, as it left.
+  Counters vcpu_stats(std::uint32_t vcpu) const;
 
   // Thread-safe: stop every vCPU; run() returns `code` (first request wins).
   void request_exit(int code);

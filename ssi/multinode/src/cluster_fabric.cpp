@@ -200,14 +200,15 @@ struct ClusterFabric::Impl {
       departures[k] = d;
     }
     moved_out.fetch_add(1, std::memory_order_relaxed);
-    return vcpu::serialize(st);
+    return encode_move({vcpu::serialize(st), machine->vcpu_stats(k)});
   }
 
   Result<void> immigrate(std::uint32_t k, std::span<const std::uint8_t> bytes) {
     if (k >= table.vcpus()) return make_error(Errc::kInvalidArgument, fmt::format("no vCPU {}", k));
-    SSI_ASSIGN_OR_RETURN(vcpu::CpuState st, vcpu::deserialize(bytes));
+    SSI_ASSIGN_OR_RETURN(MovePayload move, decode_move(bytes));
+    SSI_ASSIGN_OR_RETURN(vcpu::CpuState st, vcpu::deserialize(move.state));
     NodeId was = table.node_of(k);
-    if (was == config.self) return come_back(k, st);
+    if (was == config.self) return come_back(k, st, std::move(move.counters));
     auto a = std::make_shared<Arrival>(k, was, config.placement.nodes);
     {
       std::lock_guard lock(transits_mu);
@@ -222,7 +223,8 @@ struct ClusterFabric::Impl {
           table.set(k, config.self);
           a->admitted(lapic, config.self);
           router.send_marker(was, {k, MoveMarker::Kind::kLeft, config.self});
-        });
+        },
+        std::move(move.counters));
     if (!r.ok()) {
       std::lock_guard lock(transits_mu);
       arrivals.erase(k);
@@ -234,7 +236,7 @@ struct ClusterFabric::Impl {
 
   // The node k left takes it back (its move failed, so no other node
   // switched): it continues here with the IPIs held for it, in order.
-  Result<void> come_back(std::uint32_t k, const vcpu::CpuState& st) {
+  Result<void> come_back(std::uint32_t k, const vcpu::CpuState& st, machine::Counters counters) {
     std::shared_ptr<Departure> d;
     {
       std::lock_guard lock(transits_mu);
@@ -243,7 +245,8 @@ struct ClusterFabric::Impl {
     if (!d) return make_error(Errc::kInvalidArgument, fmt::format("vCPU {} already runs on node {}", k, config.self.value()));
     SSI_TRY(machine->immigrate(
         k, st, [](const vcpu::Ipi& ipi, std::uint32_t, vcpu::Lapic& l) { l.deliver(ipi); },
-        [&](vcpu::Lapic& lapic) { ipis_held.fetch_add(d->cancel(lapic), std::memory_order_relaxed); }));
+        [&](vcpu::Lapic& lapic) { ipis_held.fetch_add(d->cancel(lapic), std::memory_order_relaxed); },
+        std::move(counters)));
     moves_undone.fetch_add(1, std::memory_order_relaxed);
     return ok();
   }

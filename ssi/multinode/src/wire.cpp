@@ -103,4 +103,60 @@ Result<MoveMarker> decode_marker(const rdma::Frame& f) {
                     NodeId{static_cast<std::uint32_t>(h.arg1 >> 32)}};
 }
 
+namespace {
+constexpr std::uint32_t kMoveMagic = 0x564f4d53;  // "SMOV"
+
+void put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+}  // namespace
+
+// Little endian: magic, state length, state, counter count, then per
+// counter its name length, name and value.
+std::vector<std::uint8_t> encode_move(const MovePayload& m) {
+  std::vector<std::uint8_t> out;
+  put32(out, kMoveMagic);
+  put32(out, static_cast<std::uint32_t>(m.state.size()));
+  out.insert(out.end(), m.state.begin(), m.state.end());
+  put32(out, static_cast<std::uint32_t>(m.counters.size()));
+  for (const auto& [name, value] : m.counters) {
+    put32(out, static_cast<std::uint32_t>(name.size()));
+    out.insert(out.end(), name.begin(), name.end());
+    put64(out, value);
+  }
+  return out;
+}
+
+Result<MovePayload> decode_move(std::span<const std::uint8_t> in) {
+  std::size_t at = 0;
+  auto get = [&](std::size_t n, std::uint64_t& v) {
+    if (in.size() - at < n) return false;
+    v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{in[at + i]} << (8 * i);
+    at += n;
+    return true;
+  };
+  auto truncated = [&] { return bad(fmt::format("move payload of {} bytes is truncated at {}", in.size(), at)); };
+  std::uint64_t magic = 0, len = 0, count = 0;
+  if (!get(4, magic) || magic != kMoveMagic) return bad("not a move payload");
+  MovePayload m;
+  if (!get(4, len) || in.size() - at < len) return truncated();
+  m.state.assign(in.begin() + at, in.begin() + at + len);
+  at += len;
+  if (!get(4, count)) return truncated();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t n = 0, value = 0;
+    if (!get(4, n) || in.size() - at < n) return truncated();
+    std::string name(reinterpret_cast<const char*>(in.data() + at), n);
+    at += n;
+    if (!get(8, value)) return truncated();
+    m.counters.emplace_back(std::move(name), value);
+  }
+  if (at != in.size()) return bad(fmt::format("{} bytes after the move payload", in.size() - at));
+  return m;
+}
+
 }  // namespace ssi::multinode

@@ -67,12 +67,13 @@ class ClusterFabric {
   // Reactor thread: a machine frame from a peer.
   void deliver(rdma::Frame&& frame);
 
-  // vCPU mobility, the three steps of one move (docs/mobility.md), called
-  // on the control thread while the machine runs. On the node it leaves:
-  // pause it at an exit, hold the IPIs for it, return its serialised state
-  // (vcpu::serialize). On the node it goes to: continue it from that state.
-  // Then on every node: it runs on `node` now (the node it left sends the
-  // IPIs it held there).
+  // vCPU mobility, the three steps of one move (docs/mobility.md,
+  // transit.hpp), called on the control thread while the machine runs. On
+  // the node it leaves: pause it at an exit, hold the IPIs for it, return
+  // its state and counters (MovePayload, wire.hpp). On the node it goes
+  // to: continue it from that state (on the node it left, when the move
+  // failed: take it back). Then on every node: it runs on `node` now (the
+  // node it left sends the IPIs it held there).
   Result<std::vector<std::uint8_t>> emigrate(std::uint32_t vcpu);
   Result<void> immigrate(std::uint32_t vcpu, std::span<const std::uint8_t> state);
   void placed(std::uint32_t vcpu, NodeId node);

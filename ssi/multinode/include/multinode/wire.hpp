@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -65,5 +67,15 @@ struct MoveMarker {
 };
 rdma::Frame encode_marker(const MoveMarker& m);
 Result<MoveMarker> decode_marker(const rdma::Frame& f);
+
+// What a move carries from node to node (in the coordinator's calls, not
+// on the data path): the serialised vcpu::CpuState and the vCPU's counters
+// so far (machine::Machine::vcpu_stats), so they go on counting.
+struct MovePayload {
+  std::vector<std::uint8_t> state;
+  std::vector<std::pair<std::string, std::uint64_t>> counters;
+};
+std::vector<std::uint8_t> encode_move(const MovePayload& m);
+Result<MovePayload> decode_move(std::span<const std::uint8_t> bytes);
 
 }  // namespace ssi::multinode
