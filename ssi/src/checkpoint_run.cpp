@@ -61,6 +61,9 @@ Result<int> run_with_checkpoint(Machine& machine, const CheckpointTrigger& trigg
   if (!trigger.on_console.empty() && machine.board())
     machine.board()->set_console_observer([&, text = trigger.on_console](std::string_view line) {
       if (line.find(text) == std::string_view::npos) return;
+      // Now, on the thread that printed the line: the guest must not run on
+      // (or even finish) before the checkpointer thread gets to pause it.
+      machine.request_pause();
       std::lock_guard lock(mu);
       fired = true;
       cv.notify_all();

@@ -475,8 +475,12 @@ void Machine::request_exit(int code) { impl_->exit.request(code); }
 Board* Machine::board() { return impl_->board.get(); }
 Counters Machine::stats() const { return impl_->stats(); }
 
-bool Machine::pause_vcpus(std::chrono::milliseconds timeout) {
+void Machine::request_pause() {
   for (auto& c : impl_->cpus) c->runner->pause();
+}
+
+bool Machine::pause_vcpus(std::chrono::milliseconds timeout) {
+  request_pause();
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (auto& c : impl_->cpus) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

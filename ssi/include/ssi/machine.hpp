@@ -126,6 +126,9 @@ class Machine {
   // every vCPU of this node parked at an exit (false if one did not within
   // `timeout`); while paused, save_vcpus() / save_devices() (device node:
   // board and fw_cfg) and ram() are a consistent picture of this node.
+  // request_pause() only asks (any thread, a vCPU's own included): each
+  // vCPU parks at its next exit, before it runs more guest code.
+  void request_pause();
   bool pause_vcpus(std::chrono::milliseconds timeout);
   void resume_vcpus();
   Result<std::vector<std::pair<std::uint32_t, vcpu::CpuState>>> save_vcpus();
