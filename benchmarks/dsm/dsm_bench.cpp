@@ -175,15 +175,15 @@ void BM_ZeroFillFirstTouch(benchmark::State& state, std::string transport) {
 }
 
 // Hot-page handling a ping-pong / false-sharing run uses (the arg "hot"):
-// 0 = neither (every read miss granted S), 1 = migratory pages (a read miss
-// of one is granted M), 2 = migratory and the hot-page hold (the default).
+// 0 = neither (every read miss granted S, the default), 1 = migratory pages
+// (a read miss of one is granted M), 2 = migratory and a 2 ms hot-page hold.
 // SSI_DSM_MIGRATORY / SSI_DSM_HOT_HOLD_US, if set, override these.
 std::function<void(NodeConfig&)> hot_mode(benchmark::State& state) {
   const auto mode = state.range(0);
   state.SetLabel(mode == 0 ? "no migratory, no hot hold" : mode == 1 ? "migratory" : "migratory + hot hold");
   return [mode](NodeConfig& cfg) {
     cfg.hot.migratory = mode >= 1;
-    if (mode < 2) cfg.hot.hold = std::chrono::microseconds(0);
+    cfg.hot.hold = std::chrono::microseconds(mode >= 2 ? 2000 : 0);
   };
 }
 

@@ -128,8 +128,16 @@ TEST(DsmNode, FaultsAreCountedByMessagePathWithTheirDelays) {
 // and then writing it: a read miss then an upgrade per turn, until the home
 // finds the page migratory and grants the read writable.
 TEST(DsmNode, PageWrittenInTurnsBecomesMigratory) {
-  auto c = make_cluster(2, 2);  // node 0 homes page 0
-  ASSERT_TRUE(c);
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.bytes = 2 * kPageSize;  // node 0 homes page 0
+  o.configure = [](NodeConfig& cfg) {
+    cfg.hot.migratory = true;
+    cfg.hot.hold = std::chrono::microseconds(2000);
+  };
+  auto made = LocalCluster::create(o);
+  ASSERT_TRUE(made.ok()) << made.error().to_string();
+  auto c = std::move(*made);
   HangWatchdog dog(std::chrono::seconds(60), "migratory");
   constexpr std::uint64_t kTurns = 200;
   std::atomic<bool> stuck{false};
