@@ -9,11 +9,6 @@ namespace {
 constexpr std::uint32_t kPauseTimeoutMs = 10'000;
 constexpr std::chrono::seconds kQuiesceLimit{5};
 
-std::uint64_t us_since(SteadyTime t0) {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(now() - t0).count());
-}
-
 }  // namespace
 
 struct CheckpointDriver::Run {

@@ -17,6 +17,9 @@ using capnp_schema::Node;
 constexpr long kPollMs = 20;
 using SteadyTime = std::chrono::steady_clock::time_point;
 inline SteadyTime now() { return std::chrono::steady_clock::now(); }
+inline std::uint64_t us_since(SteadyTime t0) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now() - t0).count());
+}
 
 void to_capnp(const NodeInfo& in, capnp_schema::NodeInfo::Builder out);
 NodeInfo from_capnp(capnp_schema::NodeInfo::Reader in);

@@ -12,6 +12,7 @@
 #include "base/log.hpp"
 #include "checkpoint_driver.hpp"
 #include "control_server.hpp"
+#include "move_driver.hpp"
 #include "convert.hpp"
 #include "coordinator/failure_detector.hpp"
 
@@ -126,6 +127,7 @@ class Driver {
  public:
   Driver(State& s, kj::WaitScope& ws, kj::Timer& timer)
       : s_(s), ws_(ws), timer_(timer), tasks_(sink_),
+        moves_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(1, why); }),
         checkpoint_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(2, why); }) {}
 
   // Pumps the event loop (with heartbeats) until pred() or a failure / deadline.
@@ -243,113 +245,22 @@ class Driver {
     }
   }
 
-  // vCPU moves (docs/mobility.md): emigrate on the node it leaves,
-  // immigrate with that state on the node it goes to, then placed on every
-  // node; the order's callback runs once every node has the new placement.
+  // vCPU moves (move_driver.hpp), never beside a checkpoint.
   void moves() {
-    if (!s_.opt.next_move || move_busy_ || checkpoint_.busy() || running_phase_ < 1 || s_.failure) return;
-    auto next = s_.opt.next_move();
-    if (!next) return;
-    auto order = std::make_shared<MoveOrder>(std::move(*next));
-    if (placement_.empty()) {
-      placement_ = s_.opt.config.vcpu_node;
-      for (std::uint32_t i = static_cast<std::uint32_t>(placement_.size()); i < s_.opt.config.vcpus; ++i)
-        placement_.push_back(i % s_.opt.config.nodes);
-    }
-    if (order->vcpu >= placement_.size() || order->to >= s_.members.size())
-      return order->done(make_error(Errc::kInvalidArgument,
-                                    fmt::format("no vCPU {} or node {}: the machine has {} vCPUs on {} nodes",
-                                                order->vcpu, order->to, placement_.size(), s_.members.size())));
-    auto res = std::make_shared<MoveResult>(MoveResult{order->vcpu, placement_[order->vcpu], order->to});
-    if (res->from == res->to)
-      return order->done(make_error(Errc::kInvalidArgument,
-                                    fmt::format("vCPU {} already runs on node {}", res->vcpu, res->to)));
-    Member& from = s_.members[res->from];
-    Member& to = s_.members[res->to];
-    if (!from.client || !to.client || from.dead || to.dead)
-      return order->done(make_error(Errc::kInvalidArgument, "a node of that move is gone"));
-    move_busy_ = true;
-    auto t0 = now();
-    auto fail_move = [this, order](Error e) {
-      move_busy_ = false;
-      order->done(std::move(e));
-    };
-    auto em = from.client->emigrateRequest();
-    em.setVcpu(res->vcpu);
-    tasks_.add(em.send().then(
-        [this, &from, &to, order, res, t0, fail_move](capnp::Response<Node::EmigrateResults>&& r) -> kj::Promise<void> {
-          if (r.getError().size() != 0) {
-            fail_move(make_error(Errc::kDisconnected, fmt::format("node {}: {}", res->from, r.getError().cStr())));
-            return kj::READY_NOW;
-          }
-          res->state_bytes = r.getState().size();
-          auto im = to.client->immigrateRequest();
-          im.setVcpu(res->vcpu);
-          im.setState(r.getState());
-          auto back = from.client->immigrateRequest();  // if `to` cannot take it
-          back.setVcpu(res->vcpu);
-          back.setState(r.getState());
-          return im.send().then([this, order, res, t0, fail_move, back = kj::mv(back)](
-                                    capnp::Response<Node::ImmigrateResults>&& r2) mutable -> kj::Promise<void> {
-            if (!r2.getOk()) return undo_move(kj::mv(back), res, r2.getError().cStr(), fail_move);
-            res->pause_us = us_since(t0);
-            placement_[res->vcpu] = res->to;
-            auto left = std::make_shared<std::size_t>(0);
-            for (auto& m : s_.members)
-              if (m.client && !m.dead) ++*left;
-            auto one_done = [this, order, res, t0, left] {
-              if (--*left != 0) return;
-              res->total_us = us_since(t0);
-              move_busy_ = false;
-              order->done(*res);
-            };
-            for (auto& m : s_.members) {
-              if (!m.client || m.dead) continue;
-              auto pl = m.client->placedRequest();
-              pl.setVcpu(res->vcpu);
-              pl.setNode(res->to);
-              tasks_.add(pl.send().then([one_done](auto&&) { one_done(); },
-                                        [one_done](kj::Exception&&) { one_done(); }));
-            }
-            return kj::READY_NOW;
-          });
-        },
-        [fail_move](kj::Exception&& e) {
-          fail_move(make_error(Errc::kDisconnected, e.getDescription().cStr()));
-        }));
-  }
-
-  // The node a vCPU left takes it back when the node it went to could not:
-  // the move fails, the machine goes on; only if that fails too it stops.
-  template <class Request, class Fail>
-  kj::Promise<void> undo_move(Request back, std::shared_ptr<MoveResult> res, std::string why, Fail fail_move) {
-    why = fmt::format("node {} could not take vCPU {}: {}", res->to, res->vcpu, why);
-    return back.send().then(
-        [this, res, why, fail_move](capnp::Response<Node::ImmigrateResults>&& r) {
-          if (r.getOk())
-            return fail_move(make_error(Errc::kDisconnected,
-                                        fmt::format("{}; it continues on node {}", why, res->from)));
-          std::string all = fmt::format("{}, nor node {} again: {}", why, res->from, r.getError().cStr());
-          s_.fail(1, all);
-          fail_move(make_error(Errc::kDisconnected, all));
-        });
+    if (!s_.opt.next_move || moves_.busy() || checkpoint_.busy() || running_phase_ < 1 || s_.failure) return;
+    if (auto next = s_.opt.next_move()) moves_.start(std::move(*next), s_.opt.config);
   }
 
   // Whole-machine checkpoints (checkpoint_driver.hpp), never beside a move.
   void checkpoints() {
     if (checkpoint_.busy()) return checkpoint_.poll();
-    if (!s_.opt.next_checkpoint || move_busy_ || running_phase_ < 1 || s_.failure) return;
+    if (!s_.opt.next_checkpoint || moves_.busy() || running_phase_ < 1 || s_.failure) return;
     if (auto order = s_.opt.next_checkpoint()) checkpoint_.start(std::move(*order));
   }
   std::vector<Node::Client*> clients() {
     std::vector<Node::Client*> out;
     for (auto& m : s_.members) out.push_back(m.client && !m.dead ? &*m.client : nullptr);
     return out;
-  }
-
-  static std::uint64_t us_since(SteadyTime t0) {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(now() - t0).count());
   }
 
   void publish() {
@@ -387,9 +298,8 @@ class Driver {
   kj::TaskSet tasks_;
   SteadyTime last_sample_{};
   int running_phase_ = -1;
-  bool move_busy_ = false;
-  std::vector<std::uint32_t> placement_;  // where each vCPU runs (after moves)
-  CheckpointDriver checkpoint_;           // after tasks_, which it adds to
+  MoveDriver moves_;              // after tasks_, which they add to
+  CheckpointDriver checkpoint_;
 };
 
 }  // namespace
