@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -212,10 +213,18 @@ struct Machine::Impl {
       running = true;
       for (auto& cpu : cpus) start(*cpu);
     }
-    // vCPUs may leave and arrive while it runs (machine_move.cpp); a node
+    // vCPUs may leave and arrive while it runs (machine_state.cpp); a node
     // may also run none (a placement can leave one empty) and serve the
-    // others until the exit.
-    while (!exit.requested()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // others until the exit: wait for the exit itself, not for threads.
+    {
+      auto seen = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+      exit.add_listener([seen] {
+        std::lock_guard lock(seen->first);
+        seen->second.notify_all();
+      });
+      std::unique_lock lock(seen->first);
+      seen->second.wait(lock, [&] { return exit.requested(); });
+    }
     std::vector<std::thread> threads;
     {
       std::lock_guard lock(cpus_mu);
