@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -292,28 +293,41 @@ void BM_FalseSharing(benchmark::State& state, std::string transport) {
   report_hot(state, *c, handovers);
 }
 
-// Every node first-touches (writes) its own pages, homed on the next node:
-// aggregate fault throughput for 1, 2, 4 nodes.
+// Every node first-touches (writes) its own pages, homed on itself
+// (home:0, no message: the scaling a placement by home gets) or on the
+// next node (home:1, one round trip each): aggregate fault throughput for
+// 1, 2, 4 nodes; speedup = throughput / the 1-node throughput of the run.
 void BM_PrivatePageScaling(benchmark::State& state, std::string transport) {
   const auto nodes = static_cast<std::uint32_t>(state.range(0));
+  const auto shift = static_cast<std::uint32_t>(state.range(1));  // 0: own home, 1: the next node
   constexpr std::uint64_t kPerIter = 128, kIters = 8;
   const std::uint64_t chunk = kPerIter * kIters;
   auto c = setup(state, transport, nodes, chunk * nodes);
   if (!c) return;
   std::uint64_t iter = 0;
+  auto t0 = Clock::now();
   for (auto _ : state) {
     std::vector<std::thread> ts;
     for (std::uint32_t n = 0; n < nodes; ++n)
       ts.emplace_back([&, n] {
         testing::pin_this_thread(cpu_of_node(n));
-        std::uint64_t first = ((n + 1) % nodes) * chunk + (iter % kIters) * kPerIter;
+        std::uint64_t first = ((n + shift) % nodes) * chunk + (iter % kIters) * kPerIter;
         for (std::uint64_t p = first; p < first + kPerIter; ++p) write_word(c->node(n), p, n);
       });
     for (auto& t : ts) t.join();
     ++iter;
   }
+  const double us = us_since(t0);
   state.SetItemsProcessed(static_cast<std::int64_t>(iter * kPerIter * nodes));
   state.counters["nodes"] = nodes;
+  const double rate = us > 0 ? static_cast<double>(iter * kPerIter * nodes) / us * 1e6 : 0;
+  state.counters["pages_per_s"] = rate;
+  // The 1-node run of the same transport and home comes first (ArgsProduct).
+  static std::map<std::string, double> one_node;
+  const std::string key = transport + "/" + std::to_string(shift);
+  if (nodes == 1) one_node[key] = rate;
+  if (auto it = one_node.find(key); it != one_node.end() && it->second > 0)
+    state.counters["speedup"] = rate / it->second;
 }
 
 std::vector<std::string> transports() {
@@ -359,7 +373,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("BM_FalseSharing/" + t).c_str(), BM_FalseSharing, t)
         ->ArgName("hot")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
     benchmark::RegisterBenchmark(("BM_PrivatePageScaling/" + t).c_str(), BM_PrivatePageScaling, t)
-        ->ArgName("nodes")->Arg(1)->Arg(2)->Arg(4)->Iterations(8)->UseRealTime();
+        ->ArgNames({"nodes", "home"})->ArgsProduct({{1, 2, 4}, {0, 1}})->Iterations(8)->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
   add_context();

@@ -55,7 +55,7 @@ class AnonymousRam {
   std::uint64_t n_;
 };
 
-std::uint32_t node_of(const MachineConfig& c, std::uint32_t vcpu) {
+inline std::uint32_t node_of(const MachineConfig& c, std::uint32_t vcpu) {
   return c.vcpu_node.empty() ? 0 : c.vcpu_node.at(vcpu);
 }
 
