@@ -1,6 +1,5 @@
 #include "cluster/checkpoint_orders.hpp"
 
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
 
@@ -8,6 +7,7 @@
 
 #include "base/exit_code.hpp"
 #include "cluster/metrics.hpp"
+#include "control_reply.hpp"
 
 namespace ssi::cluster {
 
@@ -48,19 +48,9 @@ void CheckpointOrders::close() {
 
 Result<coord::CheckpointResult> CheckpointOrders::checkpoint(const std::string& dir, bool resume,
                                                              std::chrono::milliseconds timeout) {
-  struct Wait {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Result<coord::CheckpointResult>> result;
-  };
-  auto w = std::make_shared<Wait>();
-  push({dir, resume, [w](Result<coord::CheckpointResult> r) {
-          std::lock_guard l(w->mu);
-          w->result = std::move(r);
-          w->cv.notify_all();
-        }});
-  std::unique_lock l(w->mu);
-  if (w->cv.wait_for(l, timeout, [&] { return w->result.has_value(); })) return std::move(*w->result);
+  AwaitedAnswer<coord::CheckpointResult> answer;
+  push({dir, resume, answer.callback()});
+  if (auto r = answer.wait(timeout)) return std::move(*r);
   return make_error(Errc::kTimeout, fmt::format("no answer to the checkpoint within {} s",
                                                 std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
 }
@@ -68,15 +58,6 @@ Result<coord::CheckpointResult> CheckpointOrders::checkpoint(const std::string& 
 namespace {
 
 constexpr auto kAnswerTimeout = std::chrono::seconds(600);  // a checkpoint under emulation takes minutes
-
-std::string error_reply(const std::string& desc) {
-  std::string d;
-  for (char c : desc) {
-    if (c == '"' || c == '\\') d += '\\';
-    d += (c == '\n' ? ' ' : c);
-  }
-  return fmt::format("{{\"error\":{{\"class\":\"GenericError\",\"desc\":\"{}\"}}}}", d);
-}
 
 // The string after `"key":"`; no escapes (a directory with '"' or '\' is refused).
 std::optional<std::string> json_string(const std::string& s, const std::string& key) {
@@ -96,11 +77,11 @@ std::optional<std::string> json_string(const std::string& s, const std::string& 
 std::string answer_checkpoint_request(CheckpointOrders& orders, const std::string& request) {
   auto dir = json_string(request, "dir");
   if (!dir || dir->empty() || !dir->starts_with("/"))
-    return error_reply("checkpoint needs \"dir\": an absolute directory (no '\"' or '\\' in it)");
+    return qmp_error("checkpoint needs \"dir\": an absolute directory (no '\"' or '\\' in it)");
   bool resume = request.find("\"continue\":true") != std::string::npos ||
                 request.find("\"continue\": true") != std::string::npos;
   auto r = orders.checkpoint(*dir, resume, kAnswerTimeout);
-  if (!r.ok()) return error_reply(r.error().message);
+  if (!r.ok()) return qmp_error(r.error().message);
   return fmt::format("{{\"return\":{{\"dir\":\"{}\",\"continued\":{},\"pause_ms\":{:.3f},\"total_ms\":{:.3f},{}}}}}",
                      r->dir, resume, r->pause_us / 1000.0, r->total_us / 1000.0, r->summary);
 }

@@ -1,6 +1,5 @@
 #include "cluster/move_queue.hpp"
 
-#include <condition_variable>
 #include <cstdio>
 #include <optional>
 
@@ -8,6 +7,7 @@
 
 #include "base/exit_code.hpp"
 #include "cluster/metrics.hpp"
+#include "control_reply.hpp"
 
 namespace ssi::cluster {
 namespace {
@@ -28,15 +28,6 @@ std::optional<std::uint32_t> json_uint(const std::string& s, const std::string& 
   return static_cast<std::uint32_t>(v);
 }
 
-std::string error_reply(const std::string& cls, const std::string& desc) {
-  std::string d;
-  for (char c : desc) {
-    if (c == '"' || c == '\\') d += '\\';
-    d += (c == '\n' ? ' ' : c);
-  }
-  return fmt::format("{{\"error\":{{\"class\":\"{}\",\"desc\":\"{}\"}}}}", cls, d);
-}
-
 }  // namespace
 
 void MoveQueue::post(coord::MoveOrder order) {
@@ -54,23 +45,12 @@ std::optional<coord::MoveOrder> MoveQueue::next() {
 
 Result<coord::MoveResult> MoveQueue::move(std::uint32_t vcpu, std::uint32_t to,
                                           std::chrono::milliseconds timeout) {
-  struct Wait {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Result<coord::MoveResult>> result;
-  };
-  auto w = std::make_shared<Wait>();
+  AwaitedAnswer<coord::MoveResult> answer;
   {
     std::lock_guard lock(mu_);
-    orders_.push_back({vcpu, to, [w](Result<coord::MoveResult> r) {
-                         std::lock_guard l(w->mu);
-                         w->result = std::move(r);
-                         w->cv.notify_all();
-                       }});
+    orders_.push_back({vcpu, to, answer.callback()});
   }
-  std::unique_lock l(w->mu);
-  if (w->cv.wait_for(l, timeout, [&] { return w->result.has_value(); })) return std::move(*w->result);
-  l.unlock();
+  if (auto r = answer.wait(timeout)) return std::move(*r);
   // Withdraw it if the coordinator has not taken it (no machine running).
   std::lock_guard lock(mu_);
   std::erase_if(orders_, [&](const coord::MoveOrder& o) { return o.vcpu == vcpu && o.to == to; });
@@ -81,9 +61,9 @@ Result<coord::MoveResult> MoveQueue::move(std::uint32_t vcpu, std::uint32_t to,
 std::string answer_move_request(MoveQueue& queue, const std::string& request) {
   auto vcpu = json_uint(request, "vcpu");
   auto to = json_uint(request, "to");
-  if (!vcpu || !to) return error_reply("GenericError", "move-vcpu needs \"vcpu\" and \"to\" (numbers)");
+  if (!vcpu || !to) return qmp_error("move-vcpu needs \"vcpu\" and \"to\" (numbers)");
   auto r = queue.move(*vcpu, *to, std::chrono::seconds(10));
-  if (!r.ok()) return error_reply("GenericError", r.error().message);
+  if (!r.ok()) return qmp_error(r.error().message);
   return fmt::format(
       "{{\"return\":{{\"vcpu\":{},\"from\":{},\"to\":{},\"pause_us\":{},\"total_us\":{},\"state_bytes\":{}}}}}",
       r->vcpu, r->from, r->to, r->pause_us, r->total_us, r->state_bytes);
