@@ -54,8 +54,11 @@ Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock, std::uint64_t ts
     SSI_ASSIGN_OR_RETURN(std::uint64_t khz, vcpu.get_tsc_khz());
     tsc_hz = khz * 1000;
   }
-  auto now = clock.now();
   SSI_ASSIGN_OR_RETURN(auto msrs, vcpu.get_msrs({0x10}));
+  // The host time after the read: the TSC was read at or before it, so a
+  // deadline computed from this pair can come late by the ioctl's time,
+  // never early (SDM 10.5.4.1: the interrupt comes at or after it).
+  auto now = clock.now();
   if (msrs.empty()) return make_error(Errc::kUnsupported, "KVM did not return the TSC MSR");
   return TscModel{tsc_hz, now, msrs[0].data};
 }
