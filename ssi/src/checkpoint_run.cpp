@@ -31,7 +31,7 @@ Result<void> take_checkpoint(Machine& m, const CheckpointTrigger& t, const Check
   SSI_ASSIGN_OR_RETURN(auto devices, m.save_devices());
   auto t1 = Clock::now();
   CheckpointConfig with_tsc = config;
-  with_tsc.tsc_khz = machine_tsc_khz(m);
+  with_tsc.tsc_khz = m.tsc_khz();
   SSI_ASSIGN_OR_RETURN(CheckpointStats s, write_checkpoint(t.dir, with_tsc, m.ram(), cpus, devices));
   double write_ms = ms_since(t1);
   // One machine-readable line (benchmarks/guest/checkpoint parses it).
@@ -45,12 +45,6 @@ Result<void> take_checkpoint(Machine& m, const CheckpointTrigger& t, const Check
 }
 
 }  // namespace
-
-std::uint64_t machine_tsc_khz(const Machine& m) {
-  for (const auto& [name, value] : m.stats())
-    if (name == "guest_tsc_khz") return value;
-  return 0;
-}
 
 Result<int> run_with_checkpoint(Machine& machine, const CheckpointTrigger& trigger,
                                 const CheckpointConfig& config) {

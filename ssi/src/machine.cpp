@@ -36,6 +36,7 @@ Result<int> Machine::run() { return impl_->run(); }
 void Machine::request_exit(int code) { impl_->exit.request(code); }
 Board* Machine::board() { return impl_->board.get(); }
 Counters Machine::stats() const { return impl_->stats(); }
+std::uint64_t Machine::tsc_khz() const { return impl_->tsc_khz.load(); }
 
 std::span<std::uint8_t> Machine::ram() { return impl_->ram; }
 

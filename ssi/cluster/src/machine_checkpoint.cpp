@@ -71,7 +71,7 @@ Result<void> NodeCheckpoint::write(const std::string& dir, std::vector<coord::Vc
   SSI_ASSIGN_OR_RETURN(auto devices, fabric_.machine().save_devices());
   machine::CheckpointConfig config = config_;
   config.nodes = nodes;
-  config.tsc_khz = machine::machine_tsc_khz(fabric_.machine());
+  config.tsc_khz = fabric_.machine().tsc_khz();
   std::lock_guard lock(mu_);
   if (writing_) return make_error(Errc::kInvalidArgument, "a checkpoint is being written");
   if (writer_.joinable()) writer_.join();

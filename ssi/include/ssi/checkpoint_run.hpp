@@ -26,8 +26,6 @@ struct CheckpointTrigger {
 Result<int> run_with_checkpoint(Machine& machine, const CheckpointTrigger& trigger,
                                 const CheckpointConfig& config);
 
-// The vCPUs' TSC rate (the machine's guest_tsc_khz counter; 0 = unknown).
-std::uint64_t machine_tsc_khz(const Machine& m);
 
 // Before run(), instead of load(): the machine (created from c.config)
 // continues where the checkpoint was taken.

@@ -121,6 +121,8 @@ class Machine {
   Board* board();
   // Per-node counters (vCPU exits, interrupts, halts; per vCPU "vcpu<N>.*").
   Counters stats() const;
+  // The vCPUs' TSC rate in kHz (the guest_tsc_khz counter); 0 until known.
+  std::uint64_t tsc_khz() const;
 
   // Checkpoint (ssi/checkpoint.hpp, docs/checkpoint.md). pause_vcpus():
   // every vCPU of this node parked at an exit (false if one did not within
