@@ -130,10 +130,11 @@ class Driver {
         moves_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(1, why); }),
         checkpoint_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(2, why); }) {}
 
-  // Pumps the event loop (with heartbeats) until pred() or a failure / deadline.
+  // Pumps the event loop (with heartbeats) until pred() or a failure / deadline
+  // (`limit` 0: none).
   bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit,
                   const char* what) {
-    auto deadline = now() + limit;
+    auto deadline = limit.count() > 0 ? now() + limit : decltype(now())::max();
     while (!pred()) {
       if (s_.failure) return false;
       if (s_.opt.interrupted && s_.opt.interrupted->load()) {

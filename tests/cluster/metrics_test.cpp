@@ -128,6 +128,14 @@ TEST(LiveMetrics, OneTcpEndpointAnswersHttpGetAndQmpStyleJson) {
   ASSERT_EQ(parsed->nodes.size(), 1u);
   EXPECT_EQ(parsed->nodes[0].last.stats, (ssi::coord::Counters{{"write_faults", 5}}));
   EXPECT_NE(ask(port, "{\"execute\":\"quit\"}\n").find("CommandNotFound"), std::string::npos);
+  // The command is the "execute" member, parsed as JSON: a name elsewhere in
+  // the line does not select it, and a line that is not JSON says so.
+  auto elsewhere = Json::parse(ask(port, "{\"execute\":\"quit\",\"note\":\"query-stats\"}\n"), nullptr, false);
+  ASSERT_TRUE(elsewhere.is_object());
+  EXPECT_EQ(elsewhere["error"]["class"], "CommandNotFound");
+  auto garbage = Json::parse(ask(port, "query-stats please\n"), nullptr, false);
+  ASSERT_TRUE(garbage.is_object());
+  EXPECT_NE(garbage["error"]["desc"].get<std::string>().find("not a JSON object"), std::string::npos);
 }
 
 TEST(LiveMetrics, StatsWithoutAMachineIsOneLineAndExit2) {

@@ -135,7 +135,9 @@ struct Timing {
   // whose heartbeats were irregular gets longer (failure_detector.hpp).
   std::chrono::milliseconds failure_timeout{4000};
   std::chrono::milliseconds join_timeout{30000};
-  std::chrono::milliseconds phase_timeout{600000};
+  // How long a phase (a guest's whole run, for a machine) may take; 0 = no
+  // limit. Liveness is the heartbeats' job: a guest may run for days.
+  std::chrono::milliseconds phase_timeout{0};
 };
 
 }  // namespace ssi::coord

@@ -59,58 +59,37 @@ namespace {
 
 constexpr auto kAnswerTimeout = std::chrono::seconds(600);  // a checkpoint under emulation takes minutes
 
-// The string after `"key":"`; no escapes (a directory with '"' or '\' is refused).
-std::optional<std::string> json_string(const std::string& s, const std::string& key) {
-  auto at = s.find("\"" + key + "\"");
-  if (at == std::string::npos) return std::nullopt;
-  at = s.find('"', s.find(':', at));
-  if (at == std::string::npos) return std::nullopt;
-  auto end = s.find('"', at + 1);
-  if (end == std::string::npos) return std::nullopt;
-  std::string v = s.substr(at + 1, end - at - 1);
-  if (v.find('\\') != std::string::npos) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 std::string answer_checkpoint_request(CheckpointOrders& orders, const std::string& request) {
-  auto dir = json_string(request, "dir");
-  if (!dir || dir->empty() || !dir->starts_with("/"))
-    return qmp_error("checkpoint needs \"dir\": an absolute directory (no '\"' or '\\' in it)");
-  bool resume = request.find("\"continue\":true") != std::string::npos ||
-                request.find("\"continue\": true") != std::string::npos;
-  auto r = orders.checkpoint(*dir, resume, kAnswerTimeout);
+  ControlJson j = parse_control(request).value_or(ControlJson::object());
+  std::string dir = j.contains("dir") && j["dir"].is_string() ? j["dir"].get<std::string>() : "";
+  if (!dir.starts_with("/")) return qmp_error("checkpoint needs \"dir\": an absolute directory");
+  bool resume = j.contains("continue") && j["continue"].is_boolean() && j["continue"].get<bool>();
+  auto r = orders.checkpoint(dir, resume, kAnswerTimeout);
   if (!r.ok()) return qmp_error(r.error().message);
-  return fmt::format("{{\"return\":{{\"dir\":\"{}\",\"continued\":{},\"pause_ms\":{:.3f},\"total_ms\":{:.3f},{}}}}}",
-                     r->dir, resume, r->pause_us / 1000.0, r->total_us / 1000.0, r->summary);
+  ControlJson out{{"dir", r->dir}, {"continued", resume}, {"pause_ms", r->pause_us / 1000.0},
+                  {"total_ms", r->total_us / 1000.0}};
+  // Node 0's summary: `"key": value, ...` (the members of one JSON object).
+  ControlJson summary = ControlJson::parse("{" + r->summary + "}", nullptr, false);
+  if (summary.is_object()) out.update(summary);
+  return qmp_return(out);
 }
 
 int run_checkpoint_command(const std::string& address, const std::string& dir, bool resume, bool json) {
-  auto fail = [](const std::string& why) {
-    std::fprintf(stderr, "ssi: error: checkpoint: %s\n", why.c_str());
+  std::string request = ControlJson{{"execute", "checkpoint"}, {"dir", dir}, {"continue", resume}}.dump() + "\n";
+  auto reply = metrics_request(address, request, kAnswerTimeout + std::chrono::seconds(10));
+  auto r = reply.ok() ? control_return(*reply) : Result<ControlJson>(reply.error());
+  if (!r.ok()) {
+    std::fprintf(stderr, "ssi: error: checkpoint: %s\n", r.error().message.c_str());
     return exit_status(ExitCode::kError);
-  };
-  if (dir.find('"') != std::string::npos || dir.find('\\') != std::string::npos || dir.find('\n') != std::string::npos)
-    return fail("the directory name may not contain '\"', '\\' or a newline");
-  auto reply = metrics_request(address,
-                               fmt::format("{{\"execute\":\"checkpoint\",\"dir\":\"{}\",\"continue\":{}}}\n", dir, resume),
-                               kAnswerTimeout + std::chrono::seconds(10));
-  if (!reply.ok()) return fail(reply.error().message);
-  if (reply->find("\"return\"") == std::string::npos) {
-    auto d = reply->find("\"desc\":\"");
-    return fail(d == std::string::npos ? *reply : reply->substr(d + 8, reply->rfind('"') - d - 8));
   }
   if (json) {
     std::fputs(reply->c_str(), stdout);
     return 0;
   }
-  auto pause = reply->find("\"pause_ms\":");
-  auto total = reply->find("\"total_ms\":");
-  std::printf("checkpoint saved to %s, paused %s ms (total %s ms); the machine %s\n", dir.c_str(),
-              reply->substr(pause + 11, reply->find(',', pause) - pause - 11).c_str(),
-              reply->substr(total + 11, reply->find(',', total) - total - 11).c_str(),
-              resume ? "continues" : "stopped");
+  std::printf("checkpoint saved to %s, paused %.3f ms (total %.3f ms); the machine %s\n", dir.c_str(),
+              r->value("pause_ms", 0.0), r->value("total_ms", 0.0), resume ? "continues" : "stopped");
   return 0;
 }
 

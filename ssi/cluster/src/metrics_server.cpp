@@ -18,6 +18,7 @@
 #include "cluster/metrics.hpp"
 #include "cluster/checkpoint_orders.hpp"
 #include "cluster/move_queue.hpp"
+#include "control_reply.hpp"
 #include "unix_address.hpp"
 
 namespace ssi::cluster {
@@ -151,15 +152,21 @@ void MetricsServer::answer(int client) {
     write_all(client, fmt::format("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                                   "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
                                   body.size(), body));
-  } else if (req.find("\"query-stats\"") != std::string::npos) {
+    return;
+  }
+  auto j = parse_control(req);
+  auto cmd = j && j->contains("execute") && (*j)["execute"].is_string() ? (*j)["execute"].get<std::string>() : "";
+  if (cmd == "query-stats") {
     write_all(client, query_stats_json(s) + "\n");
-  } else if (req.find("\"move-vcpu\"") != std::string::npos && moves_.load()) {
+  } else if (cmd == "move-vcpu" && moves_.load()) {
     write_all(client, answer_move_request(*moves_.load(), req) + "\n");
-  } else if (req.find("\"checkpoint\"") != std::string::npos && checkpoints_.load()) {
+  } else if (cmd == "checkpoint" && checkpoints_.load()) {
     write_all(client, answer_checkpoint_request(*checkpoints_.load(), req) + "\n");
   } else {
-    write_all(client, "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"known commands: "
-                      "query-stats, move-vcpu, checkpoint (or HTTP GET /metrics)\"}}\n");
+    write_all(client, qmp_error(j ? "known commands: query-stats, move-vcpu, checkpoint (or HTTP GET /metrics)"
+                                  : "not a JSON object: send {\"execute\":\"query-stats\"} (or HTTP GET /metrics)",
+                                "CommandNotFound") +
+                          "\n");
   }
 }
 
