@@ -14,6 +14,7 @@ constexpr DeviceWindow kWindows[] = {
     {"isa-debug-exit", false, kQemuDebugExitPort, kQemuDebugExitPorts},
     {"ssi-exit", false, kSsiExitPort, kSsiExitPorts},
     {"com1", false, kCom1Port, kUartPorts},
+    {"rtc", false, kRtcPort, kRtcPorts},
     {"fw_cfg", false, kFwCfgPort, kFwCfgPorts},
     {"ioapic", true, kIoapicBase, kIoapicSize},
 };
@@ -39,7 +40,7 @@ Result<void> Board::attach(IoDevice& fw_cfg) {
   const std::pair<std::string_view, IoDevice*> devices[] = {
       {"pic-master", &pic_master_}, {"pic-slave", &pic_slave_}, {"isa-debug-exit", &qemu_exit_},
       {"ssi-exit", &ssi_exit_},     {"com1", &uart_},           {"fw_cfg", &fw_cfg},
-      {"ioapic", &ioapic_}};
+      {"ioapic", &ioapic_},         {"rtc", &rtc_}};
   for (const DeviceWindow& w : kWindows) {
     IoDevice* d = nullptr;
     for (const auto& [name, dev] : devices)
@@ -61,10 +62,14 @@ void Board::save_devices(StateWriter& w) {
   ioapic_.save(w);
   pic_master_.save(w);
   pic_slave_.save(w);
+  rtc_.save(w);
 }
 
 bool Board::restore_devices(StateReader& r) {
-  return uart_.restore(r) && ioapic_.restore(r) && pic_master_.restore(r) && pic_slave_.restore(r);
+  if (!(uart_.restore(r) && ioapic_.restore(r) && pic_master_.restore(r) && pic_slave_.restore(r)))
+    return false;
+  // A checkpoint from before the RTC ends here: its clock starts from the host's.
+  return r.at_end() || rtc_.restore(r);
 }
 
 Result<void> map_guest_ram(vcpu::Vm& vm, const MemoryMap& map, std::span<std::uint8_t> ram) {

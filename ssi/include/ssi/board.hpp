@@ -17,6 +17,7 @@
 #include "ssi/devices/io_bus.hpp"
 #include "ssi/devices/ioapic.hpp"
 #include "ssi/devices/pic.hpp"
+#include "ssi/devices/rtc.hpp"
 #include "ssi/devices/serial.hpp"
 #include "ssi/machine_io.hpp"
 #include "ssi/memory_map.hpp"
@@ -58,7 +59,7 @@ class Board {
   IoBus& pio() { return pio_; }
   IoBus& mmio() { return mmio_; }
   void flush_console() { console_.flush(); }
-  // Checkpoint: COM1, IOAPIC and both PICs (debug-exit has no state).
+  // Checkpoint: COM1, IOAPIC, both PICs and the RTC (debug-exit has no state).
   void save_devices(StateWriter& w);
   bool restore_devices(StateReader& r);
   // Called with each complete console line (e.g. a checkpoint trigger);
@@ -75,6 +76,7 @@ class Board {
   DebugExit ssi_exit_;
   Ioapic ioapic_;
   Pic8259 pic_master_, pic_slave_;
+  Rtc rtc_;
   IoBus pio_{"pio"};
   IoBus mmio_{"mmio"};
   MachineIo io_;
