@@ -50,6 +50,7 @@ struct PhaseResult {
   exitCode @0 :Int32;
   message @1 :Text;
   stats @2 :List(Counter);
+  guestExit @3 :Bool;  # exitCode is the guest's own (it ended the machine), not a failure
 }
 
 # Served by every node; the coordinator calls it.

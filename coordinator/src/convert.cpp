@@ -77,6 +77,7 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
 void to_capnp(const PhaseResult& in, capnp_schema::PhaseResult::Builder out) {
   out.setExitCode(in.exit_code);
   out.setMessage(in.message);
+  out.setGuestExit(in.guest_exit);
   auto stats = out.initStats(static_cast<unsigned>(in.stats.size()));
   for (unsigned i = 0; i < stats.size(); ++i) {
     stats[i].setName(in.stats[i].first);
@@ -88,6 +89,7 @@ PhaseResult from_capnp(capnp_schema::PhaseResult::Reader in) {
   PhaseResult out;
   out.exit_code = in.getExitCode();
   out.message = in.getMessage();
+  out.guest_exit = in.getGuestExit();
   for (auto c : in.getStats()) out.stats.emplace_back(c.getName(), c.getValue());
   return out;
 }

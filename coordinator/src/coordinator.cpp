@@ -43,6 +43,7 @@ struct State {
   bool configuring = false;  // joins are refused from here on
   std::optional<std::string> failure;
   int failure_code = 0;
+  std::optional<int> guest_exit;  // the guest ended the machine with this code
 
   explicit State(const CoordinatorOptions& o) : opt(o), members(o.config.nodes) {}
 
@@ -62,6 +63,11 @@ struct State {
                                     m.info.pid, why));
   }
 };
+
+std::string finished_message(const State& s) {
+  return s.guest_exit ? fmt::format("machine finished: the guest exited with code {}", *s.guest_exit)
+                      : "machine finished";
+}
 
 class CoordinatorImpl final : public Coordinator::Server {
  public:
@@ -200,10 +206,15 @@ class Driver {
         },
         s_.opt.timing.phase_timeout, "every node to finish the phase");
     if (!ok) return;
-    for (auto& m : s_.members)
-      if (m.last.exit_code != 0)
-        s_.fail(m.last.exit_code,
-                fmt::format("node {} failed phase {}: {}", m.info.id, phase, m.last.message));
+    for (auto& m : s_.members) {
+      if (m.last.exit_code == 0) continue;
+      if (m.last.guest_exit) {
+        if (!s_.guest_exit) s_.guest_exit = m.last.exit_code;
+        continue;
+      }
+      s_.fail(m.last.exit_code,
+              fmt::format("node {} failed phase {}: {}", m.info.id, phase, m.last.message));
+    }
   }
 
   void stop_all(const std::string& reason, bool failed) {
@@ -328,9 +339,9 @@ Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
       bool ok = driver.wait_until([&] { return state.joined == state.members.size(); },
                                   options.timing.join_timeout, "every node to join");
       if (ok) driver.configure_all();
-      for (std::uint32_t p = 0; p < options.config.phases && !state.failure; ++p)
+      for (std::uint32_t p = 0; p < options.config.phases && !state.failure && !state.guest_exit; ++p)
         driver.run_phase(p);
-      driver.stop_all(state.failure.value_or("machine finished"), state.failure.has_value());
+      driver.stop_all(state.failure.value_or(finished_message(state)), state.failure.has_value());
       // Capabilities must go before the connections that carry them.
       for (auto& m : state.members) m.client.reset();
       ws.poll();
@@ -340,8 +351,9 @@ Result<Outcome> run_coordinator(const CoordinatorOptions& options) {
                                                  e.getDescription().cStr()));
   }
   Outcome out;
-  out.exit_code = state.failure ? state.failure_code : 0;
-  out.message = state.failure.value_or("machine finished");
+  out.exit_code = state.failure ? state.failure_code : state.guest_exit.value_or(0);
+  out.message = state.failure.value_or(finished_message(state));
+  out.guest_exit = !state.failure && state.guest_exit;
   for (auto& m : state.members) out.nodes.push_back({m.info, m.last});
   return out;
 }

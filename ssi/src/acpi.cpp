@@ -89,7 +89,8 @@ AcpiTable fadt(std::uint64_t gpa, std::uint64_t dsdt) {
   t.u32(static_cast<std::uint32_t>(dsdt));  // 32-bit DSDT, X_DSDT below too
   t.zeros(2);                               // reserved, preferred PM profile (unspecified)
   t.u16(0);                                 // SCI_INT
-  t.zeros(109 - 48);                        // SMI_CMD .. CENTURY: none
+  t.zeros(108 - 48);                        // SMI_CMD .. DUTY_WIDTH, DAY_ALRM, MON_ALRM: none
+  t.u8(0x32);                               // CENTURY: the RTC's CMOS byte for it
   t.u16(kVgaNotPresent | kNoAspm);          // IAPC_BOOT_ARCH (offset 109)
   t.u8(0);
   t.u32(kHwReduced | kPowerButton | kSleepButton);
@@ -106,11 +107,14 @@ AcpiTable fadt(std::uint64_t gpa, std::uint64_t dsdt) {
   return t.finish(gpa);
 }
 
-// AML for the DSDT body: the one device a hardware-reduced machine must
-// describe for Linux to route its interrupt (no legacy ISA IRQs exist then):
+// AML for the DSDT body: the ISA devices a hardware-reduced machine must
+// describe for Linux to route their interrupts (no legacy ISA IRQs exist then):
 //   Scope (\_SB) { Device (COM1) { Name (_HID, EisaId ("PNP0501"))
 //     Name (_UID, Zero) Name (_CRS, ResourceTemplate () {
-//       IO (Decode16, 0x3F8, 0x3F8, 0x00, 0x08) IRQNoFlags () {4} }) } }
+//       IO (Decode16, 0x3F8, 0x3F8, 0x00, 0x08) IRQNoFlags () {4} }) }
+//   Device (RTC) { Name (_HID, EisaId ("PNP0B00")) Name (_CRS, ResourceTemplate () {
+//       IO (Decode16, 0x70, 0x70, 0x01, 0x02) IRQNoFlags () {8} }) } }
+// (Linux's rtc_cmos asks for IRQ 8 even though ssi's RTC never raises it.)
 class Aml {
  public:
   using Bytes = std::vector<std::uint8_t>;
@@ -143,27 +147,34 @@ class Aml {
   }
 };
 
-std::vector<std::uint8_t> com1_aml() {
+std::vector<std::uint8_t> isa_devices_aml() {
   constexpr std::uint8_t kDword = 0x0C, kZero = 0x00, kBuffer = 0x11, kByte = 0x0A;
   constexpr std::uint8_t kScope = 0x10, kDevice = 0x82;
-  const Aml::Bytes resources = {0x47, 0x01, 0xF8, 0x03, 0xF8,
-                                0x03, 0x00, 0x08,  // IO: decode16, 0x3f8..0x3f8, align 0, 8 ports
-                                0x22, 0x10, 0x00,  // IRQNoFlags: IRQ 4
-                                0x79, 0x00};       // end tag
-  Aml::Bytes crs_buf = Aml::cat({{kByte, static_cast<std::uint8_t>(resources.size())}, resources});
-  const Aml::Bytes device =
+  auto crs = [&](const Aml::Bytes& resources) {
+    Aml::Bytes all = Aml::cat({resources, {0x79, 0x00}});  // + end tag
+    return Aml::name("_CRS", Aml::pkg(kBuffer, Aml::cat({{kByte, static_cast<std::uint8_t>(all.size())}, all})));
+  };
+  const Aml::Bytes com1 =
       Aml::pkg(kDevice,
                Aml::cat({{'C', 'O', 'M', '1'},
                          Aml::name("_HID", {kDword, 0x41, 0xD0, 0x05, 0x01}),  // EisaId("PNP0501")
                          Aml::name("_UID", {kZero}),
-                         Aml::name("_CRS", Aml::pkg(kBuffer, crs_buf))}),
+                         crs({0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x00, 0x08,  // IO 0x3f8, 8 ports
+                              0x22, 0x10, 0x00})}),                          // IRQNoFlags: IRQ 4
                true);
-  return Aml::pkg(kScope, Aml::cat({{'\\', '_', 'S', 'B', '_'}, device}));
+  const Aml::Bytes rtc =
+      Aml::pkg(kDevice,
+               Aml::cat({{'R', 'T', 'C', '_'},
+                         Aml::name("_HID", {kDword, 0x41, 0xD0, 0x0B, 0x00}),  // EisaId("PNP0B00")
+                         crs({0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x01, 0x02,  // IO 0x70, 2 ports
+                              0x22, 0x00, 0x01})}),                          // IRQNoFlags: IRQ 8
+               true);
+  return Aml::pkg(kScope, Aml::cat({{'\\', '_', 'S', 'B', '_'}, com1, rtc}));
 }
 
 AcpiTable dsdt_table() {
   Table t("DSDT", 2);
-  for (std::uint8_t b : com1_aml()) t.u8(b);
+  for (std::uint8_t b : isa_devices_aml()) t.u8(b);
   return t.finish(0);
 }
 

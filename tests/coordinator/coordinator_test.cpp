@@ -56,6 +56,26 @@ TEST(Coordinator, FailedPhaseStopsEveryNodeWithItsExitCode) {
   EXPECT_EQ(run.child_exits, (std::vector<int>{3, 3}));
 }
 
+// A guest's own exit code (debug-exit port) ends the machine normally: the
+// code is passed on, no later phase runs, and no node counts as failed.
+TEST(Coordinator, GuestExitCodeEndsTheMachineWithoutAFailure) {
+  auto run = run_machine(2, 3, [](std::uint16_t port) {
+    return std::vector<Child>{spawn_node(port, 0, "test-1", 5ms),
+                              spawn_node(port, 1, "test-1", 5ms, /*fail_phase=*/1, 0ms, {}, /*guest_exit=*/true)};
+  });
+  EXPECT_EQ(run.outcome.exit_code, 7);
+  EXPECT_TRUE(run.outcome.guest_exit);
+  EXPECT_EQ(run.outcome.message, "machine finished: the guest exited with code 7");
+  EXPECT_EQ(run.child_exits, (std::vector<int>{0, 0}));
+  for (const auto& n : run.outcome.nodes) {  // phase 2 never ran
+    for (const auto& [name, value] : n.last.stats) {
+      if (name == "phases_done") {
+        EXPECT_EQ(value, 2u) << "node " << n.info.id;
+      }
+    }
+  }
+}
+
 TEST(Coordinator, KilledNodeIsDetectedAndEveryoneStops) {
   auto run = run_machine(
       3, 1,

@@ -22,11 +22,12 @@ namespace ssi::coord::testing {
 
 using namespace std::chrono_literals;
 
-// Finishes each phase after `delay`; phase `fail_phase` reports exit code 7.
+// Finishes each phase after `delay`; phase `fail_phase` reports exit code 7
+// (as a failure, or with `guest_exit` as a guest's own code).
 class ScriptedRuntime final : public NodeRuntime {
  public:
-  ScriptedRuntime(std::chrono::milliseconds delay, int fail_phase)
-      : delay_(delay), fail_phase_(fail_phase) {}
+  ScriptedRuntime(std::chrono::milliseconds delay, int fail_phase, bool guest_exit = false)
+      : delay_(delay), fail_phase_(fail_phase), guest_exit_(guest_exit) {}
   Result<void> configure(const MachineConfig& c) override {
     if (c.peers.size() != c.nodes) return make_error(Errc::kInvalidArgument, "peer list size");
     return ok();
@@ -37,6 +38,7 @@ class ScriptedRuntime final : public NodeRuntime {
       PhaseResult r;
       r.exit_code = static_cast<int>(phase) == fail_phase_ ? 7 : 0;
       r.message = r.exit_code ? "scripted failure" : "ok";
+      r.guest_exit = r.exit_code != 0 && guest_exit_;
       r.stats = {{"phases_done", phase + 1}, {"pid", static_cast<std::uint64_t>(getpid())}};
       done(std::move(r));
     }).detach();
@@ -46,6 +48,7 @@ class ScriptedRuntime final : public NodeRuntime {
  private:
   std::chrono::milliseconds delay_;
   int fail_phase_;
+  bool guest_exit_;
 };
 
 struct Child {
@@ -62,12 +65,13 @@ struct NodeTrust {
 
 inline Child spawn_node(std::uint16_t port, std::uint32_t id, std::string version,
                         std::chrono::milliseconds delay, int fail_phase = -1,
-                        std::chrono::milliseconds join_after = 0ms, const NodeTrust& trust = {}) {
+                        std::chrono::milliseconds join_after = 0ms, const NodeTrust& trust = {},
+                        bool guest_exit = false) {
   pid_t pid = fork();
   if (pid == 0) {
     close(g_listen_fd);
     std::this_thread::sleep_for(join_after);
-    ScriptedRuntime rt(delay, fail_phase);
+    ScriptedRuntime rt(delay, fail_phase, guest_exit);
     NodeOptions o;
     o.coordinator = "127.0.0.1:" + std::to_string(port);
     o.info = NodeInfo{NodeId{id}, "localhost", version, "loop:" + std::to_string(id),

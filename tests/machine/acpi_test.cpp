@@ -203,6 +203,13 @@ TEST(AcpiTest, IaslDisassemblesEveryTable) {
   EXPECT_NE(dsl["DSDT"].find("0x03F8"), std::string::npos) << dsl["DSDT"];
   EXPECT_NE(dsl["DSDT"].find("IRQNoFlags ()\n                    {4}"), std::string::npos)
       << dsl["DSDT"];
+  // And the CMOS RTC at 0x70 with IRQ 8; the FADT points at its century byte.
+  EXPECT_NE(dsl["DSDT"].find("Device (RTC)"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("EisaId (\"PNP0B00\")"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("0x0070"), std::string::npos) << dsl["DSDT"];
+  EXPECT_NE(dsl["DSDT"].find("IRQNoFlags ()\n                    {8}"), std::string::npos)
+      << dsl["DSDT"];
+  EXPECT_NE(dsl["FACP"].find("Century Index : 32"), std::string::npos) << dsl["FACP"];
   std::system(("rm -rf " + dir).c_str());
 }
 

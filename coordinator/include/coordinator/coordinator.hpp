@@ -88,6 +88,7 @@ struct NodeReport {
 struct Outcome {
   int exit_code = 0;  // 0 = every phase succeeded on every node
   std::string message;
+  bool guest_exit = false;  // exit_code is the guest's own: the machine ended normally
   std::vector<NodeReport> nodes;
 };
 

@@ -79,6 +79,9 @@ struct PhaseResult {
   int exit_code = 0;
   std::string message;
   Counters stats;
+  // exit_code is what the guest asked for (debug-exit port): the machine
+  // ended normally and passes it on; not a failure of this node.
+  bool guest_exit = false;
 };
 
 // What the coordinator drives in each node process (the machine, the

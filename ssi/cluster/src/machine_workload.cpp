@@ -278,7 +278,7 @@ class MachineWorkload final : public Workload {
     }
     std::string placed;
     for (std::uint32_t v : placement_.vcpus_on(host_.self())) placed += fmt::format(" {}", v);
-    return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}};
+    return {*r, fmt::format("vCPUs{} stopped, exit code {}", placed, *r), {}, /*guest_exit=*/*r != 0};
   }
 
   NodeHost& host_;

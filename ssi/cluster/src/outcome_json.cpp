@@ -63,7 +63,7 @@ void split_counters(const coord::Counters& counters, Json& node) {
 std::string exit_reason(const Result<coord::Outcome>& outcome, const RunFacts& facts) {
   if (facts.signal) return fmt::format("interrupted by SIG{}", sigabbrev_np(facts.signal));
   if (!outcome.ok()) return "error";
-  return outcome->exit_code == 0 ? "finished" : "failed";
+  return outcome->exit_code == 0 || outcome->guest_exit ? "finished" : "failed";
 }
 
 }  // namespace

@@ -104,7 +104,8 @@ int report_run(const RunEnd& end) {
   std::fflush(stdout);
   std::string table = human_stats_table(o.nodes);
   if (!table.empty()) std::fprintf(stderr, "\nper-node stats:\n%s", table.c_str());
-  if (o.exit_code != 0) std::fprintf(stderr, "ssi: error: %s\n", o.message.c_str());
+  // A guest's own exit code is passed on, not an error of ssi's.
+  if (o.exit_code != 0 && !o.guest_exit) std::fprintf(stderr, "ssi: error: %s\n", o.message.c_str());
   return o.exit_code;
 }
 

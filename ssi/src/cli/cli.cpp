@@ -254,7 +254,7 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
       c.mem_bytes = machine::parse_size(opts.mem).value();
       c.workload = "guest";
       c.kernel = opts.kernel;
-      coord::Outcome o{rc, rc == 0 ? "guest exited" : fmt::format("guest exited with code {}", rc), {}};
+      coord::Outcome o{rc, rc == 0 ? "guest exited" : fmt::format("guest exited with code {}", rc), rc != 0, {}};
       auto w = cluster::write_outcome_json(json_path, c, o, {std::chrono::steady_clock::now() - started, 0});
       if (!w.ok()) std::fprintf(stderr, "ssi: error: %s\n", w.error().to_string().c_str());
     }
