@@ -17,6 +17,7 @@
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "cluster/checkpoint_orders.hpp"
+#include "cluster/retire_orders.hpp"
 #include "cluster/move_queue.hpp"
 #include "unix_address.hpp"
 
@@ -157,9 +158,11 @@ void MetricsServer::answer(int client) {
     write_all(client, answer_move_request(*moves_.load(), req) + "\n");
   } else if (req.find("\"checkpoint\"") != std::string::npos && checkpoints_.load()) {
     write_all(client, answer_checkpoint_request(*checkpoints_.load(), req) + "\n");
+  } else if (req.find("\"retire-node\"") != std::string::npos && retires_.load()) {
+    write_all(client, answer_retire_request(*retires_.load(), req) + "\n");
   } else {
     write_all(client, "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"known commands: "
-                      "query-stats, move-vcpu, checkpoint (or HTTP GET /metrics)\"}}\n");
+                      "query-stats, move-vcpu, checkpoint, retire-node (or HTTP GET /metrics)\"}}\n");
   }
 }
 

@@ -6,7 +6,7 @@
  * LAPIC timer keeps ticking (the timer moves with it). cpu 0 sends one IPI
  * at a time and waits for cpu 1 to count it: an IPI lost in a move shows
  * as a timeout. It ends when cpu 1 saw WANT_CHANGES node changes (or a
- * time cap) and checks: exact counter, both nodes seen, no IPI lost. */
+ * time cap) and checks: exact counter, nodes 0 and 1 seen, no IPI lost. */
 #include "rt.h"
 
 #define NODE_PORT 0x5c0
@@ -72,7 +72,8 @@ static int wanderer(void) {
   uint64_t total = rt_load(&g_counter);
   rt_printf("wander: chunks=%lu counted=%lu counter=%lu changes=%u nodes_seen_mask=%u ticks=%lu\n",
             chunks, counted, total, changes, seen, rt_load(&g_ticks));
-  return total == counted && changes >= WANT_CHANGES && seen == 3u ? 0 : 1;
+  /* Nodes 0 and 1 at least (a retired node's vCPU goes on on a third). */
+  return total == counted && changes >= WANT_CHANGES && (seen & 3u) == 3u ? 0 : 1;
 }
 
 static volatile uint64_t g_result = 2;
