@@ -17,6 +17,7 @@ std::string_view msg_name(rdma::FrameType t) {
     case kLeave: return "Leave";
     case kHandEnd: return "HandEnd";
     case kHandEndAck: return "HandEndAck";
+    case kHandEntries: return "HandEntries";
     default: return "unknown";
   }
 }

@@ -5,6 +5,9 @@
 // frames before it. A peer answers kHandEnd once it took that many, after
 // pointing A's ranges at B. No vCPU runs and no request is in flight, so
 // the protocol's transactions never see a half-moved entry.
+#include <array>
+#include <cstring>
+
 #include <boost/fiber/future.hpp>
 #include <boost/fiber/operations.hpp>
 #include <fmt/format.h>
@@ -65,7 +68,20 @@ Result<HandoverStats> Node::hand_over(NodeId to, std::chrono::milliseconds timeo
       send({home, kLeave, p, v.version, 0, {}});
     }
   }
-  // This home's entries go to `to`; without this node in them.
+  // This home's entries go to `to`; without this node in them. Those
+  // without data travel kHandBatch to a frame (most of a share, when the
+  // new home pre-copied it or the pages were never written).
+  std::vector<std::uint64_t> batch;
+  batch.reserve(kPageSize / 8);
+  auto flush = [&] {
+    if (batch.empty()) return;
+    const std::uint64_t n = batch.size() / 4;
+    batch.resize(kPageSize / 8, 0);
+    ++sent[to.value()];
+    send_out({to, kHandEntries, PageNo{0}, 0, 0,
+              {reinterpret_cast<const std::byte*>(batch.data()), kPageSize}, n});
+    batch.clear();
+  };
   for (const Directory::Handed& e : directory_.entries()) {
     std::uint64_t sharers = e.sharers & ~bit(self);
     DirState state = e.state;
@@ -84,9 +100,15 @@ Result<HandoverStats> Node::hand_over(NodeId to, std::chrono::milliseconds timeo
     flags |= static_cast<std::uint64_t>(state) | (zero ? kHandZero : 0) |
              (state == DirState::kModified ? std::uint64_t{e.owner.value()} << 8 : 0);
     ++st.entries;
-    if (!data.empty()) ++st.entry_pages;
+    if (data.empty()) {
+      batch.insert(batch.end(), {e.page.value(), e.version, flags, sharers});
+      if (batch.size() / 4 == kHandBatch) flush();
+      continue;
+    }
+    ++st.entry_pages;
     send({to, kHandEntry, e.page, e.version, flags, data, sharers});
   }
+  flush();
   // Every other node learns the new home once it has the frames before it.
   auto wait = std::make_shared<HandoverWait>();
   auto done = wait->done.get_future();
@@ -163,25 +185,39 @@ void Node::on_handover_frame(const rdma::Frame& f) {
   send_out({from, kHandEndAck, PageNo{0}, 0, rejected, {}});
 }
 
+// One entry of a page homed on `from`, from a kHandEntry or a kHandEntries
+// record.
+Result<void> Node::take_entry(NodeId from, PageNo p, std::uint64_t version, std::uint64_t flags,
+                              std::uint64_t sharers, std::span<const std::byte> data) {
+  if (p.value() >= region_.pages() || map_.home_of(p) != from)
+    return make_error(Errc::kProtocol, fmt::format("entry of page {}, not homed on node {}", p, from));
+  Directory::Handed e{p, static_cast<DirState>(flags & 3), NodeId{static_cast<std::uint32_t>((flags >> 8) & 0xff)},
+                      sharers, version, (flags & kHandZero) != 0, nullptr};
+  if (flags & kHandKept) {
+    if (table_.view(p).state != PageState::kS)
+      return make_error(Errc::kProtocol, fmt::format("page {} said kept here, but not held in S", p));
+    e.copy = region_.page_ptr(p);
+  } else if (!data.empty()) {
+    e.copy = data.data();
+  }
+  return directory_.adopt(e);
+}
+
 Result<void> Node::take_handover_frame(const rdma::Frame& f) {
   const auto& h = f.header;
   const NodeId from{h.src};
   const PageNo p = msg_page(h);
   const auto data = f.payload.bytes();
-  if (h.type == kHandEntry) {
-    if (map_.home_of(p) != from)
-      return make_error(Errc::kProtocol, fmt::format("entry of page {}, homed on node {}", p, map_.home_of(p)));
-    const std::uint64_t flags = msg_flags(h);
-    Directory::Handed e{p, static_cast<DirState>(flags & 3), NodeId{static_cast<std::uint32_t>((flags >> 8) & 0xff)},
-                        msg_arg(h), msg_version(h), (flags & kHandZero) != 0, nullptr};
-    if (flags & kHandKept) {
-      if (table_.view(p).state != PageState::kS)
-        return make_error(Errc::kProtocol, fmt::format("page {} said kept here, but not held in S", p));
-      e.copy = region_.page_ptr(p);
-    } else if (!data.empty()) {
-      e.copy = data.data();
-    }
-    return directory_.adopt(e);
+  if (h.type == kHandEntry) return take_entry(from, p, msg_version(h), msg_flags(h), msg_arg(h), data);
+  if (h.type == kHandEntries) {
+    const std::uint64_t n = msg_arg(h);
+    if (n == 0 || n > kHandBatch || data.size() != kPageSize)
+      return make_error(Errc::kProtocol, fmt::format("a batch of {} entries in {} bytes", n, data.size()));
+    std::array<std::uint64_t, kPageSize / 8> rec;
+    std::memcpy(rec.data(), data.data(), kPageSize);
+    for (std::uint64_t i = 0; i < n; ++i)
+      SSI_TRY(take_entry(from, PageNo{rec[4 * i]}, rec[4 * i + 1], rec[4 * i + 2], rec[4 * i + 3], {}));
+    return ok();
   }
   if (map_.home_of(p) != config_.self)
     return make_error(Errc::kProtocol, fmt::format("page {} is not homed here", p));

@@ -39,7 +39,11 @@ enum MsgType : rdma::FrameType {
   kHandEnd = 0x010c,        // A -> every node: arg = B, flags = handover frames sent to
                             // this node before it; home A's pages on B from now on
   kHandEndAck = 0x010d,     // node -> A: done; flags = handover frames it rejected
+  kHandEntries = 0x010e,    // A -> B: arg = N <= kHandBatch entries without data, payload =
+                            // N records {page, version, flags, sharers} (u64 each), zero padded
 };
+
+inline constexpr std::uint64_t kHandBatch = 128;  // records of 32 bytes in one page
 
 // kHandEntry flags: bits 0-1 DirState, bit 2 zero, bit 3 kept, bits 8-15 owner.
 inline constexpr std::uint64_t kHandZero = 1u << 2;

@@ -187,6 +187,8 @@ class Node {
   // The receiving side of a handover (kHandEntry ... kHandEndAck).
   void on_handover_frame(const rdma::Frame& f);
   Result<void> take_handover_frame(const rdma::Frame& f);
+  Result<void> take_entry(NodeId from, PageNo p, std::uint64_t version, std::uint64_t flags,
+                          std::uint64_t sharers, std::span<const std::byte> data);
   struct HandoverWait;
 
   NodeConfig config_;
