@@ -50,12 +50,12 @@ void RetireOrders::close() {
 }
 
 Result<coord::RetireResult> RetireOrders::retire(std::uint32_t node, std::optional<std::uint32_t> to,
-                                                 std::chrono::milliseconds timeout) {
+                                                 bool precopy, std::chrono::milliseconds timeout) {
   AwaitedAnswer<coord::RetireResult> answer;
   {
     std::lock_guard lock(mu_);
     if (closed_) return make_error(Errc::kShutdown, "the machine is not running");
-    queue_.push_back({node, to, true, answer.callback()});
+    queue_.push_back({node, to, precopy, answer.callback()});
   }
   if (auto r = answer.wait(timeout)) return std::move(*r);
   return make_error(Errc::kTimeout, fmt::format("no answer to the retire order within {} s",
@@ -65,7 +65,8 @@ Result<coord::RetireResult> RetireOrders::retire(std::uint32_t node, std::option
 std::string answer_retire_request(RetireOrders& orders, const std::string& request) {
   auto node = json_uint(request, "node");
   if (!node) return qmp_error("retire-node needs \"node\": a node number");
-  auto r = orders.retire(*node, json_uint(request, "to"), kAnswerTimeout);
+  const bool precopy = request.find("\"precopy\":false") == std::string::npos;
+  auto r = orders.retire(*node, json_uint(request, "to"), precopy, kAnswerTimeout);
   if (!r.ok()) return qmp_error(r.error().message);
   auto fields = [](const std::string& f) { return f.empty() ? std::string() : "," + f; };
   return fmt::format("{{\"return\":{{\"from\":{},\"to\":{},\"vcpus_moved\":{},\"moves_pause_ms\":{:.3f},"
@@ -74,14 +75,15 @@ std::string answer_retire_request(RetireOrders& orders, const std::string& reque
                      r->pause_us / 1000.0, r->total_us / 1000.0, fields(r->precopy), fields(r->handover));
 }
 
-int run_retire_command(const std::string& address, std::uint32_t node, std::optional<std::uint32_t> to, bool json) {
+int run_retire_command(const std::string& address, std::uint32_t node, std::optional<std::uint32_t> to,
+                       bool precopy, bool json) {
   auto fail = [](const std::string& why) {
     std::fprintf(stderr, "ssi: error: retire: %s\n", why.c_str());
     return exit_status(ExitCode::kError);
   };
   if (node == 0) return fail("node 0 holds the devices: it cannot retire");
-  std::string req = to ? fmt::format("{{\"execute\":\"retire-node\",\"node\":{},\"to\":{}}}\n", node, *to)
-                       : fmt::format("{{\"execute\":\"retire-node\",\"node\":{}}}\n", node);
+  std::string req = fmt::format("{{\"execute\":\"retire-node\",\"node\":{}{}{}}}\n", node,
+                                to ? fmt::format(",\"to\":{}", *to) : "", precopy ? "" : ",\"precopy\":false");
   auto reply = metrics_request(address, req, kAnswerTimeout + std::chrono::seconds(10));
   if (!reply.ok()) return fail(reply.error().message);
   if (reply->find("\"return\"") == std::string::npos) {
@@ -94,7 +96,7 @@ int run_retire_command(const std::string& address, std::uint32_t node, std::opti
   }
   auto field = [&](const std::string& key) {
     auto at = reply->find("\"" + key + "\":");
-    if (at == std::string::npos) return std::string("?");
+    if (at == std::string::npos) return std::string("0");  // no pre-copy
     at += key.size() + 3;
     return reply->substr(at, reply->find_first_of(",}", at) - at);
   };

@@ -16,7 +16,7 @@ std::optional<std::uint32_t> parse_uint(const std::string& s) {
 }
 
 int usage(const char* why) {
-  std::fprintf(stderr, "ssi: error: retire: %s (usage: ssi retire ADDR --node A [--to B] [--json])\n", why);
+  std::fprintf(stderr, "ssi: error: retire: %s (usage: ssi retire ADDR --node A [--to B] [--no-precopy] [--json])\n", why);
   return exit_status(ExitCode::kError);
 }
 
@@ -25,11 +25,13 @@ int usage(const char* why) {
 int run_retire_command(const std::vector<std::string>& args) {
   std::string address;
   std::optional<std::uint32_t> node, to;
-  bool json = false;
+  bool json = false, precopy = true;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "--no-precopy") {
+      precopy = false;
     } else if (a == "--node" || a == "--to") {
       if (i + 1 >= args.size()) return usage("a number must follow --node and --to");
       auto v = parse_uint(args[++i]);
@@ -42,7 +44,7 @@ int run_retire_command(const std::vector<std::string>& args) {
     }
   }
   if (address.empty() || !node) return usage("ADDR and --node are required");
-  return cluster::run_retire_command(address, *node, to, json);
+  return cluster::run_retire_command(address, *node, to, precopy, json);
 }
 
 }  // namespace ssi::cli

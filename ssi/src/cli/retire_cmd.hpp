@@ -1,4 +1,4 @@
-// `ssi retire ADDR --node A [--to B] [--json]`: retires node A of the
+// `ssi retire ADDR --node A [--to B] [--no-precopy] [--json]`: retires node A of the
 // machine whose --metrics endpoint is ADDR while it runs; node B (default:
 // a standby node, `ssi run --standby S`) takes its vCPUs and its share of
 // the memory (docs/mobility.md, "Retiring a node"). Parses its own

@@ -22,7 +22,7 @@ class RetireOrders {
   void feed(coord::CoordinatorOptions& co);
   // Any thread: orders it and waits for the answer (or `timeout`; an order
   // the coordinator has not taken by then is withdrawn).
-  Result<coord::RetireResult> retire(std::uint32_t node, std::optional<std::uint32_t> to,
+  Result<coord::RetireResult> retire(std::uint32_t node, std::optional<std::uint32_t> to, bool precopy,
                                      std::chrono::milliseconds timeout);
   // The machine ended: queued orders fail, new ones are refused.
   void close();
@@ -37,12 +37,13 @@ class RetireOrders {
   std::set<std::uint32_t> retired_;       // coordinator thread
 };
 
-// `{"execute":"retire-node","node":A[,"to":B]}` on the control endpoint:
+// `{"execute":"retire-node","node":A[,"to":B][,"precopy":false]}` on the control endpoint:
 // the one-line JSON reply.
 std::string answer_retire_request(RetireOrders& orders, const std::string& request);
 
-// `ssi retire ADDR --node A [--to B] [--json]`: exit 0 and one line, or 2
-// and one error line.
-int run_retire_command(const std::string& address, std::uint32_t node, std::optional<std::uint32_t> to, bool json);
+// `ssi retire ADDR --node A [--to B] [--no-precopy] [--json]`: exit 0 and
+// one line, or 2 and one error line.
+int run_retire_command(const std::string& address, std::uint32_t node, std::optional<std::uint32_t> to,
+                       bool precopy, bool json);
 
 }  // namespace ssi::cluster
