@@ -81,7 +81,7 @@ interface Node {
   # pages (retirePrecopy, polled with retireStatus); at the checkpoint
   # barrier the retiring node hands its share over (retireHandover, polled
   # with retireStatus), every other node learns it left (nodeRetired).
-  retirePrecopy @14 (fromNode :UInt32) -> (error :Text);
+  retirePrecopy @14 (fromNode :UInt32, pages :Bool) -> (error :Text);  # pages false: only settle the moves
   retireHandover @15 (toNode :UInt32) -> (error :Text);
   retireStatus @16 () -> (done :Bool, summary :Text, error :Text);
   nodeRetired @17 (node :UInt32, toNode :UInt32) -> ();

@@ -165,7 +165,8 @@ class NodeImpl final : public Node::Server {
   // Retiring a node (docs/mobility.md): thin; the runtime does the work.
   kj::Promise<void> retirePrecopy(RetirePrecopyContext context) override {
     s_.heard();
-    auto r = s_.runtime.retire_precopy(NodeId{context.getParams().getFromNode()});
+    auto p = context.getParams();
+    auto r = s_.runtime.retire_precopy(NodeId{p.getFromNode()}, p.getPages());
     if (!r.ok()) context.getResults().setError(r.error().to_string());
     return kj::READY_NOW;
   }

@@ -91,12 +91,16 @@ void RetireDriver::next_move() {
                  config_);
     return;
   }
-  run->step = run->order.precopy ? Run::Step::kPrecopy : Run::Step::kPausing;
+  // Step 2 always runs: the new node first waits until the moves settled
+  // (every IPI the retiring node held is passed on); then, with pre-copy,
+  // it reads the pages.
+  run->step = Run::Step::kPrecopy;
   run->step_t0 = now();
-  if (run->order.precopy) {
+  {
     run->in_flight = true;
     auto req = nodes_()[run->to]->retirePrecopyRequest();
     req.setFromNode(run->from);
+    req.setPages(run->order.precopy);
     tasks_.add(req.send().then(
         [this, run](capnp::Response<Node::RetirePrecopyResults>&& r) {
           run->in_flight = false;
@@ -137,7 +141,7 @@ void RetireDriver::precopy() {
   auto run = run_;
   status(run->to, [this, run](std::string summary) {
     run->result.precopy = std::move(summary);
-    run->result.precopy_us = us_since(run->step_t0);
+    if (run->order.precopy) run->result.precopy_us = us_since(run->step_t0);
     run->step = Run::Step::kPausing;
   });
 }

@@ -48,7 +48,7 @@ class RetireRuntime final : public NodeRuntime {
     return ok();
   }
   void checkpoint_resume(bool stop) override { resumed_ += stop ? 100 : 1; }
-  Result<void> retire_precopy(NodeId) override {
+  Result<void> retire_precopy(NodeId, bool) override {
     ++precopied_;
     return ok();
   }

@@ -132,12 +132,13 @@ class NodeRuntime {
     return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
   }
   virtual void checkpoint_resume(bool stop) { (void)stop; }
-  // Retiring a node (docs/mobility.md): on the node taking the share, read
-  // every page homed on `from` in the background; on the retiring node, at
+  // Retiring a node (docs/mobility.md): on the node taking the share, wait
+  // until the vCPUs that moved there are settled and (`pages`) read every
+  // page homed on `from`, in the background; on the retiring node, at
   // the barrier, hand the share to `to` in the background; retire_status()
   // says when either is done (summary: JSON fields). node_retired(): every
   // other node, at the barrier: `node` left, `to` has its share.
-  virtual Result<void> retire_precopy(NodeId) {
+  virtual Result<void> retire_precopy(NodeId, bool) {
     return make_error(Errc::kUnsupported, "this node cannot retire");
   }
   virtual Result<void> retire_hand_over(NodeId) {

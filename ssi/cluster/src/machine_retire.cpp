@@ -21,7 +21,6 @@ struct NodeRetire::Job {
   std::mutex mu;
   bool done = false;
   std::optional<Result<std::string>> outcome;  // under mu
-  std::atomic<bool> retired{false};
 };
 
 NodeRetire::~NodeRetire() {
@@ -48,14 +47,16 @@ Result<void> NodeRetire::start(std::function<Result<std::string>()> work) {
 // Read one byte of every page homed on `from`: each fault makes this node a
 // sharer (a read grant), so the handover need not send those pages again
 // unless the guest writes them meanwhile (which invalidates the copy).
-Result<void> NodeRetire::precopy(NodeId from) {
+Result<void> NodeRetire::precopy(NodeId from, bool pages_too) {
   std::vector<dsm::HomeMap::Range> ranges;
   SSI_TRY(host_.call([&]() -> Result<void> {
     for (const auto& r : dsm_.homes().ranges())
       if (r.home == from) ranges.push_back(r);
     return ok();
   }));
-  return start([this, ranges]() -> Result<std::string> {
+  return start([this, ranges, pages_too]() -> Result<std::string> {
+    fabric_.settle(std::chrono::seconds(2));  // IPIs held on the node that retires are passed on
+    if (!pages_too) return std::string();
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t before = dsm_.stats().bytes_received.load();
     std::atomic<std::uint64_t> pages{0};
@@ -87,7 +88,7 @@ Result<void> NodeRetire::hand_over(NodeId to) {
     if (!(*st)->ok()) return std::move(**st).error();
     const dsm::HandoverStats s = ***st;
     fabric_.leave();  // its exit stops only this node from now on
-    if (job_) job_->retired.store(true);
+    retired_.store(true);
     return fmt::format("\"entries\":{},\"entry_pages\":{},\"kept\":{},\"written_back\":{},\"left\":{},"
                        "\"handover_bytes\":{},\"pages_rehomed\":{},\"handover_ms\":{:.3f}",
                        s.entries, s.entry_pages, s.kept, s.written_back, s.left, s.bytes, s.pages_rehomed,
@@ -105,6 +106,6 @@ Result<coord::CheckpointProgress> NodeRetire::status() {
 
 void NodeRetire::node_retired(NodeId node) { fabric_.node_retired(node); }
 
-bool NodeRetire::retired() const { return job_ && job_->retired.load(); }
+bool NodeRetire::retired() const { return retired_.load(); }
 
 }  // namespace ssi::cluster

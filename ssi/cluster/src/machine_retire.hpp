@@ -8,6 +8,7 @@
 // coordinator polls status().
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +29,8 @@ class NodeRetire {
       : host_(host), dsm_(dsm), fabric_(fabric) {}
   ~NodeRetire();
 
-  Result<void> precopy(NodeId from);
+  // The vCPUs that moved here settle first (ClusterFabric::settle).
+  Result<void> precopy(NodeId from, bool pages);
   Result<void> hand_over(NodeId to);
   Result<coord::CheckpointProgress> status();
   void node_retired(NodeId node);
@@ -42,7 +44,8 @@ class NodeRetire {
   NodeHost& host_;
   dsm::Node& dsm_;
   multinode::ClusterFabric& fabric_;
-  std::shared_ptr<Job> job_;
+  std::shared_ptr<Job> job_;  // control thread
+  std::atomic<bool> retired_{false};
   std::thread thread_;
 };
 

@@ -194,9 +194,9 @@ class MachineWorkload final : public Workload {
     if (checkpoint_) checkpoint_->resume(stop);
   }
 
-  Result<void> retire_precopy(NodeId from) override {
+  Result<void> retire_precopy(NodeId from, bool pages) override {
     if (!retire_) return make_error(Errc::kInvalidArgument, "no machine yet");
-    return retire_->precopy(from);
+    return retire_->precopy(from, pages);
   }
   Result<void> retire_hand_over(NodeId to) override {
     if (!retire_) return make_error(Errc::kInvalidArgument, "no machine yet");

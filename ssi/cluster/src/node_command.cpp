@@ -112,9 +112,9 @@ class ClusterRuntime final : public coord::NodeRuntime {
   void checkpoint_resume(bool stop) override {
     if (workload_) workload_->checkpoint_resume(stop);
   }
-  Result<void> retire_precopy(NodeId from) override {
+  Result<void> retire_precopy(NodeId from, bool pages) override {
     if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
-    return workload_->retire_precopy(from);
+    return workload_->retire_precopy(from, pages);
   }
   Result<void> retire_hand_over(NodeId to) override {
     if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");

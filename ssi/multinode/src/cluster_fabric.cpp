@@ -358,6 +358,14 @@ Result<void> ClusterFabric::immigrate(std::uint32_t vcpu, std::span<const std::u
 void ClusterFabric::placed(std::uint32_t vcpu, NodeId node) { impl_->placed(vcpu, node); }
 Placement ClusterFabric::placement() const { return impl_->table.snapshot(); }
 void ClusterFabric::leave() { impl_->exit_from_peer.store(true); }
+void ClusterFabric::settle(std::chrono::milliseconds timeout) {
+  std::vector<std::shared_ptr<Arrival>> arrivals;
+  {
+    std::lock_guard lock(impl_->transits_mu);
+    for (auto& [k, a] : impl_->arrivals) arrivals.push_back(a);
+  }
+  for (auto& a : arrivals) a->wait_complete(timeout);
+}
 void ClusterFabric::node_retired(NodeId node) { impl_->table.set_left(node); }
 bool ClusterFabric::left(NodeId node) const { return impl_->table.left(node); }
 

@@ -58,7 +58,7 @@ class Workload {
   }
   virtual void checkpoint_resume(bool stop) { (void)stop; }
   // Retiring a node (coord::NodeRuntime's, docs/mobility.md); only "guest".
-  virtual Result<void> retire_precopy(NodeId) {
+  virtual Result<void> retire_precopy(NodeId, bool) {
     return make_error(Errc::kUnsupported, "this workload cannot retire a node");
   }
   virtual Result<void> retire_hand_over(NodeId) {

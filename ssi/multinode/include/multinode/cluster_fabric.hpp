@@ -87,6 +87,11 @@ class ClusterFabric {
   // stops only itself (no exit frame to the others); on every other node,
   // `node` left: nothing is sent to it any more.
   void leave();
+  // Every vCPU that moved here has its move complete (every node's markers
+  // in, and every IPI the node it left held passed on), waiting at most
+  // `timeout` per vCPU: then nothing for them is on its way through a node
+  // about to retire.
+  void settle(std::chrono::milliseconds timeout);
   void node_retired(NodeId node);
   bool left(NodeId node) const;
 
