@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -103,6 +104,12 @@ TEST(DsmHandover, RetiredNodesShareGoesToTheStandbyAndEveryCountStaysExact) {
     EXPECT_GE(st->kept, 8u);
     EXPECT_LE(st->entries, kPagesPerHome);
     EXPECT_EQ(st->bytes, (st->entry_pages + st->written_back) * kPageSize);
+    // Data moved at the barrier (node 1 owned pages when the threads stopped).
+    EXPECT_GT(st->entry_pages + st->written_back, 0u);
+    std::printf("seed %llu: %llu entries (%llu with data, %llu kept), %llu written back, %llu left\n",
+                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(st->entries),
+                static_cast<unsigned long long>(st->entry_pages), static_cast<unsigned long long>(st->kept),
+                static_cast<unsigned long long>(st->written_back), static_cast<unsigned long long>(st->left));
     for (std::uint32_t n : {0u, 2u, 3u}) {
       NodeId home;
       ASSERT_TRUE(c->run_on(n, [&] { home = c->node(n).homes().home_of(PageNo{kPagesPerHome + 3}); }).ok());
