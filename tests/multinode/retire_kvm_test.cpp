@@ -3,8 +3,9 @@
 // to node 0 and back to node 1, then node 1 is retired with `ssi retire`
 // (its vCPU and its share of the memory go to node 2, the standby, with
 // pre-copy), then vCPU 1 is moved between nodes 0 and 2 until the guest has
-// seen its 8 node changes. The guest's counter must be exact, it must have
-// seen nodes 0, 1 and 2, no IPI may be lost, the run must end with exit
+// seen its 8 node changes. The guest's counter must be exact, its counters
+// in 64 pages homed on node 1 too (written after each chunk, from every
+// node), it must have seen nodes 0, 1 and 2, no IPI may be lost, the run must end with exit
 // code 0, and node 1's process must have exited with code 0 while the
 // machine still ran. The retire's times are printed as one JSON line.
 // Skips, with the reason, without a usable /dev/kvm (scripts/kvm-vm-tests
@@ -77,6 +78,8 @@ TEST(RetireKvm, RetiredNodesVcpuAndMemoryGoToTheStandbyAndTheGuestFinishesExactl
   EXPECT_NE(o.out.find("wander: ok"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("nodes_seen_mask=7"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("cpu 1 on node 2"), std::string::npos) << o.out;
+  // Pages homed on node 1, written by vCPU 1 from every node, after the handover.
+  EXPECT_NE(o.out.find("scratch_bad=0"), std::string::npos) << o.out;
   EXPECT_NE(retire_reply.find("\"from\":1,\"to\":2,\"vcpus_moved\":1"), std::string::npos) << retire_reply;
   // Printed by the launcher while the machine runs, never after it.
   EXPECT_NE(o.err.find("node 1 retired: its process exited with code 0"), std::string::npos) << o.err;
