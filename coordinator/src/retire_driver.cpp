@@ -28,7 +28,8 @@ RetireDriver::RetireDriver(kj::TaskSet& tasks, std::function<std::vector<Node::C
                            std::function<void(std::uint32_t)> retired,
                            std::function<void(const std::string&)> fail)
     : tasks_(tasks), nodes_(std::move(nodes)), moves_(moves), config_(config),
-      retired_(std::move(retired)), fail_(std::move(fail)), gone_(config.nodes, false) {}
+      retired_(std::move(retired)), fail_(std::move(fail)), gone_(config.nodes, false),
+      taken_(config.nodes, false) {}
 
 RetireDriver::~RetireDriver() = default;
 
@@ -43,10 +44,10 @@ void RetireDriver::start(RetireOrder order) {
                               order.from < n ? ", it retired already" : ""));
   std::optional<std::uint32_t> to = order.to;
   if (!to) {
-    for (std::uint32_t b = config_.home_nodes(); b < n && !to; ++b)
-      if (!gone_[b] && b != order.from) to = b;
     // A standby that took a share earlier is no standby any more: it runs
     // vCPUs and homes pages now, so the first one still free is wanted.
+    for (std::uint32_t b = config_.home_nodes(); b < n && !to; ++b)
+      if (!gone_[b] && !taken_[b] && b != order.from) to = b;
     if (!to) return refuse(fmt::format("no standby node left to take node {}'s share (ssi run --standby S)", order.from));
   }
   if (*to >= n || gone_[*to] || *to == order.from)
@@ -222,6 +223,7 @@ void RetireDriver::finish(std::optional<Error> error) {
   run->step = Run::Step::kDone;
   if (handed) {
     gone_[run->from] = true;
+    taken_[run->to] = true;
     retired_(run->from);  // from here on nodes_() has no client for it
   }
   if (paused || run->paused_at != SteadyTime{}) {

@@ -51,7 +51,8 @@ class RetireDriver {
   const MachineConfig& config_;
   std::function<void(std::uint32_t)> retired_;
   std::function<void(const std::string&)> fail_;
-  std::vector<bool> gone_;  // nodes retired earlier
+  std::vector<bool> gone_;   // nodes retired earlier
+  std::vector<bool> taken_;  // standby nodes that took a share: standby no more
   std::shared_ptr<Run> run_;
 };
 
