@@ -34,6 +34,7 @@ struct MachineConfig {
   tscEpochNs @17 :Int64;         # guest TSC zero, CLOCK_REALTIME ns, the same on every node
   restoreDir @18 :Text;          # non-empty: continue the checkpoint there instead of booting `kernel`
   checkpointOn @19 :Text;        # node 0: report (sample counter checkpoint_console_matched) a console line containing it
+  standby @20 :UInt32;           # the last `standby` of the `nodes` start with no vCPUs and no homes
 }
 
 struct VcpuState {
@@ -76,6 +77,15 @@ interface Node {
   checkpointWrite @11 (dir :Text, states :List(VcpuState), nodes :UInt32) -> (error :Text);
   checkpointWritten @12 () -> (done :Bool, summary :Text, error :Text);
   checkpointResume @13 (stop :Bool) -> ();
+  # Retiring a node (docs/mobility.md, "Retiring a node"), ordered by the
+  # coordinator: the node taking the share pre-copies the retiring node's
+  # pages (retirePrecopy, polled with retireStatus); at the checkpoint
+  # barrier the retiring node hands its share over (retireHandover, polled
+  # with retireStatus), every other node learns it left (nodeRetired).
+  retirePrecopy @14 (fromNode :UInt32, pages :Bool) -> (error :Text);  # pages false: only settle the moves
+  retireHandover @15 (toNode :UInt32) -> (error :Text);
+  retireStatus @16 () -> (done :Bool, summary :Text, error :Text);
+  nodeRetired @17 (node :UInt32, toNode :UInt32) -> ();
 }
 
 # Served by the coordinator.

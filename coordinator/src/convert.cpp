@@ -47,6 +47,7 @@ void to_capnp(const MachineConfig& in, capnp_schema::MachineConfig::Builder out)
   out.setTscEpochNs(in.tsc_epoch_ns);
   out.setRestoreDir(in.restore_dir);
   out.setCheckpointOn(in.checkpoint_on);
+  out.setStandby(in.standby);
 }
 
 MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
@@ -71,6 +72,7 @@ MachineConfig from_capnp(capnp_schema::MachineConfig::Reader in) {
   out.tsc_epoch_ns = in.getTscEpochNs();
   out.restore_dir = in.getRestoreDir();
   out.checkpoint_on = in.getCheckpointOn();
+  out.standby = in.getStandby();
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include "checkpoint_driver.hpp"
 #include "control_server.hpp"
 #include "move_driver.hpp"
+#include "retire_driver.hpp"
 #include "convert.hpp"
 #include "coordinator/failure_detector.hpp"
 
@@ -26,6 +27,7 @@ struct Member {
   NodeInfo info;
   std::optional<Node::Client> client;
   bool dead = false;
+  bool retired = false;  // it handed its share over and left (docs/mobility.md)
   bool ping_in_flight = false;
   SteadyTime ping_sent{};
   FailureDetector pongs;  // replies to our pings
@@ -57,7 +59,7 @@ struct State {
     failure_code = code;
   }
   void node_died(Member& m, const std::string& why) {
-    if (m.dead) return;
+    if (m.dead || m.retired) return;
     m.dead = true;
     fail(kExitNodeDied, fmt::format("node {} ({}, pid {}) died: {}", m.info.id, m.info.host,
                                     m.info.pid, why));
@@ -134,7 +136,9 @@ class Driver {
   Driver(State& s, kj::WaitScope& ws, kj::Timer& timer)
       : s_(s), ws_(ws), timer_(timer), tasks_(sink_),
         moves_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(1, why); }),
-        checkpoint_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(2, why); }) {}
+        checkpoint_(tasks_, [this] { return clients(); }, [this](const std::string& why) { s_.fail(2, why); }),
+        retire_(tasks_, [this] { return clients(); }, moves_, s_.opt.config,
+                [this](std::uint32_t id) { retired(id); }, [this](const std::string& why) { s_.fail(2, why); }) {}
 
   // Pumps the event loop (with heartbeats) until pred() or a failure / deadline
   // (`limit` 0: none).
@@ -162,6 +166,7 @@ class Driver {
       sample();
       moves();
       checkpoints();
+      retires();
       timer_.afterDelay(kPollMs * kj::MILLISECONDS).wait(ws_);
     }
     return true;
@@ -201,13 +206,13 @@ class Driver {
     bool ok = wait_until(
         [&] {
           for (auto& m : s_.members)
-            if (m.finished_phase < static_cast<int>(phase)) return false;
+            if (!m.retired && m.finished_phase < static_cast<int>(phase)) return false;
           return true;
         },
         s_.opt.timing.phase_timeout, "every node to finish the phase");
     if (!ok) return;
     for (auto& m : s_.members) {
-      if (m.last.exit_code == 0) continue;
+      if (m.retired || m.last.exit_code == 0) continue;
       if (m.last.guest_exit) {
         if (!s_.guest_exit) s_.guest_exit = m.last.exit_code;
         continue;
@@ -221,7 +226,7 @@ class Driver {
     auto replies = std::make_shared<std::uint32_t>(0);
     std::uint32_t expected = 0;
     for (auto& m : s_.members) {
-      if (!m.client || m.dead) continue;
+      if (!m.client || m.dead || m.retired) continue;
       ++expected;
       auto req = m.client->stopRequest();
       req.setReason(reason);
@@ -244,7 +249,7 @@ class Driver {
     if (t - last_sample_ < s_.opt.sample_period) return;
     last_sample_ = t;
     for (auto& m : s_.members) {
-      if (!m.client || m.dead || m.sample_in_flight) continue;
+      if (!m.client || m.dead || m.retired || m.sample_in_flight) continue;
       m.sample_in_flight = true;
       tasks_.add(m.client->sampleRequest().send().then(
           [this, &m](capnp::Response<Node::SampleResults>&& r) {
@@ -259,19 +264,40 @@ class Driver {
 
   // vCPU moves (move_driver.hpp), never beside a checkpoint.
   void moves() {
-    if (!s_.opt.next_move || moves_.busy() || checkpoint_.busy() || running_phase_ < 1 || s_.failure) return;
+    if (!s_.opt.next_move || moves_.busy() || checkpoint_.busy() || retire_.busy() || running_phase_ < 1 || s_.failure) return;
     if (auto next = s_.opt.next_move()) moves_.start(std::move(*next), s_.opt.config);
   }
 
   // Whole-machine checkpoints (checkpoint_driver.hpp), never beside a move.
   void checkpoints() {
     if (checkpoint_.busy()) return checkpoint_.poll();
-    if (!s_.opt.next_checkpoint || moves_.busy() || running_phase_ < 1 || s_.failure) return;
+    if (!s_.opt.next_checkpoint || moves_.busy() || retire_.busy() || running_phase_ < 1 || s_.failure) return;
     if (auto order = s_.opt.next_checkpoint()) checkpoint_.start(std::move(*order));
+  }
+
+  // Node retirements (retire_driver.hpp): its own moves, never beside an
+  // ordered move or a checkpoint.
+  void retires() {
+    if (retire_.busy()) return retire_.poll();
+    if (!s_.opt.next_retire || moves_.busy() || checkpoint_.busy() || running_phase_ < 1 || s_.failure) return;
+    if (auto order = s_.opt.next_retire()) retire_.start(std::move(*order));
+  }
+
+  // Node `id` handed its share over: it stops (exit code 0) and the
+  // machine no longer waits for it, pings it or counts it as lost.
+  void retired(std::uint32_t id) {
+    Member& m = s_.members[id];
+    m.retired = true;
+    s_.event(fmt::format("node {} retired", id));
+    if (s_.opt.on_retired) s_.opt.on_retired(id);
+    auto req = m.client->stopRequest();
+    req.setReason("retired: its share went to another node");
+    req.setFailed(false);
+    tasks_.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
   }
   std::vector<Node::Client*> clients() {
     std::vector<Node::Client*> out;
-    for (auto& m : s_.members) out.push_back(m.client && !m.dead ? &*m.client : nullptr);
+    for (auto& m : s_.members) out.push_back(m.client && !m.dead && !m.retired ? &*m.client : nullptr);
     return out;
   }
 
@@ -284,7 +310,7 @@ class Driver {
   void heartbeat() {
     auto t = now();
     for (auto& m : s_.members) {
-      if (!m.client || m.dead) continue;
+      if (!m.client || m.dead || m.retired) continue;
       if (m.pongs.suspect(t)) {
         s_.node_died(m, fmt::format("no heartbeat for {} ms (deadline {} ms)", m.pongs.silent_for(t).count(),
                                     m.pongs.deadline().count()));
@@ -312,6 +338,7 @@ class Driver {
   int running_phase_ = -1;
   MoveDriver moves_;              // after tasks_, which they add to
   CheckpointDriver checkpoint_;
+  RetireDriver retire_;
 };
 
 }  // namespace

@@ -13,13 +13,18 @@ void MoveDriver::finish(const std::shared_ptr<MoveOrder>& order, Result<MoveResu
   order->done(std::move(r));
 }
 
-void MoveDriver::start(MoveOrder next, const MachineConfig& config) {
-  auto order = std::make_shared<MoveOrder>(std::move(next));
-  if (placement_.empty()) {
+std::uint32_t MoveDriver::node_of(std::uint32_t vcpu, const MachineConfig& config) {
+  if (placement_.empty()) {  // round robin over the nodes that are not standby
     placement_ = config.vcpu_node;
     for (auto i = static_cast<std::uint32_t>(placement_.size()); i < config.vcpus; ++i)
-      placement_.push_back(i % config.nodes);
+      placement_.push_back(i % config.home_nodes());
   }
+  return vcpu < placement_.size() ? placement_[vcpu] : ~0u;
+}
+
+void MoveDriver::start(MoveOrder next, const MachineConfig& config) {
+  auto order = std::make_shared<MoveOrder>(std::move(next));
+  (void)node_of(0, config);
   auto nodes = nodes_();
   if (order->vcpu >= placement_.size() || order->to >= nodes.size())
     return order->done(make_error(Errc::kInvalidArgument,

@@ -27,6 +27,8 @@ class MoveDriver {
   bool busy() const { return busy_; }
   // `config` gives the placement before the first move.
   void start(MoveOrder order, const MachineConfig& config);
+  // Where vCPU `vcpu` runs now (`config` as for start).
+  std::uint32_t node_of(std::uint32_t vcpu, const MachineConfig& config);
 
  private:
   using ImmigrateRequest = capnp::Request<Node::ImmigrateParams, Node::ImmigrateResults>;

@@ -162,6 +162,43 @@ class NodeImpl final : public Node::Server {
     return kj::READY_NOW;
   }
 
+  // Retiring a node (docs/mobility.md): thin; the runtime does the work.
+  kj::Promise<void> retirePrecopy(RetirePrecopyContext context) override {
+    s_.heard();
+    auto p = context.getParams();
+    auto r = s_.runtime.retire_precopy(NodeId{p.getFromNode()}, p.getPages());
+    if (!r.ok()) context.getResults().setError(r.error().to_string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> retireHandover(RetireHandoverContext context) override {
+    s_.heard();
+    auto r = s_.runtime.retire_hand_over(NodeId{context.getParams().getToNode()});
+    if (!r.ok()) context.getResults().setError(r.error().to_string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> retireStatus(RetireStatusContext context) override {
+    s_.heard();
+    auto r = s_.runtime.retire_status();
+    auto res = context.getResults();
+    if (!r.ok()) {
+      res.setDone(true);
+      res.setError(r.error().to_string());
+      return kj::READY_NOW;
+    }
+    res.setDone(r->done);
+    res.setSummary(r->summary);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> nodeRetired(NodeRetiredContext context) override {
+    s_.heard();
+    auto p = context.getParams();
+    s_.runtime.node_retired(NodeId{p.getNode()}, NodeId{p.getToNode()});
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> sample(SampleContext context) override {
     s_.heard();
     Counters c = s_.runtime.sample();

@@ -12,6 +12,12 @@ std::string_view msg_name(rdma::FrameType t) {
     case kInvAck: return "InvAck";
     case kFetch: return "Fetch";
     case kFetchAck: return "FetchAck";
+    case kHandEntry: return "HandEntry";
+    case kWriteback: return "Writeback";
+    case kLeave: return "Leave";
+    case kHandEnd: return "HandEnd";
+    case kHandEndAck: return "HandEndAck";
+    case kHandEntries: return "HandEntries";
     default: return "unknown";
   }
 }

@@ -89,6 +89,8 @@ void Node::on_frame(rdma::Frame&& f) {
     return bad_message(h, make_error(Errc::kProtocol,
                                      fmt::format("payload of {} bytes", f.payload.size())));
   if (h.src != config_.self.value()) stats_.bytes_received += f.payload.size();
+  if (h.type >= kHandEntry && h.type <= kHandEntries) return on_handover_frame(f);
+  if (retired_) return bad_message(h, make_error(Errc::kShutdown, "this node retired"));
   const bool from_home = map_.home_of(msg_page(h)) == NodeId{h.src};
   switch (h.type) {
     case kGrant:

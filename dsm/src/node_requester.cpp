@@ -274,6 +274,8 @@ void Node::on_fetch(const rdma::Frame& f) {
 }
 
 void Node::peer_failed(NodeId peer, const Error& why) {
+  // A node that handed its share over holds nothing: it may leave.
+  if (peer.value() < Directory::kMaxNodes && (gone_ & (1ull << peer.value()))) return;
   fail(make_error(Errc::kDisconnected, fmt::format("node {} lost: {}", peer, why.message)));
 }
 

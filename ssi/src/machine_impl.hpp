@@ -90,7 +90,7 @@ struct Machine::Impl {
   }
 
   Result<void> init(vcpu::Vm& vm) {
-    if (config.vcpus == 0 || config.nodes == 0 || config.self.value() >= config.nodes ||
+    if (config.vcpus == 0 || config.nodes == 0 || config.self.value() >= config.nodes + config.standby ||
         (!config.vcpu_node.empty() && config.vcpu_node.size() != config.vcpus))
       return make_error(Errc::kInvalidArgument,
                         fmt::format("node {} of {} with {} vCPUs and a placement of {}",

@@ -34,5 +34,22 @@ TEST(HomeMap, ExplicitTableMustCoverEveryPageOnce) {
   EXPECT_FALSE(HomeMap::equal_chunks(0, 2).ok());
 }
 
+TEST(HomeMap, StandbyNodesHomeNothingUntilARetiringNodesRangesAreRehomedToThem) {
+  auto m = HomeMap::equal_chunks(10, 3, 2);  // node 2: standby
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_EQ(m->nodes(), 3u);
+  EXPECT_EQ(m->home_of(PageNo{4}), NodeId{0});
+  EXPECT_EQ(m->home_of(PageNo{5}), NodeId{1});
+  EXPECT_EQ(m->home_of(PageNo{9}), NodeId{1});
+  auto moved = m->rehome(NodeId{1}, NodeId{2});
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(*moved, 5u);
+  EXPECT_EQ(m->home_of(PageNo{5}), NodeId{2});
+  EXPECT_EQ(m->home_of(PageNo{4}), NodeId{0});
+  EXPECT_EQ(m->rehome(NodeId{1}, NodeId{2}).value(), 0u) << "node 1 homes nothing now";
+  EXPECT_FALSE(m->rehome(NodeId{0}, NodeId{3}).ok()) << "unknown node";
+  EXPECT_FALSE(HomeMap::equal_chunks(10, 2, 3).ok()) << "more home nodes than nodes";
+}
+
 }  // namespace
 }  // namespace ssi::dsm

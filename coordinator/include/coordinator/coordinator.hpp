@@ -46,6 +46,23 @@ struct CheckpointOrder {
   std::function<void(Result<CheckpointResult>)> done;  // called on the coordinator's thread
 };
 
+// Retiring node `from` (docs/mobility.md, "Retiring a node"): its vCPUs
+// move to `to` (default: the first standby node still there), `to`
+// pre-copies its pages while the guest runs, then at a barrier its share of
+// the DSM goes to `to` and it leaves; the machine goes on.
+struct RetireResult {
+  std::uint32_t from = 0, to = 0, vcpus_moved = 0;
+  std::uint64_t moves_us = 0, precopy_us = 0, pause_us = 0, total_us = 0;
+  std::string precopy;   // the new node's JSON fields (pages, bytes)
+  std::string handover;  // the retiring node's JSON fields (entries, bytes, ...)
+};
+struct RetireOrder {
+  std::uint32_t from = 0;
+  std::optional<std::uint32_t> to;
+  bool precopy = true;
+  std::function<void(Result<RetireResult>)> done;  // called on the coordinator's thread
+};
+
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 = any
   // Or an already listening socket (taken over): lets a launcher fork
@@ -78,6 +95,11 @@ struct CoordinatorOptions {
   // Checkpoints: polled like next_move (never during a move, nor a move
   // during a checkpoint).
   std::function<std::optional<CheckpointOrder>()> next_checkpoint;
+  // Node retirements: polled like next_checkpoint (never beside a move or a
+  // checkpoint). on_retired(node): that node left the machine; its process
+  // ends with exit code 0 and is not a failure.
+  std::function<std::optional<RetireOrder>()> next_retire;
+  std::function<void(std::uint32_t node)> on_retired;
 };
 
 struct NodeReport {

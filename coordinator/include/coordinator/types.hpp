@@ -58,6 +58,11 @@ struct MachineConfig {
   // Node 0: a console line containing this sets its live counter
   // checkpoint_console_matched (the launcher then orders a checkpoint).
   std::string checkpoint_on;
+  // The last `standby` of the `nodes` node processes start with no vCPU and
+  // home no page (the guest's NUMA topology has nodes - standby nodes); one
+  // takes a retiring node's share (docs/mobility.md, "Retiring a node").
+  std::uint32_t standby = 0;
+  std::uint32_t home_nodes() const { return nodes - standby; }
 };
 
 // One vCPU's serialised state (vcpu::serialize), as a checkpoint carries it.
@@ -130,6 +135,22 @@ class NodeRuntime {
     return make_error(Errc::kUnsupported, "this node has no machine to checkpoint");
   }
   virtual void checkpoint_resume(bool stop) { (void)stop; }
+  // Retiring a node (docs/mobility.md): on the node taking the share, wait
+  // until the vCPUs that moved there are settled and (`pages`) read every
+  // page homed on `from`, in the background; on the retiring node, at
+  // the barrier, hand the share to `to` in the background; retire_status()
+  // says when either is done (summary: JSON fields). node_retired(): every
+  // other node, at the barrier: `node` left, `to` has its share.
+  virtual Result<void> retire_precopy(NodeId, bool) {
+    return make_error(Errc::kUnsupported, "this node cannot retire");
+  }
+  virtual Result<void> retire_hand_over(NodeId) {
+    return make_error(Errc::kUnsupported, "this node cannot retire");
+  }
+  virtual Result<CheckpointProgress> retire_status() {
+    return make_error(Errc::kUnsupported, "this node cannot retire");
+  }
+  virtual void node_retired(NodeId, NodeId) {}
 };
 
 struct Timing {

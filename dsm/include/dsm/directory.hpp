@@ -81,6 +81,33 @@ class Directory {
   void set_migratory(bool on) { migratory_on_ = on; }
   std::vector<std::pair<PageNo, std::uint64_t>> hottest(std::size_t n) const;
 
+  // Handing a node's share over (docs/mobility.md, "Retiring a node"); only
+  // at a barrier, when no transaction is in progress anywhere. An entry as
+  // it travels: `copy` is the home's copy (null: zero, or held in M).
+  struct Handed {
+    PageNo page;
+    DirState state = DirState::kUncached;
+    NodeId owner;
+    std::uint64_t sharers = 0;
+    std::uint64_t version = 0;
+    bool zero = true;
+    const std::byte* copy = nullptr;
+  };
+  // No transaction in progress and none queued.
+  bool idle() const;
+  // Every entry of this home, in page order; valid until the next call
+  // that changes the directory.
+  std::vector<Handed> entries() const;
+  void clear() { entries_.clear(); }
+  // The new home takes an entry (the page may still be homed on the old
+  // node: the map changes after every entry arrived). `copy` must be given
+  // unless the page is zero or held in M.
+  Result<void> adopt(const Handed& e);
+  // The retiring node gives up its copy: in M (writeback with its data:
+  // the home's copy from now on, no holder left) or in S (leave).
+  Result<void> writeback(PageNo p, NodeId from, std::span<const std::byte> data);
+  Result<void> leave(PageNo p, NodeId from);
+
  private:
   struct Request {
     NodeId from;

@@ -1,6 +1,8 @@
-// Which node is home (directory + memory copy) of each page: static, by
-// address range. Either contiguous equal chunks (chunk k -> node k, which is
-// also the vNUMA layout the guest sees) or an explicit range table.
+// Which node is home (directory + memory copy) of each page, by address
+// range. Either contiguous equal chunks (chunk k -> node k, which is also
+// the vNUMA layout the guest sees) or an explicit range table. Fixed, except
+// when a node retires: rehome() then gives its ranges to the node that took
+// its share (docs/mobility.md, "Retiring a node").
 #pragma once
 
 #include <cstdint>
@@ -20,12 +22,18 @@ class HomeMap {
   };
 
   // `pages` split into `nodes` contiguous chunks of (nearly) equal size.
-  static Result<HomeMap> equal_chunks(std::uint64_t pages, std::uint32_t nodes);
+  // `home_nodes` (0 = all): only nodes 0..home_nodes-1 get chunks; the
+  // others (standby nodes) home nothing until they take a retiring node's.
+  static Result<HomeMap> equal_chunks(std::uint64_t pages, std::uint32_t nodes,
+                                      std::uint32_t home_nodes = 0);
   // Explicit table: ranges must cover [0, pages) without gaps or overlap.
   static Result<HomeMap> from_ranges(std::uint64_t pages, std::uint32_t nodes,
                                      std::vector<Range> ranges);
 
   NodeId home_of(PageNo p) const;  // p must be < pages()
+  // Every range homed on `from` is homed on `to` from now on; returns how
+  // many pages moved (0: `from` homed nothing). `to` must be a known node.
+  Result<std::uint64_t> rehome(NodeId from, NodeId to);
   std::uint64_t pages() const { return pages_; }
   std::uint32_t nodes() const { return nodes_; }
   const std::vector<Range>& ranges() const { return ranges_; }

@@ -29,7 +29,26 @@ enum MsgType : rdma::FrameType {
   kFetch = 0x0107,     // H -> owner: grant the page to R = arg yourself;
                        // flags = kFetchInvalidate ? drop : keep S and FetchAck
   kFetchAck = 0x0108,  // owner -> H (read only): payload = page, the home's new copy
+  // A node's share handed over at a barrier (docs/mobility.md, "Retiring a
+  // node"), from the retiring node A; never sent otherwise.
+  kHandEntry = 0x0109,      // A -> B: one directory entry of a page homed on A; version =
+                            // its version, flags = HandEntry flags, arg = sharers;
+                            // payload = the home's copy unless zero or kHandKept
+  kWriteback = 0x010a,      // A -> H: A's M copy of a page homed on H; payload = page
+  kLeave = 0x010b,          // A -> H: A drops its S copy of a page homed on H
+  kHandEnd = 0x010c,        // A -> every node: arg = B, flags = handover frames sent to
+                            // this node before it; home A's pages on B from now on
+  kHandEndAck = 0x010d,     // node -> A: done; flags = handover frames it rejected
+  kHandEntries = 0x010e,    // A -> B: arg = N <= kHandBatch entries without data, payload =
+                            // N records {page, version, flags, sharers} (u64 each), zero padded
 };
+
+inline constexpr std::uint64_t kHandBatch = 128;  // records of 32 bytes in one page
+
+// kHandEntry flags: bits 0-1 DirState, bit 2 zero, bit 3 kept, bits 8-15 owner.
+inline constexpr std::uint64_t kHandZero = 1u << 2;
+// B holds the page in S (a sharer already): its own copy is the home's copy.
+inline constexpr std::uint64_t kHandKept = 1u << 3;
 
 inline constexpr std::uint64_t kUpgrade = 1;           // WriteReq: I still hold S
 inline constexpr std::uint64_t kFetchInvalidate = 1;  // Fetch: M -> I instead of M -> S

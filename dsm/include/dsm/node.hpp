@@ -88,6 +88,18 @@ struct NodeConfig {
   std::function<void(PageNo, NodeId home, std::uint32_t tid)> on_request;
 };
 
+// What a handover moved (Node::hand_over).
+struct HandoverStats {
+  std::uint64_t entries = 0;       // directory entries sent to the new home
+  std::uint64_t entry_pages = 0;   // of them, with the page's data
+  std::uint64_t kept = 0;          // of them, the new home held already (pre-copy)
+  std::uint64_t written_back = 0;  // pages held in M, homed elsewhere, written back
+  std::uint64_t left = 0;          // copysets left (pages held in S, homed elsewhere)
+  std::uint64_t bytes = 0;         // page data sent
+  std::uint64_t pages_rehomed = 0;
+  std::chrono::microseconds took{0};
+};
+
 class Node {
  public:
   static Result<std::unique_ptr<Node>> create(NodeConfig config, rdma::Reactor& reactor,
@@ -121,6 +133,21 @@ class Node {
   void fail(const Error& why);
   // Any thread: the first failure ("node D lost: why"), if any.
   std::optional<Error> failure() const;
+
+  // Reactor thread, in a fiber: this node retires and node `to` takes its
+  // share (docs/mobility.md, "Retiring a node"). Only at a barrier: nothing
+  // on any node touches the memory and no request is in flight (checked
+  // here for this node's own requests and home; kInvalidArgument otherwise). This node
+  // writes back the pages it holds in M that are homed elsewhere and leaves
+  // every copyset, sends its directory entries (with the data `to` does not
+  // hold) to `to`, and tells every other node to home its pages on `to`;
+  // returns once each has answered (at most `timeout`). From then on this
+  // node serves nothing: a later fault here fails. Other nodes then ignore
+  // its connection closing (peer_failed).
+  Result<HandoverStats> hand_over(NodeId to,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Reactor thread: true once this node handed its share over.
+  bool retired() const { return retired_; }
 
   std::byte* base() const { return region_.base(); }
   std::size_t size() const { return region_.size(); }
@@ -157,6 +184,12 @@ class Node {
   void local_error(const Error& why);
   // Reactor thread: report fault on page p as failed and release its threads.
   void fail_fault(PageNo p, bool wp);
+  // The receiving side of a handover (kHandEntry ... kHandEndAck).
+  void on_handover_frame(const rdma::Frame& f);
+  Result<void> take_handover_frame(const rdma::Frame& f);
+  Result<void> take_entry(NodeId from, PageNo p, std::uint64_t version, std::uint64_t flags,
+                          std::uint64_t sharers, std::span<const std::byte> data);
+  struct HandoverWait;
 
   NodeConfig config_;
   HomeMap map_;
@@ -184,6 +217,11 @@ class Node {
   bool started_ = false;
   bool stopping_ = false;
   bool failed_ = false;  // reactor thread
+  bool retired_ = false;  // reactor thread: this node handed its share over
+  std::uint64_t gone_ = 0;  // reactor thread: bit n = node n retired
+  // Reactor thread, per node handing over: its frames taken and rejected.
+  std::vector<std::uint64_t> hand_taken_, hand_rejected_;
+  std::shared_ptr<HandoverWait> handover_;  // this node's own handover, while it waits
   mutable std::mutex failure_mu_;
   std::optional<Error> failure_;  // under failure_mu_
 };

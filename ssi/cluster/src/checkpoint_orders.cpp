@@ -70,9 +70,7 @@ std::string answer_checkpoint_request(CheckpointOrders& orders, const std::strin
   if (!r.ok()) return qmp_error(r.error().message);
   ControlJson out{{"dir", r->dir}, {"continued", resume}, {"pause_ms", r->pause_us / 1000.0},
                   {"total_ms", r->total_us / 1000.0}};
-  // Node 0's summary: `"key": value, ...` (the members of one JSON object).
-  ControlJson summary = ControlJson::parse("{" + r->summary + "}", nullptr, false);
-  if (summary.is_object()) out.update(summary);
+  merge_fields(out, r->summary);  // node 0's
   return qmp_return(out);
 }
 

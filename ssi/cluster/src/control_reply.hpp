@@ -34,6 +34,14 @@ inline std::optional<std::uint32_t> control_uint(const ControlJson& j, const cha
   return it->get<std::uint32_t>();
 }
 
+// Adds the members of `fields` (`"key": value, ...`, a node's summary as it
+// travels in a Cap'n Proto Text) to `out`; nothing if it does not parse.
+inline void merge_fields(ControlJson& out, const std::string& fields) {
+  if (fields.empty()) return;
+  ControlJson more = ControlJson::parse("{" + fields + "}", nullptr, false);
+  if (more.is_object()) out.update(more);
+}
+
 // {"error":{"class":CLS,"desc":DESC}} on one line.
 inline std::string qmp_error(const std::string& desc, const std::string& cls = "GenericError") {
   return ControlJson{{"error", {{"class", cls}, {"desc", desc}}}}.dump();

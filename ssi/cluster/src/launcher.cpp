@@ -16,6 +16,7 @@
 #include "cluster/metrics.hpp"
 #include "cluster/move_queue.hpp"
 #include "cluster/placement_policy.hpp"
+#include "cluster/retire_orders.hpp"
 #include "cluster/workload.hpp"
 #include "machine_demo.hpp"
 #include "report.hpp"
@@ -121,9 +122,9 @@ Result<void> prepare_guest(coord::MachineConfig& config) {
   if (!config.initrd.empty()) {
     SSI_ASSIGN_OR_RETURN(config.initrd_sha256, sha256_of_file(config.initrd));
   }
-  if (config.vcpus < config.nodes)
+  if (config.vcpus < config.home_nodes())
     return make_error(Errc::kInvalidArgument, fmt::format("--vcpus {} is fewer than --nodes {} (each node runs a vCPU)",
-                                                          config.vcpus, config.nodes));
+                                                          config.vcpus, config.home_nodes()));
   if (config.vcpu_node.empty()) return ok();
   if (config.vcpu_node.size() != config.vcpus)
     return make_error(Errc::kInvalidArgument, fmt::format("--placement names {} nodes for {} vCPUs",
@@ -164,6 +165,7 @@ const std::atomic<bool>& install_interrupt_flag() {
 int run_local_cluster(const LocalClusterOptions& options) {
   MoveQueue moves;  // outlives the metrics endpoint that feeds it
   CheckpointOrders checkpoints(options.checkpoint);  // this one too
+  RetireOrders retires;  // and this one
   std::unique_ptr<PlacementPolicy> policy;
   auto sock = coord::listen_socket("127.0.0.1", 0);
   if (!sock.ok()) {
@@ -199,11 +201,15 @@ int run_local_cluster(const LocalClusterOptions& options) {
   co.version = std::string(SSI_CLUSTER_VERSION);
   co.timing = options.timing;
   co.interrupted = &interrupted;
-  co.watchdog = [&pids]() -> std::optional<std::string> {
+  co.watchdog = [&pids, &retires]() -> std::optional<std::string> {
     for (std::size_t id = 0; id < pids.size(); ++id) {
       int status = 0;
       if (pids[id] <= 0 || waitpid(pids[id], &status, WNOHANG) != pids[id]) continue;
       pids[id] = -1;  // reaped
+      if (retires.retired(static_cast<std::uint32_t>(id)) && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        std::fprintf(stderr, "[ssi] node %zu retired: its process exited with code 0\n", id);
+        continue;
+      }
       if (WIFSIGNALED(status))
         return fmt::format("node {} process died: killed by signal {}", id, WTERMSIG(status));
       return fmt::format("node {} process exited early with code {}", id, WEXITSTATUS(status));
@@ -213,9 +219,12 @@ int run_local_cluster(const LocalClusterOptions& options) {
   co.on_event = options.verbose ? print_event : nullptr;
   feed(co, metrics->get(), moves, policy);
   checkpoints.feed(co);
+  retires.feed(co);
   if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
+  if (*metrics) (*metrics)->serve_retires(&retires);
   auto outcome = coord::run_coordinator(co);
   checkpoints.close();
+  retires.close();
   reap(pids);
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});

@@ -21,6 +21,7 @@
 #include "dsm/node.hpp"
 #include "dsm_host.hpp"
 #include "machine_checkpoint.hpp"
+#include "machine_retire.hpp"
 #include "vcpu_faults.hpp"
 #include "multinode/cluster_fabric.hpp"
 #include "multinode/wire.hpp"
@@ -40,6 +41,7 @@ class MachineWorkload final : public Workload {
   ~MachineWorkload() override {
     stop();
     checkpoint_.reset();  // joins a checkpoint writer (it reads the machine's RAM)
+    retire_.reset();      // joins a pre-copy or handover
     (void)host_.call([this]() -> Result<void> {
       if (machine_) machine_->stop_receiving();
       host_.transport().on_peer_down({});
@@ -51,12 +53,15 @@ class MachineWorkload final : public Workload {
   }
 
   Result<void> start() {
-    if (config_.vcpus < config_.nodes)
+    if (config_.vcpus < config_.home_nodes() || config_.standby >= config_.nodes)
       return make_error(Errc::kInvalidArgument,
-                        fmt::format("{} vCPUs for {} nodes", config_.vcpus, config_.nodes));
+                        fmt::format("{} vCPUs for {} nodes ({} standby)", config_.vcpus, config_.nodes,
+                                    config_.standby));
     SSI_ASSIGN_OR_RETURN(map_, machine::MemoryMap::pc(config_.mem_bytes));
     if (config_.vcpu_node.empty()) {
-      placement_ = multinode::Placement::round_robin(config_.vcpus, config_.nodes);
+      // Standby nodes (the last config_.standby) start with no vCPU.
+      placement_ = multinode::Placement::round_robin(config_.vcpus, config_.home_nodes());
+      placement_.nodes = config_.nodes;
     } else {
       SSI_ASSIGN_OR_RETURN(placement_,
                            multinode::Placement::from_map(config_.nodes, config_.vcpu_node));
@@ -91,6 +96,11 @@ class MachineWorkload final : public Workload {
       nc.self = host_.self();
       nc.nodes = config_.nodes;
       nc.bytes = map_->ram_bytes();
+      if (config_.standby != 0) {  // standby nodes home nothing
+        SSI_ASSIGN_OR_RETURN(auto homes, dsm::HomeMap::equal_chunks(map_->ram_bytes() / kPageSize, config_.nodes,
+                                                                    config_.home_nodes()));
+        nc.homes = homes.ranges();
+      }
       // A fault the DSM cannot serve (a peer died): the machine stops with
       // the node-lost code and this fault as its error. The DSM then
       // releases the vCPU thread from the fault (it reads zeros), and the
@@ -116,11 +126,13 @@ class MachineWorkload final : public Workload {
         faults_->on_vcpu_thread(v);
       };
       mc.tsc_epoch_ns = config_.tsc_epoch_ns;
+      mc.home_nodes = config_.home_nodes();
       SSI_ASSIGN_OR_RETURN(machine_, multinode::ClusterFabric::create(mc, ram, *vm_, host_.reactor(),
                                                                       host_.transport()));
       checkpoint_ = std::make_unique<NodeCheckpoint>(
           *machine_, machine::CheckpointConfig{.vcpus = config_.vcpus, .mem_bytes = config_.mem_bytes,
                                                .kernel = kernel_kind_, .nodes = config_.nodes});
+      retire_ = std::make_unique<NodeRetire>(host_, *dsm_, *machine_);
       if (auto* board = machine_->machine().board(); board && !config_.checkpoint_on.empty())
         board->set_console_observer([cp = checkpoint_.get(), text = config_.checkpoint_on](std::string_view line) {
           if (line.find(text) != std::string_view::npos) cp->console_matched();
@@ -129,6 +141,8 @@ class MachineWorkload final : public Workload {
       // The machine stops as soon as a peer is gone (no vCPU can trust the
       // memory any more); the DSM fails the faults that cannot be served.
       host_.transport().on_peer_down([this](NodeId peer, const Error& why) {
+        // A node that retired left on purpose (docs/mobility.md).
+        if (retire_->left(peer) || retire_->retired()) return;
         machine_->machine().request_exit(kStopped);
         dsm_->peer_failed(peer, why);
       });
@@ -178,6 +192,22 @@ class MachineWorkload final : public Workload {
   }
   void checkpoint_resume(bool stop) override {
     if (checkpoint_) checkpoint_->resume(stop);
+  }
+
+  Result<void> retire_precopy(NodeId from, bool pages) override {
+    if (!retire_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return retire_->precopy(from, pages);
+  }
+  Result<void> retire_hand_over(NodeId to) override {
+    if (!retire_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return retire_->hand_over(to);
+  }
+  Result<coord::CheckpointProgress> retire_status() override {
+    if (!retire_) return make_error(Errc::kInvalidArgument, "no machine yet");
+    return retire_->status();
+  }
+  void node_retired(NodeId node, NodeId) override {
+    if (retire_) retire_->node_retired(node);
   }
 
   coord::Counters sample() const override {
@@ -252,7 +282,7 @@ class MachineWorkload final : public Workload {
     if (host_.self() != multinode::kDeviceNode) return {0, "", {}};
     auto image = machine::read_kernel_image({.kernel = config_.kernel, .initrd = config_.initrd,
                                              .append = config_.append, .vcpus = config_.vcpus,
-                                             .nodes = config_.nodes},
+                                             .nodes = config_.home_nodes()},
                                             *map_);
     if (!image.ok()) return {2, image.error().to_string(), {}};
     auto r = machine_->machine().load(&*image);
@@ -294,6 +324,7 @@ class MachineWorkload final : public Workload {
   std::unique_ptr<multinode::ClusterFabric> machine_;  // uses vm_ and dsm_'s memory
   std::optional<machine::Checkpoint> restore_;         // until phase 0 restored it
   std::unique_ptr<NodeCheckpoint> checkpoint_;         // uses machine_; destroyed first
+  std::unique_ptr<NodeRetire> retire_;                 // uses machine_ and dsm_
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;

@@ -17,6 +17,7 @@
 #include "cluster/host_port.hpp"
 #include "cluster/metrics.hpp"
 #include "cluster/checkpoint_orders.hpp"
+#include "cluster/retire_orders.hpp"
 #include "cluster/move_queue.hpp"
 #include "control_reply.hpp"
 #include "unix_address.hpp"
@@ -162,8 +163,10 @@ void MetricsServer::answer(int client) {
     write_all(client, answer_move_request(*moves_.load(), req) + "\n");
   } else if (cmd == "checkpoint" && checkpoints_.load()) {
     write_all(client, answer_checkpoint_request(*checkpoints_.load(), req) + "\n");
+  } else if (cmd == "retire-node" && retires_.load()) {
+    write_all(client, answer_retire_request(*retires_.load(), req) + "\n");
   } else {
-    write_all(client, qmp_error(j ? "known commands: query-stats, move-vcpu, checkpoint (or HTTP GET /metrics)"
+    write_all(client, qmp_error(j ? "known commands: query-stats, move-vcpu, checkpoint, retire-node (or HTTP GET /metrics)"
                                   : "not a JSON object: send {\"execute\":\"query-stats\"} (or HTTP GET /metrics)",
                                 "CommandNotFound") +
                           "\n");

@@ -112,6 +112,21 @@ class ClusterRuntime final : public coord::NodeRuntime {
   void checkpoint_resume(bool stop) override {
     if (workload_) workload_->checkpoint_resume(stop);
   }
+  Result<void> retire_precopy(NodeId from, bool pages) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->retire_precopy(from, pages);
+  }
+  Result<void> retire_hand_over(NodeId to) override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->retire_hand_over(to);
+  }
+  Result<coord::CheckpointProgress> retire_status() override {
+    if (!workload_) return make_error(Errc::kInvalidArgument, "not configured");
+    return workload_->retire_status();
+  }
+  void node_retired(NodeId node, NodeId to) override {
+    if (workload_) workload_->node_retired(node, to);
+  }
 
  private:
   // A worker blocked on a DSM page of a lost node is released by the DSM

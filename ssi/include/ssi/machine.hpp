@@ -40,7 +40,8 @@ struct MachineConfig {
   std::uint32_t vcpus = 1;  // of the whole machine
   MemoryMap map{};          // the same on every node
   NodeId self{0};
-  std::uint32_t nodes = 1;
+  std::uint32_t nodes = 1;   // the guest's NUMA nodes
+  std::uint32_t standby = 0;  // node processes after them, with no vCPU and no RAM at first
   std::vector<std::uint32_t> vcpu_node{};  // node of each vCPU; empty = all on node 0
   // Start of each node's share of guest RAM (the DSM's homes), told to ssi
   // test kernels in their boot info; empty = one node.

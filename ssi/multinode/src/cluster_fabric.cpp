@@ -31,7 +31,7 @@ struct ClusterFabric::Impl {
       if (exit_from_peer.load()) return;
       int code = exit.exit_code().value_or(0);
       for (std::uint32_t n = 0; n < config.placement.nodes; ++n)
-        if (n != config.self.value())
+        if (n != config.self.value() && !table.left(NodeId{n}))
           data.post_send(NodeId{n}, rdma::Frame::make(kMachineExit, static_cast<std::uint64_t>(code)));
     });
   }
@@ -39,12 +39,14 @@ struct ClusterFabric::Impl {
   Result<void> init(std::span<std::uint8_t> ram, vcpu::Vm& vm) {
     const auto& p = config.placement;
     // The guest's vNUMA view: the DSM's default homes, equal chunks per node.
+    const std::uint32_t home_nodes = config.home_nodes ? config.home_nodes : p.nodes;
     SSI_ASSIGN_OR_RETURN(dsm::HomeMap homes,
-                         dsm::HomeMap::equal_chunks(config.map.ram_bytes() / kPageSize, p.nodes));
+                         dsm::HomeMap::equal_chunks(config.map.ram_bytes() / kPageSize, home_nodes));
     machine::MachineConfig mc{.vcpus = p.vcpus(),
                               .map = config.map,
                               .self = config.self,
-                              .nodes = p.nodes,
+                              .nodes = home_nodes,
+                              .standby = p.nodes - home_nodes,
                               .vcpu_node = p.vcpu_node,
                               .node_ram_start = {},
                               .kernel = config.kernel,
@@ -210,6 +212,11 @@ struct ClusterFabric::Impl {
     NodeId was = table.node_of(k);
     if (was == config.self) return come_back(k, st, std::move(move.counters));
     auto a = std::make_shared<Arrival>(k, was, config.placement.nodes);
+    for (std::uint32_t n = 0; n < config.placement.nodes; ++n)
+      if (table.left(NodeId{n})) {  // a retired node sends no markers (docs/mobility.md)
+        a->on_marker(MoveMarker::Kind::kSwitched, NodeId{n});
+        a->on_marker(MoveMarker::Kind::kFlushed, NodeId{n});
+      }
     {
       std::lock_guard lock(transits_mu);
       arrivals[k] = a;
@@ -350,5 +357,16 @@ Result<void> ClusterFabric::immigrate(std::uint32_t vcpu, std::span<const std::u
 }
 void ClusterFabric::placed(std::uint32_t vcpu, NodeId node) { impl_->placed(vcpu, node); }
 Placement ClusterFabric::placement() const { return impl_->table.snapshot(); }
+void ClusterFabric::leave() { impl_->exit_from_peer.store(true); }
+void ClusterFabric::settle(std::chrono::milliseconds timeout) {
+  std::vector<std::shared_ptr<Arrival>> arrivals;
+  {
+    std::lock_guard lock(impl_->transits_mu);
+    for (auto& [k, a] : impl_->arrivals) arrivals.push_back(a);
+  }
+  for (auto& a : arrivals) a->wait_complete(timeout);
+}
+void ClusterFabric::node_retired(NodeId node) { impl_->table.set_left(node); }
+bool ClusterFabric::left(NodeId node) const { return impl_->table.left(node); }
 
 }  // namespace ssi::multinode

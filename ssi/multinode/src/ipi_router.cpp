@@ -35,7 +35,7 @@ std::vector<NodeId> remote_nodes_of(const vcpu::Ipi& ipi, NodeId self, const P& 
   }
   std::vector<NodeId> all;
   for (std::uint32_t n = 0; n < placement.nodes; ++n)
-    if (n != self.value()) all.push_back(NodeId{n});
+    if (n != self.value() && !placement.left(NodeId{n})) all.push_back(NodeId{n});
   return all;
 }
 }  // namespace

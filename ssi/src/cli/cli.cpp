@@ -30,6 +30,7 @@
 #include "checkpoint_opts.hpp"
 #include "cpuid_cmd.hpp"
 #include "move_cmd.hpp"
+#include "retire_cmd.hpp"
 #include "qemu_args.hpp"
 #include "ssi/memory_map.hpp"
 #include "ssi/boot_info.h"
@@ -211,11 +212,14 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   run->add_option_function<std::string>("--placement", [](const std::string& v) {
     if (!(controls.placement_auto = v == "auto")) throw CLI::ValidationError("--placement", "ssi run takes auto");
   }, "auto: each vCPU moves to the node serving most of its memory (--nodes > 1, docs/mobility.md)");
+  run->add_option("--standby", controls.standby, "More node processes with no vCPU and no memory, to take a retired node's share (ssi retire, docs/mobility.md)")
+      ->check(CLI::Range(0u, SSI_MAX_NODES));
   // --nodes > 1: a coordinator here and N `ssi node` processes running the
   // "guest" workload; node 0 streams the console to our stdout.
   opts.run_on_nodes = [](const machine::RunOptions& o, std::uint64_t mem) -> Result<int> {
     cluster::LocalClusterOptions lo;
-    lo.config.nodes = o.nodes;
+    lo.config.nodes = o.nodes + controls.standby;
+    lo.config.standby = controls.standby;
     lo.config.vcpus = o.vcpus;
     lo.config.mem_bytes = mem;
     lo.config.transport = o.transport;
@@ -237,7 +241,7 @@ void add_run(CLI::App& app, machine::RunOptions& opts, int& rc) {
   run->callback([&opts, &rc] {
     // For tests on hosts with or without KVM: point ssi at another device node.
     if (const char* dev = std::getenv("SSI_KVM_DEVICE")) opts.kvm_device = dev;
-    opts.via_nodes = !metrics.empty() || controls.placement_auto || !controls.vcpu_shares.empty() ||
+    opts.via_nodes = !metrics.empty() || controls.standby != 0 || controls.placement_auto || !controls.vcpu_shares.empty() ||
                      controls.vcpu_quota_percent != 0 || controls.node_mem_limit != 0;
     auto started = std::chrono::steady_clock::now();
     auto result = machine::run(opts);
@@ -384,6 +388,8 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   move->callback([&rc, move] { rc = run_move_command(move->remaining()); });
   auto* ckpt = app.add_subcommand("checkpoint", "Checkpoint a running machine: ssi checkpoint ADDR --dir DIR [--continue]")->prefix_command();
   ckpt->callback([&rc, ckpt] { rc = run_checkpoint_command(ckpt->remaining()); });
+  auto* retire = app.add_subcommand("retire", "Retire a running machine's node: ssi retire ADDR --node A [--to B]")->prefix_command();
+  retire->callback([&rc, retire] { rc = run_retire_command(retire->remaining()); });
 }
 
 }  // namespace

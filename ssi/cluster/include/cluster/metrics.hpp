@@ -23,6 +23,7 @@ namespace ssi::cluster {
 
 class MoveQueue;  // move_queue.hpp
 class CheckpointOrders;  // checkpoint_orders.hpp
+class RetireOrders;      // retire_orders.hpp
 
 // Everything the endpoint serves: the latest counters of every node.
 struct MetricsSnapshot {
@@ -52,6 +53,8 @@ class MetricsServer {
   void serve_moves(MoveQueue* queue) { moves_.store(queue); }
   // Serve `checkpoint` requests through `orders` (outliving the server).
   void serve_checkpoints(CheckpointOrders* orders) { checkpoints_.store(orders); }
+  // Serve `retire-node` requests through `orders` (outliving the server).
+  void serve_retires(RetireOrders* orders) { retires_.store(orders); }
   // Where clients connect: the socket path, or HOST:PORT with the real port.
   const std::string& address() const { return address_; }
 
@@ -69,6 +72,7 @@ class MetricsServer {
   MetricsSnapshot latest_;
   std::atomic<MoveQueue*> moves_{nullptr};
   std::atomic<CheckpointOrders*> checkpoints_{nullptr};
+  std::atomic<RetireOrders*> retires_{nullptr};
   std::thread thread_;
 };
 

@@ -57,6 +57,17 @@ class Workload {
     return make_error(Errc::kUnsupported, "this workload has no machine to checkpoint");
   }
   virtual void checkpoint_resume(bool stop) { (void)stop; }
+  // Retiring a node (coord::NodeRuntime's, docs/mobility.md); only "guest".
+  virtual Result<void> retire_precopy(NodeId, bool) {
+    return make_error(Errc::kUnsupported, "this workload cannot retire a node");
+  }
+  virtual Result<void> retire_hand_over(NodeId) {
+    return make_error(Errc::kUnsupported, "this workload cannot retire a node");
+  }
+  virtual Result<coord::CheckpointProgress> retire_status() {
+    return make_error(Errc::kUnsupported, "this workload cannot retire a node");
+  }
+  virtual void node_retired(NodeId, NodeId) {}
 };
 
 // Known names: "ping" (rpc round trips to every peer), "dsm-demo", "guest"

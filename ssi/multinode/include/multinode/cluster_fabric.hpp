@@ -39,6 +39,10 @@ struct ClusterNodeConfig {
   // cgroup for this vCPU: shares, quota) apply to exactly that thread.
   std::function<void(std::uint32_t vcpu)> on_vcpu_thread;
   std::int64_t tsc_epoch_ns = 0;  // machine::MachineConfig::tsc_epoch_ns
+  // Nodes 0..home_nodes-1 are the guest's NUMA nodes and home its RAM; the
+  // others (0 = none) are standby nodes, with no vCPU at first
+  // (docs/mobility.md, "Retiring a node").
+  std::uint32_t home_nodes = 0;
 };
 
 // The node that owns the devices and loads the kernel.
@@ -79,6 +83,17 @@ class ClusterFabric {
   void placed(std::uint32_t vcpu, NodeId node);
   // Where every vCPU runs, as this node knows it.
   Placement placement() const;
+  // Retiring a node (docs/mobility.md): on the retiring node, its exit
+  // stops only itself (no exit frame to the others); on every other node,
+  // `node` left: nothing is sent to it any more.
+  void leave();
+  // Every vCPU that moved here has its move complete (every node's markers
+  // in, and every IPI the node it left held passed on), waiting at most
+  // `timeout` per vCPU: then nothing for them is on its way through a node
+  // about to retire.
+  void settle(std::chrono::milliseconds timeout);
+  void node_retired(NodeId node);
+  bool left(NodeId node) const;
 
   // The machine's counters plus this node's forwarding and IPI counters.
   coord::Counters stats() const;

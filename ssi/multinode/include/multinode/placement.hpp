@@ -24,6 +24,7 @@ struct Placement {
   std::uint32_t vcpus() const { return static_cast<std::uint32_t>(vcpu_node.size()); }
   NodeId node_of(std::uint32_t vcpu) const { return NodeId{vcpu_node.at(vcpu)}; }
   std::vector<std::uint32_t> vcpus_on(NodeId node) const;
+  bool left(NodeId) const { return false; }
 };
 
 // The placement a running machine routes by: each vCPU's node, changed by
@@ -38,6 +39,9 @@ class PlacementTable {
   std::uint32_t vcpus() const { return n_; }
   NodeId node_of(std::uint32_t vcpu) const { return NodeId{node_[vcpu].load()}; }
   void set(std::uint32_t vcpu, NodeId node) { node_[vcpu].store(node.value()); }
+  // A node that retired (docs/mobility.md): nothing is sent to it any more.
+  bool left(NodeId n) const { return n.value() < 64 && (left_.load() >> n.value()) & 1; }
+  void set_left(NodeId n) { left_.fetch_or(std::uint64_t{1} << n.value()); }
   Placement snapshot() const {
     Placement p;
     p.nodes = nodes;
@@ -48,6 +52,7 @@ class PlacementTable {
  private:
   std::uint32_t n_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> node_;
+  std::atomic<std::uint64_t> left_{0};
 };
 
 }  // namespace ssi::multinode
