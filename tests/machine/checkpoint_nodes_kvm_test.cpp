@@ -125,7 +125,7 @@ TEST_F(CheckpointNodesKvm, CommandSavesARunningMachineThatContinues) {
   auto o = run.get();
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("\"continued\":true"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("\"nodes\": 2"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("\"nodes\":2"), std::string::npos) << c.out;
   expect_finished(o, 1);
   auto restored = ssi_run({"--restore", d, "--nodes", "2"});
   ASSERT_EQ(restored.signal, 0) << restored.err;
