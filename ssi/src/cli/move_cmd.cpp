@@ -4,16 +4,11 @@
 #include <optional>
 
 #include "base/exit_code.hpp"
+#include "uint_arg.hpp"
 #include "cluster/move_queue.hpp"
 
 namespace ssi::cli {
 namespace {
-
-std::optional<std::uint32_t> parse_uint(const std::string& s) {
-  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  return static_cast<std::uint32_t>(std::stoul(s));
-}
 
 int usage(const char* why) {
   std::fprintf(stderr, "ssi: error: move: %s (usage: ssi move ADDR --vcpu K --to NODE [--json])\n", why);
@@ -32,7 +27,7 @@ int run_move_command(const std::vector<std::string>& args) {
       json = true;
     } else if (a == "--vcpu" || a == "--to") {
       if (i + 1 >= args.size()) return usage("a number must follow --vcpu and --to");
-      auto v = parse_uint(args[++i]);
+      auto v = parse_uint_arg(args[++i]);
       if (!v) return usage("--vcpu and --to take a number");
       (a == "--vcpu" ? vcpu : to) = v;
     } else if (address.empty() && !a.starts_with("-")) {

@@ -4,16 +4,11 @@
 #include <optional>
 
 #include "base/exit_code.hpp"
+#include "uint_arg.hpp"
 #include "cluster/retire_orders.hpp"
 
 namespace ssi::cli {
 namespace {
-
-std::optional<std::uint32_t> parse_uint(const std::string& s) {
-  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  return static_cast<std::uint32_t>(std::stoul(s));
-}
 
 int usage(const char* why) {
   std::fprintf(stderr, "ssi: error: retire: %s (usage: ssi retire ADDR --node A [--to B] [--no-precopy] [--json])\n", why);
@@ -34,7 +29,7 @@ int run_retire_command(const std::vector<std::string>& args) {
       precopy = false;
     } else if (a == "--node" || a == "--to") {
       if (i + 1 >= args.size()) return usage("a number must follow --node and --to");
-      auto v = parse_uint(args[++i]);
+      auto v = parse_uint_arg(args[++i]);
       if (!v) return usage("--node and --to take a number");
       (a == "--node" ? node : to) = v;
     } else if (address.empty() && !a.starts_with("-")) {
