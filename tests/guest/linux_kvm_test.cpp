@@ -148,7 +148,7 @@ INSTANTIATE_TEST_SUITE_P(
 // slow there (every DSM fault costs milliseconds under the emulator):
 // about 15 minutes.
 INSTANTIATE_TEST_SUITE_P(KvmBothCpus, LinuxKvm,
-                         ::testing::Values(KvmCase{{2, 2}, 20, std::chrono::seconds(2400)}),
+                         ::testing::Values(KvmCase{{2, 2}, 20, std::chrono::seconds(2300)}),
                          case_name);
 
 }  // namespace
