@@ -76,5 +76,31 @@ TEST(MobilityKvm, WanderingVcpuKeepsCountingSeesBothNodesAndLosesNoIpi) {
   std::printf("%s", o.out.c_str());
 }
 
+// --placement auto (docs/mobility.md): the share kernel's vCPU 1 starts on
+// node 1 but adds to counters on pages homed on node 0; the policy must move
+// it there (most of its faults are served by node 0), and the guest's total
+// must stay exact. Every round prints the node cpu 1 ran it on.
+TEST(MobilityKvm, PlacementAutoMovesASharingVcpuBesideItsPages) {
+  const vcpu::KvmHost host = vcpu::probe_kvm_host();
+  if (!host.usable) GTEST_SKIP() << host.reason;
+  auto o = ssi::testing::run_process(SSI_BINARY,
+                                     {"run", "--nodes", "2", "--vcpus", "2", "--mem", "64M", "--transport", "tcp",
+                                      "--placement", "auto", "--kernel", SSI_SHARE_KERNEL},
+                                     {}, 600s);
+  ASSERT_FALSE(o.timed_out) << o.out << o.err;
+  EXPECT_EQ(o.exit_code, 0) << "stdout:\n" << o.out << "\nstderr:\n" << o.err;
+  EXPECT_NE(o.out.find("share: total="), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("placement:"), std::string::npos) << "no move ordered by the policy:\n" << o.err;
+  // The first round ran on node 1, the last on node 0, beside the pages.
+  EXPECT_NE(o.out.find("share: round 0 cycles="), std::string::npos) << o.out;
+  auto first = o.out.find("share: round 0 ");
+  auto first_end = o.out.find('\n', first);
+  EXPECT_NE(o.out.substr(first, first_end - first).find("node=1"), std::string::npos) << o.out;
+  auto last = o.out.find("share: round 59 ");
+  ASSERT_NE(last, std::string::npos) << o.out;
+  auto last_end = o.out.find('\n', last);
+  EXPECT_NE(o.out.substr(last, last_end - last).find("node=0"), std::string::npos) << o.out;
+}
+
 }  // namespace
 }  // namespace ssi::multinode
