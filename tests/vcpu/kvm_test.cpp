@@ -11,6 +11,7 @@
 #include "vcpu/kvm.hpp"
 #include "vcpu/kvm_host.hpp"
 #include "vcpu/lapic.hpp"
+#include "vcpu/runner.hpp"
 
 namespace ssi::vcpu {
 namespace {
@@ -130,6 +131,35 @@ TEST_F(KvmTest, KickBeforeRunIsNotLost) {
   auto e = v.run();
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->kind, ExitKind::kInterrupted);
+}
+
+// The guest TSC counts from the machine's epoch (what every node's vCPUs
+// share) even when a write of MSR 0x10 would fall in KVM's 1-second
+// "synchronization" window: this vCPU is created 0.3 s after the epoch and
+// set 1.2 s later, so the value written (1.5 s) is within a second of what
+// KVM expects (1.2 s since its creation). KVM then ignored the value (kept
+// its offset, or on a host with an unstable TSC such as the KVM test VM added
+// the 1.2 s to it), and a 2-node Linux saw TSCs seconds apart.
+TEST_F(KvmTest, TscCountsFromTheMachineEpochEvenInKvmsSyncWindow) {
+  const std::int64_t epoch = realtime_ns() - 300'000'000;
+  Vcpu& v = boot({0x0f, 0x31, 0xe6, 0x10, 0xf4});  // rdtsc; out 0x10, al; hlt
+  std::this_thread::sleep_for(1200ms);
+  ASSERT_TRUE(set_tsc_from_epoch(v, epoch).ok());
+  auto khz = v.get_tsc_khz();
+  ASSERT_TRUE(khz.ok());
+  const std::int64_t before = realtime_ns();
+  auto e = v.run();
+  const std::int64_t after = realtime_ns();
+  ASSERT_TRUE(e.ok()) << e.error().to_string();
+  ASSERT_EQ(e->kind, ExitKind::kIo) << describe(*e);
+  auto regs = v.get_regs();
+  ASSERT_TRUE(regs.ok());
+  const std::uint64_t tsc = (regs->rdx << 32) | (regs->rax & 0xFFFFFFFFu);
+  const double tsc_ms = static_cast<double>(tsc) / static_cast<double>(*khz);
+  // The guest read it between `before` and `after` (give 50 ms for clock
+  // granularity and the TCG emulator's jitter).
+  EXPECT_GE(tsc_ms, static_cast<double>(before - epoch) / 1e6 - 50) << "TSC behind the epoch";
+  EXPECT_LE(tsc_ms, static_cast<double>(after - epoch) / 1e6 + 50) << "TSC ahead of the epoch";
 }
 
 TEST_F(KvmTest, StateMovesToAFreshVcpuInAFreshVm) {

@@ -228,6 +228,19 @@ TEST(TscModelTest, EveryNodeStartsItsVcpusFromTheMachinesTscEpoch) {
   EXPECT_EQ(v.msrs[0x10], 0u) << "a node whose clock is behind the epoch starts at 0";
 }
 
+TEST(TscModelTest, WithTheOffsetAttributeTheEpochMovesKvmsOffsetNotTheMsr) {
+  FakeVcpu v{VcpuId{1}};
+  v.tsc_khz = 1'000'000;
+  v.tsc_offset = -5'000;
+  v.msrs[0x10] = 123'456;  // what the vCPU reads now
+  const std::int64_t now_ns = realtime_ns();
+  ASSERT_TRUE(set_tsc_from_epoch(v, now_ns - 3'000'000'000).ok());
+  EXPECT_GE(v.msrs[0x10], 3'000'000'000u);
+  EXPECT_LT(v.msrs[0x10], 3'500'000'000u) << "3 s after the epoch";
+  EXPECT_EQ(*v.tsc_offset, -5'000 + static_cast<std::int64_t>(v.msrs[0x10]) - 123'456)
+      << "the offset moved by what the TSC lacked";
+}
+
 TEST(SipiTest, RealModeStateAtVector) {
   kvm_sregs base{};
   base.cr0 = 0x80050033;

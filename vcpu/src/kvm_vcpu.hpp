@@ -47,6 +47,8 @@ class KvmVcpu final : public Vcpu {
   Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
   Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
   Result<std::uint64_t> get_tsc_khz() override;
+  Result<std::optional<std::int64_t>> get_tsc_offset() override;
+  Result<void> set_tsc_offset(std::int64_t offset) override;
 
  private:
   template <typename T>

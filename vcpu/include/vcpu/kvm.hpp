@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,12 @@ class Vcpu {
   virtual Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) = 0;
   // KVM_GET_TSC_KHZ: the guest TSC rate (for the LAPIC's TSC-deadline mode).
   virtual Result<std::uint64_t> get_tsc_khz() = 0;
+  // The vCPU attribute KVM_VCPU_TSC_OFFSET (group KVM_VCPU_TSC_CTRL, Linux
+  // 5.16+): guest TSC = host TSC (scaled) + offset. nullopt if this KVM
+  // lacks it. Setting it is exact, unlike a write of MSR 0x10, which KVM may
+  // take for a "synchronization" and replace (docs/vcpu.md, the TSC epoch).
+  virtual Result<std::optional<std::int64_t>> get_tsc_offset() = 0;
+  virtual Result<void> set_tsc_offset(std::int64_t offset) = 0;
 };
 
 struct MemorySlot {

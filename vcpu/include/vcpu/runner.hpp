@@ -39,6 +39,9 @@ Result<TscModel> read_tsc_model(Vcpu& vcpu, const Clock& clock, std::uint64_t ts
 // at its own rate: vCPUs of one machine on different nodes (different KVM
 // VMs, created at different times) then read the same TSC at the same time,
 // as far as the nodes' clocks agree. Call before the vCPU first runs.
+// Moves KVM's TSC offset where KVM has the attribute; else writes MSR 0x10,
+// which KVM may replace by its own guess when the value is within a second
+// of what it expects (a warning says so once).
 Result<void> set_tsc_from_epoch(Vcpu& vcpu, std::int64_t epoch_realtime_ns);
 
 struct RunnerOptions {

@@ -104,6 +104,14 @@ class FakeVcpu final : public Vcpu {
   Result<std::vector<kvm_msr_entry>> get_msrs(const std::vector<std::uint32_t>& indices) override;
   Result<void> set_msrs(const std::vector<kvm_msr_entry>& msrs) override;
   Result<std::uint64_t> get_tsc_khz() override { return tsc_khz; }
+  // Like KVM's attribute: moving the offset moves msrs[0x10] with it.
+  Result<std::optional<std::int64_t>> get_tsc_offset() override { return tsc_offset; }
+  Result<void> set_tsc_offset(std::int64_t offset) override {
+    if (!tsc_offset) return make_error(Errc::kUnsupported, "fake vCPU: no TSC offset attribute");
+    msrs[0x10] += static_cast<std::uint64_t>(offset - *tsc_offset);
+    tsc_offset = offset;
+    return ok();
+  }
 
   // Direct access to the stored state (tests set it up / inspect it).
   kvm_regs regs{};
@@ -117,6 +125,7 @@ class FakeVcpu final : public Vcpu {
   CpuidEntries cpuid;
   std::map<std::uint32_t, std::uint64_t> msrs;  // 0x10 = the guest TSC
   std::uint64_t tsc_khz = 2'000'000;
+  std::optional<std::int64_t> tsc_offset;  // nullopt: like a KVM before 5.16
   // An MSR index set_msrs refuses (like 0x4b564d06 without in-kernel LAPIC).
   std::optional<std::uint32_t> refuse_msr;
 
