@@ -2,11 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "node_barrier.hpp"
+
 namespace ssi::coord {
 
 namespace {
 
-constexpr std::uint32_t kPauseTimeoutMs = 10'000;
 constexpr std::chrono::seconds kQuiesceLimit{5};
 
 }  // namespace
@@ -43,26 +44,15 @@ void CheckpointDriver::start(CheckpointOrder order) {
 // Step 1, the barrier: every node parks every vCPU at an exit.
 void CheckpointDriver::pause_all() {
   auto run = run_;
-  auto nodes = nodes_();
-  run->pending = nodes.size();
-  for (std::size_t id = 0; id < nodes.size(); ++id) {
-    auto req = nodes[id]->checkpointPauseRequest();
-    req.setTimeoutMs(kPauseTimeoutMs);
-    tasks_.add(req.send().then(
-        [this, run, id](capnp::Response<Node::CheckpointPauseResults>&& r) {
-          if (r.getError().size() != 0 && !run->error)
-            run->error = fmt::format("node {}: {}", id, r.getError().cStr());
-          if (--run->pending != 0 || run != run_) return;
-          if (run->error) return finish(make_error(Errc::kTimeout, *run->error));
-          run->result.pause_us = us_since(run->t0);
-          run->step = Run::Step::kQuiescing;
-          run->quiesce_until = now() + kQuiesceLimit;
-        },
-        [this, run, id](kj::Exception&& e) {
-          if (!run->error) run->error = fmt::format("node {}: {}", id, e.getDescription().cStr());
-          if (--run->pending == 0 && run == run_) finish(make_error(Errc::kDisconnected, *run->error));
-        }));
-  }
+  run->pending = 1;
+  pause_nodes(tasks_, nodes_(), [this, run](std::optional<Error> error) {
+    run->pending = 0;
+    if (run != run_) return;
+    if (error) return finish(std::move(*error));
+    run->result.pause_us = us_since(run->t0);
+    run->step = Run::Step::kQuiescing;
+    run->quiesce_until = now() + kQuiesceLimit;
+  });
 }
 
 void CheckpointDriver::poll() {
@@ -182,20 +172,11 @@ void CheckpointDriver::finish(std::optional<Error> error) {
     error->message = fmt::format("checkpoint to {} failed: {}", run->order.dir, error->message);
     if (stop) fail_(error->message);
   }
-  send_resume(stop);
+  resume_nodes(tasks_, nodes_(), stop);
   run->result.total_us = us_since(run->t0);
   if (run->order.done) {
     if (error) run->order.done(std::move(*error));
     else run->order.done(run->result);
-  }
-}
-
-void CheckpointDriver::send_resume(bool stop) {
-  for (Node::Client* c : nodes_()) {
-    if (!c) continue;
-    auto req = c->checkpointResumeRequest();
-    req.setStop(stop);
-    tasks_.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
   }
 }
 

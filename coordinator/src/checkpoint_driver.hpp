@@ -39,7 +39,6 @@ class CheckpointDriver {
   void write();
   void written();
   void finish(std::optional<Error> error);
-  void send_resume(bool stop);
 
   kj::TaskSet& tasks_;
   std::function<std::vector<Node::Client*>()> nodes_;

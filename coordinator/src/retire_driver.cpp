@@ -2,11 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "node_barrier.hpp"
+
 namespace ssi::coord {
 
 namespace {
 
-constexpr std::uint32_t kPauseTimeoutMs = 10'000;
 constexpr std::chrono::seconds kStepLimit{300};  // pre-copy or handover under emulation
 
 }  // namespace
@@ -97,22 +98,28 @@ void RetireDriver::next_move() {
   // it reads the pages.
   run->step = Run::Step::kPrecopy;
   run->step_t0 = now();
-  {
-    run->in_flight = true;
-    auto req = nodes_()[run->to]->retirePrecopyRequest();
-    req.setFromNode(run->from);
-    req.setPages(run->order.precopy);
-    tasks_.add(req.send().then(
-        [this, run](capnp::Response<Node::RetirePrecopyResults>&& r) {
-          run->in_flight = false;
-          if (run == run_ && r.getError().size() != 0)
-            finish(make_error(Errc::kProtocol, fmt::format("node {}: {}", run->to, r.getError().cStr())));
-        },
-        [this, run](kj::Exception&& e) {
-          run->in_flight = false;
-          if (run == run_) finish(make_error(Errc::kDisconnected, e.getDescription().cStr()));
-        }));
-  }
+  auto req = nodes_()[run->to]->retirePrecopyRequest();
+  req.setFromNode(run->from);
+  req.setPages(run->order.precopy);
+  expect_started(run->to, req.send());
+}
+
+// A background job's start (pre-copy, handover): a reply with an error, or
+// none, ends the retirement.
+template <class Response>
+void RetireDriver::expect_started(std::uint32_t node, kj::Promise<Response>&& reply) {
+  auto run = run_;
+  run->in_flight = true;
+  tasks_.add(reply.then(
+      [this, run, node](Response&& r) {
+        run->in_flight = false;
+        if (run == run_ && r.getError().size() != 0)
+          finish(make_error(Errc::kProtocol, fmt::format("node {}: {}", node, r.getError().cStr())));
+      },
+      [this, run](kj::Exception&& e) {
+        run->in_flight = false;
+        if (run == run_) finish(make_error(Errc::kDisconnected, e.getDescription().cStr()));
+      }));
 }
 
 // A background job (pre-copy on the new node, handover on the retiring
@@ -147,44 +154,22 @@ void RetireDriver::precopy() {
   });
 }
 
-// Step 3: the checkpoint's barrier: every node parks every vCPU.
+// Step 3: the checkpoint's barrier: every node parks every vCPU; then the
+// retiring node starts its handover (a background job there).
 void RetireDriver::pause_all() {
   auto run = run_;
-  auto nodes = nodes_();
   run->paused_at = now();
-  run->pending = 0;
-  for (Node::Client* c : nodes) run->pending += c ? 1 : 0;
-  for (std::size_t id = 0; id < nodes.size(); ++id) {
-    if (!nodes[id]) continue;
-    auto req = nodes[id]->checkpointPauseRequest();
-    req.setTimeoutMs(kPauseTimeoutMs);
-    tasks_.add(req.send().then(
-        [this, run, id](capnp::Response<Node::CheckpointPauseResults>&& r) {
-          if (r.getError().size() != 0 && !run->error)
-            run->error = fmt::format("node {}: {}", id, r.getError().cStr());
-          if (--run->pending != 0 || run != run_) return;
-          if (run->error) return finish(make_error(Errc::kTimeout, *run->error));
-          run->step = Run::Step::kHandover;
-          run->step_t0 = now();
-          run->in_flight = true;
-          auto req = nodes_()[run->from]->retireHandoverRequest();
-          req.setToNode(run->to);
-          tasks_.add(req.send().then(
-              [this, run](capnp::Response<Node::RetireHandoverResults>&& r) {
-                run->in_flight = false;
-                if (run == run_ && r.getError().size() != 0)
-                  finish(make_error(Errc::kProtocol, fmt::format("node {}: {}", run->from, r.getError().cStr())));
-              },
-              [this, run](kj::Exception&& e) {
-                run->in_flight = false;
-                if (run == run_) finish(make_error(Errc::kDisconnected, e.getDescription().cStr()));
-              }));
-        },
-        [this, run, id](kj::Exception&& e) {
-          if (!run->error) run->error = fmt::format("node {}: {}", id, e.getDescription().cStr());
-          if (--run->pending == 0 && run == run_) finish(make_error(Errc::kDisconnected, *run->error));
-        }));
-  }
+  run->pending = 1;
+  pause_nodes(tasks_, nodes_(), [this, run](std::optional<Error> error) {
+    run->pending = 0;
+    if (run != run_) return;
+    if (error) return finish(std::move(*error));
+    run->step = Run::Step::kHandover;
+    run->step_t0 = now();
+    auto req = nodes_()[run->from]->retireHandoverRequest();
+    req.setToNode(run->to);
+    expect_started(run->from, req.send());
+  });
 }
 
 // Step 4: the retiring node hands its share over (polled).
@@ -227,12 +212,7 @@ void RetireDriver::finish(std::optional<Error> error) {
     retired_(run->from);  // from here on nodes_() has no client for it
   }
   if (paused || run->paused_at != SteadyTime{}) {
-    for (Node::Client* c : nodes_()) {
-      if (!c) continue;
-      auto req = c->checkpointResumeRequest();
-      req.setStop(false);
-      tasks_.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
-    }
+    resume_nodes(tasks_, nodes_(), /*stop=*/false);
     run->result.pause_us = us_since(run->paused_at);
   }
   if (error && paused && !handed) {

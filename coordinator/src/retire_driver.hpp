@@ -39,11 +39,12 @@ class RetireDriver {
   void next_move();
   void precopy();
   void status(std::uint32_t node, std::function<void(std::string)> done);
+  template <class Response>
+  void expect_started(std::uint32_t node, kj::Promise<Response>&& reply);
   void pause_all();
   void hand_over();
   void tell_all();
   void finish(std::optional<Error> error);
-  void resume_all();
 
   kj::TaskSet& tasks_;
   std::function<std::vector<Node::Client*>()> nodes_;
