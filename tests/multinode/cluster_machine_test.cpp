@@ -4,6 +4,8 @@
 // counter in DSM-backed guest RAM, and machine-wide exit.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <sstream>
 
 #include "in_process_machine.hpp"
@@ -205,18 +207,25 @@ TEST(ClusterMachineTest, ForwardedReadTakesNodeZerosAnswer) {
 }
 
 TEST(ClusterMachineTest, LosingNodeZeroFailsTheForwardingVcpuWithAClearError) {
-  InProcessMachine m(2, 2, kMem, [](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
+  // vCPU 1 (node 1) runs, then waits until node 0 is cut off before its
+  // COM1 write, which must be forwarded to node 0.
+  std::atomic<bool> started{false}, killed{false};
+  InProcessMachine m(2, 2, kMem, [&](vcpu::testing::FakeVcpu& v, std::span<std::uint8_t>) {
     if (v.id().value() == 0) {
       start_cpu1_then_sleep(v);
     } else {
-      v.push_io_out(0x80, {1}, false).then([] { std::this_thread::sleep_for(100ms); })
-          .push_io_out(0x3F8, {'x'}, false);
+      v.push_io_out(0x80, {1}, false).then([&] {
+        started = true;
+        for (int i = 0; i < 500 && !killed; ++i) std::this_thread::sleep_for(10ms);
+      }).push_io_out(0x3F8, {'x'}, false);
     }
   });
   ASSERT_TRUE(m.status().ok());
   m.start();
-  std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 500 && !started; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(started) << "vCPU 1 did not start within 5 s";
   m.cluster().network().kill(NodeId{0});
+  killed = true;
   // Node 0 is cut off, not stopped: in a real run its process is gone or the
   // coordinator stops it. Here it sits in its HLT until the fixture ends.
   auto results = m.wait(5s);  // one deadline for all: node 1 stopped within 5 s

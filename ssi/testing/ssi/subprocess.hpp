@@ -62,29 +62,37 @@ inline ProcessOutcome run_process(const std::string& program, const std::vector<
     o.err = "posix_spawn failed";
     return o;
   }
-  auto deadline = std::chrono::steady_clock::now() + limit;
   int open_fds = 2;
-  while (open_fds > 0 && std::chrono::steady_clock::now() < deadline) {
-    if (::poll(fds, 2, 100) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[4096];
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? o.out : o.err).append(buf, static_cast<std::size_t>(n));
+  // Reads both pipes until they close or `until`.
+  auto pump = [&](std::chrono::steady_clock::time_point until) {
+    while (open_fds > 0 && std::chrono::steady_clock::now() < until) {
+      if (::poll(fds, 2, 100) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n <= 0) {
+          ::close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_fds;
+        } else {
+          (i == 0 ? o.out : o.err).append(buf, static_cast<std::size_t>(n));
+        }
       }
     }
+  };
+  pump(std::chrono::steady_clock::now() + limit);
+  if (open_fds > 0) {
+    // Over time: SIGTERM first, so that a program that stops cleanly says
+    // where it was (ssi prints each vCPU's rip and what it waited for);
+    // SIGKILL if it is not gone within 15 s.
+    o.timed_out = true;
+    ::kill(pid, SIGTERM);
+    pump(std::chrono::steady_clock::now() + std::chrono::seconds(15));
+    if (open_fds > 0) ::kill(pid, SIGKILL);
   }
   for (auto& f : fds) {
     if (f.fd >= 0) ::close(f.fd);
-  }
-  if (open_fds > 0) {
-    o.timed_out = true;
-    ::kill(pid, SIGKILL);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
