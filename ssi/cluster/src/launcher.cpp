@@ -242,7 +242,9 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
     std::fprintf(stderr, "ssi: error: %s\n", sock.error().to_string().c_str());
     return exit_status(ExitCode::kError);
   }
-  coord::MachineConfig config = with_defaults(resolve_machine_demo(options.config));
+  coord::MachineConfig requested = options.config;
+  requested.nodes += requested.standby;  // --nodes N --standby S: N + S node processes
+  coord::MachineConfig config = with_defaults(resolve_machine_demo(requested));
   auto secret = machine_secret("coordinator");
   if (!secret.ok()) {
     std::fprintf(stderr, "ssi: error: %s\n", secret.error().to_string().c_str());
@@ -254,6 +256,7 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   }
   MoveQueue moves;
   CheckpointOrders checkpoints({});  // `ssi checkpoint` through --metrics
+  RetireOrders retires;              // `ssi retire` through --metrics
   std::unique_ptr<PlacementPolicy> policy;
   coord::CoordinatorOptions co;
   co.secret = *secret;
@@ -269,12 +272,17 @@ int run_coordinator_command(const CoordinatorCommandOptions& options) {
   }
   feed(co, metrics->get(), moves, policy);
   checkpoints.feed(co);
+  retires.feed(co);
   if (*metrics) (*metrics)->serve_checkpoints(&checkpoints);
-  std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)\n",
-               host.c_str(), sock->second, config.nodes, host.c_str(), sock->second);
+  if (*metrics) (*metrics)->serve_retires(&retires);
+  std::fprintf(stderr, "[ssi] coordinator on %s:%u: waiting for %u nodes (ssi node --coordinator %s:%u --id K)%s\n",
+               host.c_str(), sock->second, config.nodes, host.c_str(), sock->second,
+               config.standby == 0 ? ""
+                                   : fmt::format("; standby: ids {}..{}", config.home_nodes(), config.nodes - 1).c_str());
   auto started = std::chrono::steady_clock::now();
   auto outcome = coord::run_coordinator(co);
   checkpoints.close();
+  retires.close();
   return report_run({config, outcome, std::chrono::steady_clock::now() - started, g_signal.load(),
                      options.json_path});
 }

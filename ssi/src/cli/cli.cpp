@@ -351,10 +351,21 @@ void add_cluster_commands(CLI::App& app, int& rc) {
   coordinator->add_option("--nodes", coord_opts.config.nodes, "Nodes to wait for")
       ->required()
       ->check(CLI::Range(1u, SSI_MAX_NODES));
+  coordinator->add_option("--standby", coord_opts.config.standby,
+                          "More nodes with no vCPU and no memory, to take a retired node's share (ssi "
+                          "retire ADDR, needs --metrics ADDR); it then waits for NODES+S nodes, the "
+                          "standby ones with ids NODES..NODES+S-1")
+      ->check(CLI::Range(0u, SSI_MAX_NODES));
   add_workload_options(coordinator, coord_opts.config, coord_opts.json_path);
   add_machine_controls(coordinator, coord_opts.config, coord_opts.metrics);
   add_guest_options(coordinator, coord_opts.config);
-  coordinator->callback([&rc] { rc = cluster::run_coordinator_command(coord_opts); });
+  coordinator->callback([&rc] {
+    if (coord_opts.config.nodes + coord_opts.config.standby > SSI_MAX_NODES)
+      throw CLI::ValidationError("--standby", fmt::format("--nodes {} plus --standby {} is more than {} nodes",
+                                                          coord_opts.config.nodes, coord_opts.config.standby,
+                                                          SSI_MAX_NODES));
+    rc = cluster::run_coordinator_command(coord_opts);
+  });
 
   auto* demo = app.add_subcommand(
       "demo", "Start N node processes on this host and run a built-in host-level workload");
