@@ -1,4 +1,6 @@
 // Run loop on its own thread(s): parking, wake-ups, SIPI, pause, migration.
+#include <algorithm>
+
 #include "runner_fixture.hpp"
 #include "vcpu/timer.hpp"
 
@@ -213,6 +215,58 @@ TEST_F(RunnerTest, ApMovedWithAPendingSipiStartsAtThatSipiOnTheOtherSide) {
   ASSERT_TRUE(done2.get().ok());
   EXPECT_EQ(v2.sregs.cs.selector, 0x0900) << "started at the pending SIPI";
   EXPECT_EQ(v2.regs.rip, 0u);
+}
+
+// The race behind a 2-node Linux hanging in CPU bring-up: the timer thread
+// fires while the run loop is on its way into the guest, after it last
+// looked at the timer and before the vCPU counts as Running, so notify()
+// does not kick. The loop must still see the due timer before it enters a
+// guest that may spin for ever without an exit. Made deterministic by
+// stretching that way (an injection of another vector that takes 30 ms)
+// around a one-shot timer due 2 ms after the previous exit.
+TEST(RunnerTimerTest, ATimerDueOnTheWayIntoTheGuestIsNotLost) {
+  const Clock& steady = SteadyClock::instance();
+  std::atomic<VcpuRunner*> target{nullptr};
+  TimerThread timers([&](VcpuId) {
+    if (auto* r = target.load()) r->notify();
+  });
+  LocalRouter router;
+  LapicConfig c;
+  c.bsp = true;
+  Lapic lapic(c, steady, router, &timers);
+  router.lapics = {&lapic};
+  ExitRequest exit;
+  TestIo io{exit};
+  FakeVcpu vcpu{VcpuId{0}};
+  vcpu.on_inject = [] { std::this_thread::sleep_for(30ms); };
+  bool timer_seen = false;  // at the entry of the "spinning" exit
+  // 0x30 waits for the guest to be ready (exit 'a'); raised now, so that no
+  // kick is left over from it.
+  mmio_write32(lapic, apic_reg::kSvr, 0x1FF);
+  mmio_write32(lapic, apic_reg::kTimerDivide, 0xB);
+  mmio_write32(lapic, apic_reg::kLvtTimer, 0xEC);  // one-shot
+  lapic.raise(0x30);
+  vcpu.push_io_out(0x3F8, {'a'}, /*ready=*/true).then([&] {
+        mmio_write32(lapic, apic_reg::kTimerInitial, 2'000'000);  // 2 ms at 1 GHz, divide 1
+      })
+      .push_io_out(0x3F8, {'b'}, true).then([&] {
+        // A guest spinning here exits only for a kick, an interrupt window
+        // or an injected interrupt.
+        auto injected = vcpu.injected();
+        timer_seen = vcpu.kicks() > 0 || vcpu.window_requests().back() ||
+                     std::find(injected.begin(), injected.end(), 0xEC) != injected.end();
+      })
+      .push_io_out(kExitPort, {0});
+  VcpuRunner runner(vcpu, lapic, io, exit, steady);
+  target = &runner;
+  auto done = std::async(std::launch::async, [&] { return runner.run(); });
+  if (done.wait_for(5s) != std::future_status::ready) {
+    exit.request(99);
+    FAIL() << "the run loop did not finish within 5 s";
+  }
+  ASSERT_TRUE(done.get().ok());
+  EXPECT_TRUE(timer_seen) << "entered the guest with the timer due, no kick and no window: "
+                             "the tick is lost until the guest exits by itself";
 }
 
 TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {

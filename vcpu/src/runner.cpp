@@ -162,9 +162,18 @@ Result<void> VcpuRunner::enter_guest() {
   return dispatch(*exit);
 }
 
+// Checked after the state became Running: anything that arrived before a
+// notify() could kick. That includes a LAPIC timer that came due after
+// enter_guest's update_timer(): the timer thread's notify() then found the
+// vCPU not Running and did not kick, and a guest spinning without exits
+// (Linux's BSP waiting for an AP, the AP waiting for jiffies) would never
+// see that tick (a 2-node Linux hung in CPU bring-up this way).
 bool VcpuRunner::work_arrived() const {
-  return pause_requested_ || should_leave() || lapic_.has_nmi_or_startup() ||
-         lapic_.pending_vector() != seen_vector_;
+  if (pause_requested_ || should_leave() || lapic_.has_nmi_or_startup() ||
+      lapic_.pending_vector() != seen_vector_)
+    return true;
+  auto deadline = lapic_.timer_deadline();
+  return deadline && *deadline <= clock_.now();
 }
 
 Result<void> VcpuRunner::handle_hlt(const VcpuExit& exit) {

@@ -203,6 +203,7 @@ void FakeVcpu::set_cr8(std::uint8_t cr8) {
 }
 
 Result<void> FakeVcpu::inject_interrupt(std::uint8_t vector) {
+  if (on_inject) on_inject();
   std::lock_guard lock(mu_);
   if (!last_ready_) ++bad_injections_;
   if (queued_vector_)  // KVM: -EEXIST while one is still queued

@@ -126,6 +126,9 @@ class FakeVcpu final : public Vcpu {
   std::map<std::uint32_t, std::uint64_t> msrs;  // 0x10 = the guest TSC
   std::uint64_t tsc_khz = 2'000'000;
   std::optional<std::int64_t> tsc_offset;  // nullopt: like a KVM before 5.16
+  // Runs inside inject_interrupt (outside the fake's lock): tests stretch
+  // the run loop's way into the guest with it.
+  std::function<void()> on_inject;
   // An MSR index set_msrs refuses (like 0x4b564d06 without in-kernel LAPIC).
   std::optional<std::uint32_t> refuse_msr;
 
