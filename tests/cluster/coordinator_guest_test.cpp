@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ssi/free_port.hpp"
 #include "ssi/subprocess.hpp"
 
 namespace {
@@ -33,18 +34,6 @@ using ssi::testing::run_process;
 // The processes a test starts form one machine and share its secret, as the
 // launchers arrange (docs/security.md); children inherit it.
 const bool kMachineSecretSet = ::setenv("SSI_SECRET", std::string(64, 'a').c_str(), 1) == 0;
-
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
 
 int error_lines(const std::string& err) {
   int n = 0;
@@ -61,7 +50,7 @@ struct GuestRun {
 // (e.g. change a file), then two nodes on loopback.
 GuestRun run_guest(const std::string& kernel, const std::function<void()>& between,
                    const std::vector<std::string>& extra = {}) {
-  std::string port = std::to_string(free_port());
+  std::string port = std::to_string(ssi::testing::free_loopback_port());
   std::string json = ::testing::TempDir() + "ssi-coord-guest-" + std::to_string(getpid()) + ".json";
   GuestRun out;
   std::vector<std::string> args{"coordinator", "--listen", "127.0.0.1:" + port, "--nodes", "2",

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "ssi/free_port.hpp"
 #include "ssi/subprocess.hpp"
 
 namespace {
@@ -30,21 +31,8 @@ using ssi::testing::run_process;
 // launchers arrange (docs/security.md); children inherit it.
 const bool kMachineSecretSet = ::setenv("SSI_SECRET", std::string(64, 'a').c_str(), 1) == 0;
 
-// A port nobody listens on right now.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST(NodeJoin, GivesUpAtTheDeadlineWithOneLineAndExitThree) {
-  std::string at = "127.0.0.1:" + std::to_string(free_port());
+  std::string at = "127.0.0.1:" + std::to_string(ssi::testing::free_loopback_port());
   auto t0 = std::chrono::steady_clock::now();
   auto r = run_process(SSI_BINARY, {"node", "--coordinator", at, "--id", "0", "--join-timeout", "1"},
                        {}, 30s);
@@ -57,7 +45,7 @@ TEST(NodeJoin, GivesUpAtTheDeadlineWithOneLineAndExitThree) {
 }
 
 TEST(NodeJoin, NodesStartedBeforeTheCoordinatorJoinIt) {
-  std::string port = std::to_string(free_port());
+  std::string port = std::to_string(ssi::testing::free_loopback_port());
   auto node = [&](const char* id) {
     return std::async(std::launch::async, [=] {
       return run_process(SSI_BINARY, {"node", "--coordinator", "127.0.0.1:" + port, "--id", id}, {}, 60s);
@@ -112,7 +100,7 @@ struct NodeProcess {
 };
 
 TEST(NodeJoin, SigtermWhileWaitingForTheCoordinatorEndsTheNodeAtOnce) {
-  NodeProcess node("127.0.0.1:" + std::to_string(free_port()));
+  NodeProcess node("127.0.0.1:" + std::to_string(ssi::testing::free_loopback_port()));
   std::this_thread::sleep_for(300ms);  // retrying to join
   auto [code, took] = node.terminate();
   EXPECT_EQ(code, 143);
@@ -123,7 +111,7 @@ TEST(NodeJoin, SigtermWhileWaitingForTheCoordinatorEndsTheNodeAtOnce) {
 // scancel signals every task: a joined node whose coordinator does not
 // stop it (here it was not signalled) ends itself 1 s later, one line.
 TEST(NodeJoin, SigtermedNodeThatTheCoordinatorDoesNotStopEndsAfterOneSecond) {
-  std::string port = std::to_string(free_port());
+  std::string port = std::to_string(ssi::testing::free_loopback_port());
   auto coordinator = std::async(std::launch::async, [&] {
     return run_process(SSI_BINARY, {"coordinator", "--listen", "127.0.0.1:" + port, "--nodes", "2"}, {}, 10s);
   });

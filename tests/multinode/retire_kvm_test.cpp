@@ -13,8 +13,6 @@
 // without a usable /dev/kvm (scripts/kvm-vm-tests runs them in the KVM test
 // VM).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -26,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "ssi/free_port.hpp"
 #include "ssi/subprocess.hpp"
 #include "vcpu/kvm_host.hpp"
 
@@ -81,23 +80,11 @@ void expect_exact_guest_after_retire(const std::string& out) {
   EXPECT_NE(out.find("scratch_bad=0"), std::string::npos) << out;
 }
 
-std::string loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return std::to_string(ntohs(sa.sin_port));
-}
-
 TEST(RetireKvm, RetiredNodesVcpuAndMemoryGoToTheStandbyAndTheGuestFinishesExactly) {
   const vcpu::KvmHost host = vcpu::probe_kvm_host();
   if (!host.usable) GTEST_SKIP() << host.reason;
   // TCP on loopback: the KVM test VM's /tmp is a 9p share without sockets.
-  const std::string sock = "127.0.0.1:" + loopback_port();
+  const std::string sock = "127.0.0.1:" + std::to_string(ssi::testing::free_loopback_port());
   auto run = std::async(std::launch::async, [&] {
     return ssi::testing::run_process(SSI_BINARY,
                                      {"run", "--nodes", "2", "--standby", "1", "--vcpus", "2", "--mem", "64M",
@@ -130,8 +117,8 @@ TEST(RetireKvm, CoordinatorForNodesOnOtherHostsRetiresANodeToItsStandby) {
   // The processes form one machine and share its secret, as the launchers
   // arrange (docs/security.md); the children inherit it.
   ASSERT_EQ(::setenv("SSI_SECRET", std::string(64, 'b').c_str(), 1), 0);
-  const std::string port = loopback_port();
-  const std::string sock = "127.0.0.1:" + loopback_port();
+  const std::string port = std::to_string(ssi::testing::free_loopback_port());
+  const std::string sock = "127.0.0.1:" + std::to_string(ssi::testing::free_loopback_port());
   auto coordinator = std::async(std::launch::async, [&] {
     return ssi::testing::run_process(SSI_BINARY,
                                      {"coordinator", "--listen", "127.0.0.1:" + port, "--nodes", "2", "--standby", "1",

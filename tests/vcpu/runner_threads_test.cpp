@@ -217,6 +217,27 @@ TEST_F(RunnerTest, ApMovedWithAPendingSipiStartsAtThatSipiOnTheOtherSide) {
   EXPECT_EQ(v2.regs.rip, 0u);
 }
 
+// One vCPU on the real clock with a real TimerThread that notifies its
+// runner (set `target` once the runner exists; clear it before it goes).
+struct SteadyTimerRig {
+  SteadyTimerRig() { router.lapics = {&lapic}; }
+  const Clock& steady = SteadyClock::instance();
+  std::atomic<VcpuRunner*> target{nullptr};
+  TimerThread timers{[this](VcpuId) {
+    if (auto* r = target.load()) r->notify();
+  }};
+  LocalRouter router;
+  LapicConfig config = [] {
+    LapicConfig c;
+    c.bsp = true;
+    return c;
+  }();
+  Lapic lapic{config, steady, router, &timers};
+  ExitRequest exit;
+  TestIo io{exit};
+  FakeVcpu vcpu{VcpuId{0}};
+};
+
 // The race behind a 2-node Linux hanging in CPU bring-up: the timer thread
 // fires while the run loop is on its way into the guest, after it last
 // looked at the timer and before the vCPU counts as Running, so notify()
@@ -225,19 +246,10 @@ TEST_F(RunnerTest, ApMovedWithAPendingSipiStartsAtThatSipiOnTheOtherSide) {
 // stretching that way (an injection of another vector that takes 30 ms)
 // around a one-shot timer due 2 ms after the previous exit.
 TEST(RunnerTimerTest, ATimerDueOnTheWayIntoTheGuestIsNotLost) {
-  const Clock& steady = SteadyClock::instance();
-  std::atomic<VcpuRunner*> target{nullptr};
-  TimerThread timers([&](VcpuId) {
-    if (auto* r = target.load()) r->notify();
-  });
-  LocalRouter router;
-  LapicConfig c;
-  c.bsp = true;
-  Lapic lapic(c, steady, router, &timers);
-  router.lapics = {&lapic};
-  ExitRequest exit;
-  TestIo io{exit};
-  FakeVcpu vcpu{VcpuId{0}};
+  SteadyTimerRig rig;
+  Lapic& lapic = rig.lapic;
+  ExitRequest& exit = rig.exit;
+  FakeVcpu& vcpu = rig.vcpu;
   vcpu.on_inject = [] { std::this_thread::sleep_for(30ms); };
   bool timer_seen = false;  // at the entry of the "spinning" exit
   // 0x30 waits for the guest to be ready (exit 'a'); raised now, so that no
@@ -257,8 +269,8 @@ TEST(RunnerTimerTest, ATimerDueOnTheWayIntoTheGuestIsNotLost) {
                      std::find(injected.begin(), injected.end(), 0xEC) != injected.end();
       })
       .push_io_out(kExitPort, {0});
-  VcpuRunner runner(vcpu, lapic, io, exit, steady);
-  target = &runner;
+  VcpuRunner runner(vcpu, lapic, rig.io, exit, rig.steady);
+  rig.target = &runner;
   auto done = std::async(std::launch::async, [&] { return runner.run(); });
   if (done.wait_for(5s) != std::future_status::ready) {
     exit.request(99);
@@ -267,29 +279,22 @@ TEST(RunnerTimerTest, ATimerDueOnTheWayIntoTheGuestIsNotLost) {
   ASSERT_TRUE(done.get().ok());
   EXPECT_TRUE(timer_seen) << "entered the guest with the timer due, no kick and no window: "
                              "the tick is lost until the guest exits by itself";
+  rig.target = nullptr;
 }
 
 TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
-  const Clock& steady = SteadyClock::instance();
-  std::atomic<VcpuRunner*> target{nullptr};
-  TimerThread timers([&](VcpuId) {
-    if (auto* r = target.load()) r->notify();
-  });
-  LocalRouter router;
-  LapicConfig c;
-  c.bsp = true;
-  Lapic lapic(c, steady, router, &timers);
-  router.lapics = {&lapic};
-  ExitRequest exit;
-  TestIo io{exit};
-  FakeVcpu vcpu{VcpuId{0}};
+  SteadyTimerRig rig;
+  Lapic& lapic = rig.lapic;
+  ExitRequest& exit = rig.exit;
+  FakeVcpu& vcpu = rig.vcpu;
+  const Clock& steady = rig.steady;
   auto eoi = [&] { mmio_write32(lapic, apic_reg::kEoi, 0); };  // the guest's handler
   constexpr int kTicks = 5;
   vcpu.push_simple(ExitKind::kHlt, true);
   for (int i = 1; i < kTicks; ++i) vcpu.push_simple(ExitKind::kHlt, true).then(eoi);
   vcpu.push_io_out(kExitPort, {0}).then(eoi);
-  VcpuRunner runner(vcpu, lapic, io, exit, steady);
-  target = &runner;
+  VcpuRunner runner(vcpu, lapic, rig.io, exit, rig.steady);
+  rig.target = &runner;
   mmio_write32(lapic, apic_reg::kSvr, 0x1FF);
   mmio_write32(lapic, apic_reg::kTimerDivide, 0xB);
   mmio_write32(lapic, apic_reg::kLvtTimer, (1u << 17) | 0xEC);
@@ -304,7 +309,7 @@ TEST(RunnerTimerTest, PeriodicTimerTicksWakeAHaltingGuest) {
   auto took = steady.now() - t0;
   EXPECT_EQ(vcpu.injected(), std::vector<std::uint8_t>(kTicks, 0xEC));
   EXPECT_GE(took, 2ms * kTicks) << "ticks came faster than the period";
-  target = nullptr;
+  rig.target = nullptr;
 }
 
 TEST(RunnerPairTest, IpiPingPongAcrossThreads) {
