@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster/move_queue.hpp"
 #include "cluster/placement_policy.hpp"
 
@@ -75,7 +77,7 @@ TEST(MoveQueueTest, TheCoordinatorsAnswerReachesTheWaitingCaller) {
   coordinator.join();
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->pause_us, 123u);
-  EXPECT_EQ(answer_move_request(q, "{\"execute\":\"move-vcpu\"}").find("error") != std::string::npos, true);
+  EXPECT_EQ(answer_move_request(q, nlohmann::ordered_json{{"execute", "move-vcpu"}}).find("error") != std::string::npos, true);
 }
 
 }  // namespace

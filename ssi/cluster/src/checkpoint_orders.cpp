@@ -61,8 +61,7 @@ constexpr auto kAnswerTimeout = std::chrono::seconds(600);  // a checkpoint unde
 
 }  // namespace
 
-std::string answer_checkpoint_request(CheckpointOrders& orders, const std::string& request) {
-  ControlJson j = parse_control(request).value_or(ControlJson::object());
+std::string answer_checkpoint_request(CheckpointOrders& orders, const ControlJson& j) {
   std::string dir = j.contains("dir") && j["dir"].is_string() ? j["dir"].get<std::string>() : "";
   if (!dir.starts_with("/")) return qmp_error("checkpoint needs \"dir\": an absolute directory");
   bool resume = j.contains("continue") && j["continue"].is_boolean() && j["continue"].get<bool>();

@@ -160,11 +160,11 @@ void MetricsServer::answer(int client) {
   if (cmd == "query-stats") {
     write_all(client, query_stats_json(s) + "\n");
   } else if (cmd == "move-vcpu" && moves_.load()) {
-    write_all(client, answer_move_request(*moves_.load(), req) + "\n");
+    write_all(client, answer_move_request(*moves_.load(), *j) + "\n");
   } else if (cmd == "checkpoint" && checkpoints_.load()) {
-    write_all(client, answer_checkpoint_request(*checkpoints_.load(), req) + "\n");
+    write_all(client, answer_checkpoint_request(*checkpoints_.load(), *j) + "\n");
   } else if (cmd == "retire-node" && retires_.load()) {
-    write_all(client, answer_retire_request(*retires_.load(), req) + "\n");
+    write_all(client, answer_retire_request(*retires_.load(), *j) + "\n");
   } else {
     write_all(client, qmp_error(j ? "known commands: query-stats, move-vcpu, checkpoint, retire-node (or HTTP GET /metrics)"
                                   : "not a JSON object: send {\"execute\":\"query-stats\"} (or HTTP GET /metrics)",

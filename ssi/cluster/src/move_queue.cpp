@@ -38,10 +38,9 @@ Result<coord::MoveResult> MoveQueue::move(std::uint32_t vcpu, std::uint32_t to,
                                                 vcpu, to, timeout.count()));
 }
 
-std::string answer_move_request(MoveQueue& queue, const std::string& request) {
-  auto j = parse_control(request);
-  auto vcpu = j ? control_uint(*j, "vcpu") : std::nullopt;
-  auto to = j ? control_uint(*j, "to") : std::nullopt;
+std::string answer_move_request(MoveQueue& queue, const ControlJson& request) {
+  auto vcpu = control_uint(request, "vcpu");
+  auto to = control_uint(request, "to");
   if (!vcpu || !to) return qmp_error("move-vcpu needs \"vcpu\" and \"to\" (numbers)");
   auto r = queue.move(*vcpu, *to, std::chrono::seconds(10));
   if (!r.ok()) return qmp_error(r.error().message);

@@ -52,8 +52,7 @@ Result<coord::RetireResult> RetireOrders::retire(std::uint32_t node, std::option
                                                 std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
 }
 
-std::string answer_retire_request(RetireOrders& orders, const std::string& request) {
-  ControlJson j = parse_control(request).value_or(ControlJson::object());
+std::string answer_retire_request(RetireOrders& orders, const ControlJson& j) {
   auto node = control_uint(j, "node");
   if (!node) return qmp_error("retire-node needs \"node\": a node number");
   const bool precopy = !(j.contains("precopy") && j["precopy"].is_boolean() && !j["precopy"].get<bool>());

@@ -15,6 +15,8 @@
 #include "base/result.hpp"
 #include "coordinator/coordinator.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ssi::cluster {
 
 struct CheckpointPlan {
@@ -52,7 +54,7 @@ class CheckpointOrders {
 
 // `{"execute":"checkpoint","dir":"/abs/dir","continue":true|false}` on the
 // control endpoint: the one-line JSON reply.
-std::string answer_checkpoint_request(CheckpointOrders& orders, const std::string& request);
+std::string answer_checkpoint_request(CheckpointOrders& orders, const nlohmann::ordered_json& request);
 
 // `ssi checkpoint ADDR --dir DIR [--continue] [--json]`: exit 0 and one
 // line, or 2 and one error line.

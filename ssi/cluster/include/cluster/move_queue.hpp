@@ -13,6 +13,8 @@
 #include "base/result.hpp"
 #include "coordinator/coordinator.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ssi::cluster {
 
 class MoveQueue {
@@ -33,7 +35,7 @@ class MoveQueue {
 
 // `{"execute":"move-vcpu","vcpu":K,"to":B}` on the metrics endpoint: does
 // the move through `queue` and returns the one-line JSON reply.
-std::string answer_move_request(MoveQueue& queue, const std::string& request);
+std::string answer_move_request(MoveQueue& queue, const nlohmann::ordered_json& request);
 
 // `ssi move ADDR --vcpu K --to B [--json]`: exit 0 and one line with the
 // pause time, or 2 and one error line.

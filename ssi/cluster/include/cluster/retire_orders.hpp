@@ -14,6 +14,8 @@
 #include "base/result.hpp"
 #include "coordinator/coordinator.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ssi::cluster {
 
 class RetireOrders {
@@ -39,7 +41,7 @@ class RetireOrders {
 
 // `{"execute":"retire-node","node":A[,"to":B][,"precopy":false]}` on the control endpoint:
 // the one-line JSON reply.
-std::string answer_retire_request(RetireOrders& orders, const std::string& request);
+std::string answer_retire_request(RetireOrders& orders, const nlohmann::ordered_json& request);
 
 // `ssi retire ADDR --node A [--to B] [--no-precopy] [--json]`: exit 0 and
 // one line, or 2 and one error line.
