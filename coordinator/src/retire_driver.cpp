@@ -20,7 +20,6 @@ struct RetireDriver::Run {
   SteadyTime t0 = now(), step_t0 = now(), paused_at{};
   bool in_flight = false;   // a request of this step is out
   std::size_t pending = 0;  // replies awaited (pause, tell)
-  std::optional<std::string> error;
   RetireResult result;
 };
 

@@ -281,12 +281,22 @@ Result<std::uint64_t> KvmVcpu::get_tsc_khz() {
   return static_cast<std::uint64_t>(khz);
 }
 
-Result<std::optional<std::int64_t>> KvmVcpu::get_tsc_offset() {
-  std::int64_t offset = 0;
+namespace {
+
+// The vCPU attribute KVM_VCPU_TSC_OFFSET, read from or written to `*offset`.
+kvm_device_attr tsc_offset_attr(std::int64_t* offset) {
   kvm_device_attr attr{};
   attr.group = KVM_VCPU_TSC_CTRL;
   attr.attr = KVM_VCPU_TSC_OFFSET;
-  attr.addr = reinterpret_cast<std::uint64_t>(&offset);
+  attr.addr = reinterpret_cast<std::uint64_t>(offset);
+  return attr;
+}
+
+}  // namespace
+
+Result<std::optional<std::int64_t>> KvmVcpu::get_tsc_offset() {
+  std::int64_t offset = 0;
+  kvm_device_attr attr = tsc_offset_attr(&offset);
   if (::ioctl(fd_.get(), KVM_HAS_DEVICE_ATTR, &attr) < 0) {
     // ENXIO: no such attribute; ENOTTY/EINVAL: no vCPU attributes at all.
     if (errno == ENXIO || errno == ENOTTY || errno == EINVAL) return std::optional<std::int64_t>{};
@@ -298,10 +308,7 @@ Result<std::optional<std::int64_t>> KvmVcpu::get_tsc_offset() {
 }
 
 Result<void> KvmVcpu::set_tsc_offset(std::int64_t offset) {
-  kvm_device_attr attr{};
-  attr.group = KVM_VCPU_TSC_CTRL;
-  attr.attr = KVM_VCPU_TSC_OFFSET;
-  attr.addr = reinterpret_cast<std::uint64_t>(&offset);
+  kvm_device_attr attr = tsc_offset_attr(&offset);
   if (::ioctl(fd_.get(), KVM_SET_DEVICE_ATTR, &attr) < 0)
     return Error::from_errno(fmt::format("KVM_SET_DEVICE_ATTR TSC offset {} vCPU {}", offset, id_));
   return ok();
